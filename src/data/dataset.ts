@@ -1,0 +1,65 @@
+/**
+ * The contract between data sources and everything downstream.
+ *
+ * Images are uint8 RGB, height x width x 3, row-major (HWC). All images of one dataset share a size;
+ * loaders that read variable-size images resize once at load time.
+ */
+export interface ImageDataset {
+  /** Number of items. */
+  readonly size: number;
+  readonly height: number;
+  readonly width: number;
+  /** Class names in label order; empty for unlabelled data. */
+  readonly classNames: readonly string[];
+  /** Label of each item, -1 where unknown. */
+  readonly labels: Int32Array;
+  /** The item's pixels (HWC uint8, length height*width*3). May be a view: do not modify. */
+  image(index: number): Uint8Array;
+}
+
+/** Train and test splits of one data source. */
+export interface DataSplits {
+  train: ImageDataset;
+  test: ImageDataset;
+  /** Human-readable description for run headers, e.g. "cifar10 (50000 train / 10000 test)". */
+  description: string;
+}
+
+/** A dataset backed by one contiguous uint8 buffer of N*H*W*3 bytes. */
+export class ArrayImageDataset implements ImageDataset {
+  readonly size: number;
+  private readonly stride: number;
+
+  constructor(
+    readonly pixels: Uint8Array,
+    readonly height: number,
+    readonly width: number,
+    readonly labels: Int32Array,
+    readonly classNames: readonly string[],
+  ) {
+    this.stride = height * width * 3;
+    this.size = labels.length;
+    if (pixels.length !== this.size * this.stride) {
+      throw new Error(
+        `pixel buffer holds ${pixels.length} bytes, expected ${this.size} x ${height}x${width}x3 = ${this.size * this.stride}`,
+      );
+    }
+  }
+
+  image(index: number): Uint8Array {
+    if (index < 0 || index >= this.size) throw new RangeError(`image index ${index} out of range [0, ${this.size})`);
+    return this.pixels.subarray(index * this.stride, (index + 1) * this.stride);
+  }
+
+  /** The first n items (data.limit). Shares the buffer. */
+  head(n: number): ArrayImageDataset {
+    const m = Math.min(n, this.size);
+    return new ArrayImageDataset(
+      this.pixels.subarray(0, m * this.stride),
+      this.height,
+      this.width,
+      this.labels.subarray(0, m),
+      this.classNames,
+    );
+  }
+}

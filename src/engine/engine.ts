@@ -1,0 +1,187 @@
+/**
+ * Picks and initialises the TensorFlow.js backend. This is the only module that imports backend
+ * packages; everything else computes through `tf` from ./tf.js.
+ *
+ * auto = tensorflow-gpu -> tensorflow -> onednn -> cpu. wasm is never picked by auto: it cannot train
+ * conv nets (no Conv2DBackpropFilter) and is single-threaded in Node.
+ */
+import { existsSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import os from 'node:os';
+import { createRequire } from 'node:module';
+import { tf } from './tf.js';
+import { UserError } from '../util/errors.js';
+import { loadOnednn } from './onednn/loader.js';
+
+export const ENGINE_NAMES = ['auto', 'tensorflow-gpu', 'tensorflow', 'onednn', 'wasm', 'cpu'] as const;
+export type EngineName = (typeof ENGINE_NAMES)[number];
+export type ConcreteEngine = Exclude<EngineName, 'auto'>;
+
+/** Order in which `auto` tries engines. */
+export const AUTO_ORDER: readonly ConcreteEngine[] = ['tensorflow-gpu', 'tensorflow', 'onednn', 'cpu'];
+
+/** Which engines can compute gradients of conv nets (i.e. train). */
+export const CAN_TRAIN: Record<ConcreteEngine, boolean> = {
+  'tensorflow-gpu': true,
+  tensorflow: true,
+  onednn: true,
+  wasm: false,
+  cpu: true,
+};
+
+export interface EngineInfo {
+  /** What the user asked for. */
+  requested: EngineName;
+  /** What is running. */
+  engine: ConcreteEngine;
+  /** tfjs backend name (tf.getBackend()). */
+  tfBackend: string;
+  /** One line per engine that was tried and not used, with the reason. */
+  skipped: string[];
+  /** Extra detail, e.g. device or thread count. */
+  detail: string;
+}
+
+export interface ProbeResult {
+  engine: ConcreteEngine;
+  available: boolean;
+  /** Why not, or what it is. */
+  detail: string;
+  /** How to enable it, when unavailable. */
+  hint?: string;
+}
+
+const require = createRequire(import.meta.url);
+
+function packageInstalled(name: string): boolean {
+  try {
+    require.resolve(`${name}/package.json`);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** True when the CUDA 11 / cuDNN 8 libraries tfjs-node-gpu links against are visible to the loader. */
+export function cudaLibrariesFound(): { ok: boolean; missing: string[] } {
+  const wanted = ['libcudart.so.11.0', 'libcudnn.so.8'];
+  let cache = '';
+  try {
+    cache = execFileSync('ldconfig', ['-p'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+  } catch {
+    cache = '';
+  }
+  const dirs = (process.env.LD_LIBRARY_PATH ?? '').split(':').filter(Boolean);
+  const missing = wanted.filter((lib) => !cache.includes(lib) && !dirs.some((d) => existsSync(`${d}/${lib}`)));
+  return { ok: missing.length === 0, missing };
+}
+
+async function tryActivate(engine: ConcreteEngine): Promise<{ ok: true; detail: string } | { ok: false; reason: string }> {
+  switch (engine) {
+    case 'tensorflow-gpu': {
+      if (!packageInstalled('@tensorflow/tfjs-node-gpu')) return { ok: false, reason: 'tfjs-node-gpu not installed' };
+      const cuda = cudaLibrariesFound();
+      // Without CUDA 11.2/cuDNN 8.1 tfjs-node-gpu silently runs on the CPU: refuse rather than mislead.
+      if (!cuda.ok) return { ok: false, reason: `CUDA libraries not found (${cuda.missing.join(', ')})` };
+      process.env.TF_FORCE_GPU_ALLOW_GROWTH ??= 'true';
+      try {
+        await import('@tensorflow/tfjs-node-gpu' as string);
+      } catch (e) {
+        return { ok: false, reason: `tfjs-node-gpu failed to load: ${(e as Error).message.split('\n')[0]}` };
+      }
+      return (await tf.setBackend('tensorflow')) ? { ok: true, detail: 'libtensorflow with CUDA' } : { ok: false, reason: 'tensorflow backend did not initialise' };
+    }
+    case 'tensorflow': {
+      if (!packageInstalled('@tensorflow/tfjs-node')) return { ok: false, reason: 'tfjs-node not installed' };
+      try {
+        await import('@tensorflow/tfjs-node' as string);
+      } catch (e) {
+        return { ok: false, reason: `tfjs-node failed to load: ${(e as Error).message.split('\n')[0]}` };
+      }
+      return (await tf.setBackend('tensorflow')) ? { ok: true, detail: 'libtensorflow (CPU)' } : { ok: false, reason: 'tensorflow backend did not initialise' };
+    }
+    case 'onednn': {
+      const r = await loadOnednn();
+      if (!r.ok) return { ok: false, reason: `${r.reason} (${r.hint})` };
+      return (await tf.setBackend('onednn')) ? { ok: true, detail: r.detail } : { ok: false, reason: 'onednn backend did not initialise' };
+    }
+    case 'wasm': {
+      try {
+        await import('@tensorflow/tfjs-backend-wasm');
+      } catch (e) {
+        return { ok: false, reason: `tfjs-backend-wasm failed to load: ${(e as Error).message.split('\n')[0]}` };
+      }
+      return (await tf.setBackend('wasm')) ? { ok: true, detail: 'WebAssembly, single thread' } : { ok: false, reason: 'wasm backend did not initialise' };
+    }
+    case 'cpu': {
+      await import('@tensorflow/tfjs-backend-cpu');
+      return (await tf.setBackend('cpu')) ? { ok: true, detail: 'pure JavaScript kernels (slow)' } : { ok: false, reason: 'cpu backend did not initialise' };
+    }
+  }
+}
+
+let active: EngineInfo | null = null;
+
+/**
+ * Activates the requested engine. With `training`, engines that cannot train conv nets are refused.
+ * An explicitly requested engine that is unavailable is a user error (exit 2), not a silent fallback.
+ */
+export async function initEngine(requested: EngineName, opts: { training?: boolean } = {}): Promise<EngineInfo> {
+  if (active && active.requested === requested) return active;
+  const skipped: string[] = [];
+  const candidates: readonly ConcreteEngine[] = requested === 'auto' ? AUTO_ORDER : [requested];
+  for (const engine of candidates) {
+    if (opts.training && !CAN_TRAIN[engine]) {
+      const why = `${engine} cannot train conv nets (no Conv2DBackpropFilter kernel); use cpu or onednn`;
+      if (requested !== 'auto') throw new UserError(`engine.backend: got '${engine}', ${why}`);
+      skipped.push(`${engine}: ${why}`);
+      continue;
+    }
+    const r = await tryActivate(engine);
+    if (r.ok) {
+      active = { requested, engine, tfBackend: tf.getBackend(), skipped, detail: r.detail };
+      return active;
+    }
+    if (requested !== 'auto') {
+      throw new UserError(`engine.backend: got '${engine}', which is unavailable here: ${r.reason}. Run 'simtrip doctor' for details, or use engine.backend: auto`);
+    }
+    skipped.push(`${engine}: ${r.reason}`);
+  }
+  throw new Error(`no engine could be initialised:\n  ${skipped.join('\n  ')}`);
+}
+
+export function activeEngine(): EngineInfo | null {
+  return active;
+}
+
+/** Reports every engine's availability without switching away from the active one for long. */
+export async function probeEngines(): Promise<ProbeResult[]> {
+  const results: ProbeResult[] = [];
+  for (const engine of ['tensorflow-gpu', 'tensorflow', 'onednn', 'wasm', 'cpu'] as const) {
+    const r = await tryActivate(engine);
+    results.push(
+      r.ok
+        ? { engine, available: true, detail: r.detail }
+        : { engine, available: false, detail: r.reason, hint: hintFor(engine) },
+    );
+  }
+  return results;
+}
+
+function hintFor(engine: ConcreteEngine): string | undefined {
+  switch (engine) {
+    case 'tensorflow-gpu':
+      return 'npm install @tensorflow/tfjs-node-gpu@4.22.0 (needs internet at install, CUDA 11.2 + cuDNN 8.1, Node < 23)';
+    case 'tensorflow':
+      return 'npm install @tensorflow/tfjs-node@4.22.0 (needs internet at install to fetch libtensorflow, Node < 23)';
+    case 'onednn':
+      return 'apt-get install libdnnl-dev, then npm rebuild simtrip (or npm ci)';
+    default:
+      return undefined;
+  }
+}
+
+export function machineSummary(): string {
+  const gib = (os.totalmem() / 2 ** 30).toFixed(1);
+  return `${os.cpus().length} cores (${os.cpus()[0]?.model ?? 'unknown cpu'}), ${gib} GiB memory, Node ${process.version}`;
+}
