@@ -1,0 +1,81 @@
+/**
+ * Image decoding through sharp (libvips) into the HWC uint8 RGB layout every data source uses.
+ *
+ * EXIF orientation is deliberately not applied: PIL (and so the PyTorch pipelines we compare with)
+ * does not apply it either, and patches cut from slides carry none.
+ */
+import { readdir } from 'node:fs/promises';
+import { extname, join } from 'node:path';
+import sharp, { type Sharp } from 'sharp';
+import { InputFileError } from '../util/errors.js';
+
+export interface RGBImage {
+  /** height * width * 3 bytes, row-major, channels R, G, B. */
+  readonly data: Uint8Array;
+  readonly height: number;
+  readonly width: number;
+}
+
+export interface ResizeOptions {
+  /**
+   * 'cover' (default): scale the shorter side to `size`, then crop the centre square.
+   * 'fill': scale each axis to `size`, ignoring the aspect ratio.
+   */
+  readonly fit?: 'cover' | 'fill';
+  /** Resampling kernel; sharp's default, lanczos3, unless given. */
+  readonly kernel?: 'nearest' | 'cubic' | 'mitchell' | 'lanczos2' | 'lanczos3';
+}
+
+export const IMAGE_EXTENSIONS: readonly string[] = ['.png', '.jpg', '.jpeg', '.tif', '.tiff', '.bmp', '.webp'];
+
+/** Alpha dropped, grey and palette images expanded, 16-bit samples reduced: always 3 x uint8. */
+async function decodeRGB(path: string, pipeline: Sharp): Promise<RGBImage> {
+  try {
+    const { data, info } = await pipeline
+      .removeAlpha()
+      .toColourspace('srgb')
+      .raw({ depth: 'uchar' })
+      .toBuffer({ resolveWithObject: true });
+    if (info.channels !== 3) throw new Error(`decoded to ${info.channels} channels, expected 3`);
+    return { data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength), height: info.height, width: info.width };
+  } catch (err) {
+    throw new InputFileError(path, `cannot read image: ${(err as Error).message}`);
+  }
+}
+
+function open(path: string): Sharp {
+  // failOn 'error' rejects truncated files instead of returning partly grey images.
+  return sharp(path, { failOn: 'error' });
+}
+
+export async function readImageRGB(path: string): Promise<RGBImage> {
+  return decodeRGB(path, open(path));
+}
+
+/** The image as a size x size RGB square (see ResizeOptions.fit). */
+export async function readImageResized(path: string, size: number, options: ResizeOptions = {}): Promise<RGBImage> {
+  if (!Number.isInteger(size) || size < 1) throw new RangeError(`image size must be a positive integer, got ${size}`);
+  const pipeline = open(path).resize(size, size, {
+    fit: options.fit ?? 'cover',
+    position: 'centre',
+    kernel: options.kernel ?? 'lanczos3',
+  });
+  return decodeRGB(path, pipeline);
+}
+
+/** Full paths of the image files directly in `dir`, sorted by file name (code-unit order, stable across locales). */
+export async function listImages(dir: string): Promise<string[]> {
+  let entries;
+  try {
+    entries = await readdir(dir, { withFileTypes: true });
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const reason = code === 'ENOENT' ? 'no such directory' : code === 'ENOTDIR' ? 'not a directory' : (err as Error).message;
+    throw new InputFileError(dir, reason);
+  }
+  return entries
+    .filter((e) => (e.isFile() || e.isSymbolicLink()) && IMAGE_EXTENSIONS.includes(extname(e.name).toLowerCase()))
+    .map((e) => e.name)
+    .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))
+    .map((name) => join(dir, name));
+}
