@@ -146,6 +146,8 @@ class Workspace {
   img = new Float64Array(0);
   /** Intermediate of the separable passes (resample rows, blur). */
   tmp = new Float64Array(0);
+  /** One reflect-padded row for the horizontal blur. */
+  line = new Float64Array(0);
   readonly xs = new AxisTable();
   readonly ys = new AxisTable();
 
@@ -299,37 +301,45 @@ function gaussianBlur(n: number, sigma: number): void {
     sum += kernel[t]!;
   }
   for (let t = 0; t < k; t++) kernel[t] = kernel[t]! / sum;
-  // Source index of tap t for output position p, reflected at the borders.
+  // Source row of tap t for output row p, reflected at the borders.
   const index = new Int32Array(n * k);
-  for (let p = 0; p < n; p++) {
-    for (let t = 0; t < k; t++) {
-      let s = p + t - radius;
-      if (s < 0) s = -s;
-      if (s >= n) s = 2 * (n - 1) - s;
-      index[p * k + t] = s;
-    }
-  }
+  for (let p = 0; p < n; p++) for (let t = 0; t < k; t++) index[p * k + t] = reflect(p + t - radius, n);
   ws.reserve(n * n * 3, n * n * 3);
   const { img, tmp } = ws;
-  blurRows(img, tmp, n, kernel, index);
+  blurRows(img, tmp, n, kernel);
   blurColumns(tmp, img, n, kernel, index);
 }
 
-/** Horizontal blur pass, src → dst, each row independently. */
-function blurRows(src: Float64Array, dst: Float64Array, n: number, kernel: Float64Array, index: Int32Array): void {
+/** Mirror index without repeating the edge (torchvision's 'reflect' padding). */
+function reflect(s: number, n: number): number {
+  if (s < 0) return -s;
+  if (s >= n) return 2 * (n - 1) - s;
+  return s;
+}
+
+/** Horizontal blur pass, src → dst: each row is copied into a reflect-padded line, then convolved. */
+function blurRows(src: Float64Array, dst: Float64Array, n: number, kernel: Float64Array): void {
   const k = kernel.length;
+  const radius = (k - 1) >> 1;
+  if (ws.line.length < (n + k) * 3) ws.line = new Float64Array((n + k) * 3);
+  const line = ws.line;
   for (let y = 0; y < n; y++) {
     const row = y * n * 3;
+    for (let i = 0; i < n + k - 1; i++) {
+      const s = row + reflect(i - radius, n) * 3;
+      line[i * 3] = src[s]!;
+      line[i * 3 + 1] = src[s + 1]!;
+      line[i * 3 + 2] = src[s + 2]!;
+    }
     for (let x = 0; x < n; x++) {
       let a = 0;
       let b = 0;
       let c = 0;
-      for (let t = 0; t < k; t++) {
-        const q = row + index[x * k + t]! * 3;
+      for (let t = 0, q = x * 3; t < k; t++, q += 3) {
         const wt = kernel[t]!;
-        a += src[q]! * wt;
-        b += src[q + 1]! * wt;
-        c += src[q + 2]! * wt;
+        a += line[q]! * wt;
+        b += line[q + 1]! * wt;
+        c += line[q + 2]! * wt;
       }
       const d = row + x * 3;
       dst[d] = a;
