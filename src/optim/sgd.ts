@@ -1,0 +1,60 @@
+/**
+ * SGD with momentum and weight decay, PyTorch semantics (tfjs optimisers have no weight decay and no
+ * parameter groups):
+ *   d = g + wd * w;  buf = momentum * buf + d  (buf = d on the first step);  w -= lr * buf
+ * Each parameter group (e.g. the fixed-lr predictor) gets its own lr at every step.
+ */
+import { tf } from '../engine/tf.js';
+import type { Param } from '../model/params.js';
+
+export interface SgdOptions {
+  momentum: number;
+  weightDecay: number;
+  /** Also decay BatchNorm affine parameters and biases (PyTorch's default when all params share a group). */
+  decayNormAndBias: boolean;
+}
+
+export class Sgd {
+  /** Momentum buffers by parameter name; created on the first step, as in PyTorch. */
+  readonly buffers = new Map<string, tf.Variable>();
+
+  constructor(
+    private readonly params: Param[],
+    private readonly opts: SgdOptions,
+  ) {}
+
+  /** Applies one update; `grads` maps tfjs variable names to gradients; `lr` gives each group's lr. */
+  step(grads: tf.NamedTensorMap, lr: (group: string) => number): void {
+    tf.tidy(() => {
+      for (const p of this.params) {
+        const g = grads[p.variable.name];
+        if (!g) continue;
+        const wd = p.normOrBias && !this.opts.decayNormAndBias ? 0 : this.opts.weightDecay;
+        const d = wd > 0 ? tf.add(g, tf.mul(p.variable, wd)) : g;
+        let buf = this.buffers.get(p.name);
+        if (!buf) {
+          buf = tf.variable(d, false, `${p.variable.name}/momentum`);
+          this.buffers.set(p.name, buf);
+        } else {
+          buf.assign(tf.add(tf.mul(buf, this.opts.momentum), d));
+        }
+        p.variable.assign(tf.sub(p.variable, tf.mul(buf, lr(p.group))));
+      }
+    });
+  }
+
+  /** Restores buffers saved by a checkpoint (by parameter name). */
+  loadBuffers(values: Map<string, tf.Tensor>): void {
+    for (const p of this.params) {
+      const v = values.get(p.name);
+      if (!v) continue;
+      this.buffers.get(p.name)?.dispose();
+      this.buffers.set(p.name, tf.variable(v, false, `${p.variable.name}/momentum`));
+    }
+  }
+
+  dispose(): void {
+    for (const b of this.buffers.values()) b.dispose();
+    this.buffers.clear();
+  }
+}

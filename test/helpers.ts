@@ -1,0 +1,21 @@
+/** Shared test set-up: the pure-JS cpu backend, deterministic and available everywhere. */
+import '@tensorflow/tfjs-backend-cpu';
+import { tf } from '../src/engine/tf.js';
+
+export async function useCpuBackend(): Promise<void> {
+  await tf.setBackend('cpu');
+  await tf.ready();
+}
+
+/** ||a - b|| / ||b||, the parity metric used against the golden fixtures. */
+export function relativeError(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) throw new Error(`length mismatch: ${a.length} vs ${b.length}`);
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < a.length; i++) {
+    const d = a[i]! - b[i]!;
+    num += d * d;
+    den += b[i]! * b[i]!;
+  }
+  return Math.sqrt(num) / Math.max(Math.sqrt(den), 1e-30);
+}
