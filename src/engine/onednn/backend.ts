@@ -1,0 +1,43 @@
+/**
+ * Registers the tfjs backend 'onednn': the cpu backend's storage and every one of its kernels, with
+ * the hot ones replaced by native oneDNN versions that fall back to the cpu kernel for cases they do
+ * not cover. Tensors therefore stay plain Float32Arrays and moving between 'cpu' and 'onednn' is free.
+ */
+import '@tensorflow/tfjs-backend-cpu';
+import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
+import { tf } from '../tf.js';
+import type { NativeAddon } from './native.js';
+import { withFallback, type NativeKernel } from './kernels/common.js';
+import { conv2D, conv2DBackpropFilter, conv2DBackpropInput, fusedConv2D } from './kernels/conv.js';
+import { batchMatMul, fusedMatMul } from './kernels/matmul.js';
+import { maxPool, maxPoolGrad } from './kernels/pool.js';
+
+export const BACKEND_NAME = 'onednn';
+
+export const NATIVE_KERNELS: Readonly<Record<string, NativeKernel>> = {
+  [tf.Conv2D]: conv2D,
+  [tf.FusedConv2D]: fusedConv2D,
+  [tf.Conv2DBackpropInput]: conv2DBackpropInput,
+  [tf.Conv2DBackpropFilter]: conv2DBackpropFilter,
+  [tf.BatchMatMul]: batchMatMul,
+  [tf._FusedMatMul]: fusedMatMul,
+  [tf.MaxPool]: maxPool,
+  [tf.MaxPoolGrad]: maxPoolGrad,
+};
+
+/** Idempotent: a second call (another loader, a test) finds the backend and leaves it alone. */
+export function registerOnednnBackend(addon: NativeAddon): void {
+  if (tf.findBackendFactory(BACKEND_NAME)) return;
+  const cpuKernels = tf.getKernelsForBackend('cpu');
+  if (cpuKernels.length === 0) throw new Error('tfjs-backend-cpu registered no kernels');
+  for (const config of cpuKernels) {
+    const native = NATIVE_KERNELS[config.kernelName];
+    tf.registerKernel({
+      ...config,
+      backendName: BACKEND_NAME,
+      kernelFunc: native ? withFallback(config.kernelName, native, addon) : config.kernelFunc,
+    });
+  }
+  // Priority 0 (cpu has 1): a program that never picks a backend keeps getting the cpu backend.
+  tf.registerBackend(BACKEND_NAME, () => new MathBackendCPU(), 0);
+}

@@ -1,0 +1,59 @@
+/** What every native kernel needs: typed access to cpu-backend storage and the cpu fallback. */
+import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
+import { tf } from '../../tf.js';
+import type { NativeAddon } from '../native.js';
+
+export type KernelArgs = Parameters<tf.KernelFunc>[0];
+
+/** A native kernel: returns null when it cannot handle the case, so the cpu kernel runs instead. */
+export type NativeKernel = (args: KernelArgs, backend: MathBackendCPU, addon: NativeAddon) => tf.TensorInfo | null;
+
+/** The float32 storage of a tensor, or null when it is not plain float32 (the cpu kernel then runs). */
+export function f32(backend: MathBackendCPU, t: tf.TensorInfo | undefined): Float32Array | null {
+  if (!t || t.dtype !== 'float32') return null;
+  const values = backend.data.get(t.dataId)?.values;
+  return values instanceof Float32Array ? values : null;
+}
+
+export function sizeOf(shape: readonly number[]): number {
+  return shape.reduce((a, b) => a * b, 1);
+}
+
+/**
+ * A per-channel bias as oneDNN wants it (one value per output channel), or null when tfjs' broadcasting
+ * add would do something else: change the output rank or broadcast along a non-channel axis.
+ */
+export function channelBias(
+  backend: MathBackendCPU,
+  bias: tf.TensorInfo,
+  channels: number,
+  outRank: number,
+): Float32Array | null {
+  const values = f32(backend, bias);
+  if (!values || bias.shape.length > outRank) return null;
+  const last = bias.shape.length === 0 ? 1 : bias.shape[bias.shape.length - 1]!;
+  if (bias.shape.slice(0, -1).some((d) => d !== 1)) return null;
+  if (last === channels) return values;
+  if (last === 1) return new Float32Array(channels).fill(values[0]!);
+  return null;
+}
+
+/**
+ * How often each kernel ran natively. The fallback is silent by design (results stay right), so tests
+ * and profiles read this to make sure the fast path is the one that ran.
+ */
+export const nativeRuns = new Map<string, number>();
+
+/** Wraps a native kernel into a tfjs kernel function that falls back to the cpu kernel of the same name. */
+export function withFallback(kernelName: string, native: NativeKernel, addon: NativeAddon): tf.KernelFunc {
+  const cpu = tf.getKernel(kernelName, 'cpu');
+  if (!cpu) throw new Error(`tfjs-backend-cpu has no ${kernelName} kernel to fall back to`);
+  const fallback = cpu.kernelFunc;
+  return (args) => {
+    const backend = args.backend as MathBackendCPU;
+    const out = native(args, backend, addon);
+    if (out === null) return fallback(args);
+    nativeRuns.set(kernelName, (nativeRuns.get(kernelName) ?? 0) + 1);
+    return out;
+  };
+}

@@ -1,0 +1,88 @@
+/** BatchMatMul and _FusedMatMul on oneDNN's matmul primitive. */
+import { tf } from '../../tf.js';
+import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
+import type { NativeAddon } from '../native.js';
+import { channelBias, f32, sizeOf, type KernelArgs, type NativeKernel } from './common.js';
+
+interface MatmulShape {
+  batchA: number;
+  batchB: number;
+  m: number;
+  n: number;
+  k: number;
+  outShape: number[];
+}
+
+/**
+ * The shapes as oneDNN sees them: rank-3 with flattened batch dims. Only broadcasts that flatten
+ * cleanly (equal batch shapes, or one side without batch) are handled; others go to the cpu kernel.
+ */
+export function matmulShape(aShape: readonly number[], bShape: readonly number[], transposeA: boolean, transposeB: boolean): MatmulShape | null {
+  const ra = aShape.length;
+  const rb = bShape.length;
+  if (ra < 2 || rb < 2) return null;
+  const m = transposeA ? aShape[ra - 1]! : aShape[ra - 2]!;
+  const k = transposeA ? aShape[ra - 2]! : aShape[ra - 1]!;
+  const kb = transposeB ? bShape[rb - 1]! : bShape[rb - 2]!;
+  const n = transposeB ? bShape[rb - 2]! : bShape[rb - 1]!;
+  if (k !== kb) return null;
+  let outer: number[];
+  try {
+    outer = tf.broadcast_util.assertAndGetBroadcastShape(aShape.slice(0, -2), bShape.slice(0, -2));
+  } catch {
+    return null;
+  }
+  const batchA = sizeOf(aShape.slice(0, -2));
+  const batchB = sizeOf(bShape.slice(0, -2));
+  const batch = sizeOf(outer);
+  if ((batchA !== batch && batchA !== 1) || (batchB !== batch && batchB !== 1)) return null;
+  return { batchA, batchB, m, n, k, outShape: [...outer, m, n] };
+}
+
+function run(
+  backend: MathBackendCPU,
+  addon: NativeAddon,
+  a: tf.TensorInfo,
+  b: tf.TensorInfo,
+  transposeA: boolean,
+  transposeB: boolean,
+  epilogue: { bias: tf.TensorInfo | undefined; relu: boolean },
+): tf.TensorInfo | null {
+  const as = f32(backend, a);
+  const bs = f32(backend, b);
+  if (!as || !bs) return null;
+  const shape = matmulShape(a.shape, b.shape, transposeA, transposeB);
+  if (!shape) return null;
+  let bias: Float32Array | null = null;
+  if (epilogue.bias) {
+    bias = channelBias(backend, epilogue.bias, shape.n, shape.outShape.length);
+    if (!bias) return null;
+  }
+  const params = Int32Array.from([
+    shape.batchA,
+    shape.batchB,
+    shape.m,
+    shape.n,
+    shape.k,
+    transposeA ? 1 : 0,
+    transposeB ? 1 : 0,
+    epilogue.relu ? 1 : 0,
+    bias ? 1 : 0,
+  ]);
+  const out = new Float32Array(sizeOf(shape.outShape));
+  addon.matmul(as, bs, bias, out, params);
+  return backend.makeTensorInfo(shape.outShape, 'float32', out);
+}
+
+export const batchMatMul: NativeKernel = ({ inputs, attrs }: KernelArgs, backend, addon) => {
+  const { a, b } = inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
+  const { transposeA, transposeB } = attrs as unknown as tf.BatchMatMulAttrs;
+  return run(backend, addon, a, b, !!transposeA, !!transposeB, { bias: undefined, relu: false });
+};
+
+export const fusedMatMul: NativeKernel = ({ inputs, attrs }: KernelArgs, backend, addon) => {
+  const { a, b, bias } = inputs as { a: tf.TensorInfo; b: tf.TensorInfo; bias?: tf.TensorInfo };
+  const { transposeA, transposeB, activation } = attrs as unknown as tf._FusedMatMulAttrs;
+  if (activation !== undefined && activation !== 'linear' && activation !== 'relu') return null;
+  return run(backend, addon, a, b, !!transposeA, !!transposeB, { bias, relu: activation === 'relu' });
+};

@@ -1,0 +1,79 @@
+/**
+ * Finds and loads the compiled addon (build/Release/simtrip_onednn.node). The module runs both as
+ * src/engine/onednn/*.ts (vitest) and as dist/src/engine/onednn/*.js (tsc), so the package root is
+ * found by walking up to package.json rather than by a fixed relative path.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** The functions exported by native/addon.cc. Kernels write into the `out` arrays they are given. */
+export interface NativeAddon {
+  info(): { version: string; threads: number; runtime: string };
+  convImpl(params: Int32Array): string;
+  convForward(x: Float32Array, filter: Float32Array, bias: Float32Array | null, out: Float32Array, params: Int32Array): void;
+  convBackwardData(dy: Float32Array, filter: Float32Array, out: Float32Array, params: Int32Array): void;
+  convBackwardWeights(x: Float32Array, dy: Float32Array, out: Float32Array, params: Int32Array): void;
+  matmul(a: Float32Array, b: Float32Array, bias: Float32Array | null, out: Float32Array, params: Int32Array): void;
+  maxPool(x: Float32Array, out: Float32Array, params: Int32Array): void;
+  maxPoolGrad(dy: Float32Array, x: Float32Array, out: Float32Array, params: Int32Array): void;
+}
+
+export const ADDON_RELATIVE_PATH = 'build/Release/simtrip_onednn.node';
+/** Written by scripts/build-native.mjs when it skips or fails the build, so the loader can say why. */
+export const BUILD_STATUS_RELATIVE_PATH = 'build/simtrip_onednn.status.json';
+
+export type NativeLoad = { ok: true; addon: NativeAddon } | { ok: false; reason: string; hint: string };
+
+const REBUILD_HINT = 'apt-get install libdnnl-dev && npm rebuild simtrip (or node scripts/build-native.mjs in a checkout)';
+
+export function packageRoot(from: string = fileURLToPath(import.meta.url)): string {
+  let dir = path.dirname(from);
+  for (;;) {
+    if (existsSync(path.join(dir, 'package.json'))) return dir;
+    const parent = path.dirname(dir);
+    if (parent === dir) throw new Error(`no package.json above ${from}`);
+    dir = parent;
+  }
+}
+
+function buildStatusReason(root: string): string | null {
+  const file = path.join(root, BUILD_STATUS_RELATIVE_PATH);
+  if (!existsSync(file)) return null;
+  try {
+    const status = JSON.parse(readFileSync(file, 'utf8')) as { reason?: unknown };
+    return typeof status.reason === 'string' ? status.reason : null;
+  } catch {
+    return null;
+  }
+}
+
+let cached: NativeLoad | null = null;
+
+export function loadNative(): NativeLoad {
+  if (cached) return cached;
+  let root: string;
+  try {
+    root = packageRoot();
+  } catch (e) {
+    return (cached = { ok: false, reason: (e as Error).message, hint: REBUILD_HINT });
+  }
+  const file = path.join(root, ADDON_RELATIVE_PATH);
+  if (!existsSync(file)) {
+    const why = buildStatusReason(root) ?? `${ADDON_RELATIVE_PATH} does not exist`;
+    return (cached = { ok: false, reason: `native addon not built: ${why}`, hint: REBUILD_HINT });
+  }
+  try {
+    const addon = createRequire(import.meta.url)(file) as NativeAddon;
+    addon.info();
+    return (cached = { ok: true, addon });
+  } catch (e) {
+    const first = ((e as Error).message ?? String(e)).split('\n')[0];
+    return (cached = {
+      ok: false,
+      reason: `${ADDON_RELATIVE_PATH} failed to load: ${first}`,
+      hint: 'it links against libdnnl.so.2: apt-get install libdnnl-dev, then npm rebuild simtrip',
+    });
+  }
+}

@@ -1,0 +1,279 @@
+/**
+ * Every native kernel of the onednn backend against tfjs-backend-cpu on identical seeded inputs, then
+ * a small conv net whose loss and gradients must agree on both backends.
+ */
+import { describe, expect, it } from 'vitest';
+import { tf } from '../../src/engine/tf.js';
+import { loadOnednn } from '../../src/engine/onednn/loader.js';
+import { nativeRuns } from '../../src/engine/onednn/kernels/common.js';
+import { Rng } from '../../src/util/rng.js';
+import { relativeError, useCpuBackend } from '../helpers.js';
+
+const onednn = await loadOnednn();
+if (!onednn.ok) {
+  console.warn(`onednn tests skipped: ${onednn.reason} (${onednn.hint})`);
+}
+
+const TOLERANCE = 1e-5;
+
+type Init = { shape: number[]; seed: string };
+
+/** Seeded N(0, 1) values; the seed is a string so every input of every case differs. */
+function randomValues(shape: readonly number[], seed: string): Float32Array {
+  const rng = new Rng('onednn-test', seed);
+  const n = shape.reduce((a, b) => a * b, 1);
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) out[i] = rng.normal();
+  return out;
+}
+
+/** Runs `fn` on fresh tensors built from `inputs` under the given backend and reads every output. */
+async function runOn(backend: 'cpu' | 'onednn', inputs: Init[], fn: (...xs: tf.Tensor[]) => tf.Tensor | tf.Tensor[]): Promise<Float32Array[]> {
+  if (backend === 'cpu') await useCpuBackend();
+  else await tf.setBackend('onednn');
+  return tf.tidy(() => {
+    const xs = inputs.map((i) => tf.tensor(randomValues(i.shape, i.seed), i.shape, 'float32'));
+    const out = fn(...xs);
+    return (Array.isArray(out) ? out : [out]).map((t) => t.dataSync() as Float32Array);
+  });
+}
+
+/**
+ * Asserts that onednn and cpu agree within TOLERANCE on every output, and that `kernel` ran natively
+ * at least `minNative` times (a silent fallback would otherwise make the comparison vacuous).
+ */
+async function expectSameOnBoth(
+  inputs: Init[],
+  fn: (...xs: tf.Tensor[]) => tf.Tensor | tf.Tensor[],
+  native: { kernel: string; minNative?: number } | null,
+): Promise<Float32Array[]> {
+  const expected = await runOn('cpu', inputs, fn);
+  const before = native ? nativeRuns.get(native.kernel) ?? 0 : 0;
+  const actual = await runOn('onednn', inputs, fn);
+  if (native) {
+    const ran = (nativeRuns.get(native.kernel) ?? 0) - before;
+    expect(ran, `${native.kernel} native runs`).toBeGreaterThanOrEqual(native.minNative ?? 1);
+  }
+  expect(actual.length).toBe(expected.length);
+  actual.forEach((a, i) => {
+    expect(a.length, `output ${i} length`).toBe(expected[i]!.length);
+    expect(relativeError(a, expected[i]!), `output ${i} relative error`).toBeLessThan(TOLERANCE);
+  });
+  return actual;
+}
+
+type Pad = 'same' | 'valid' | number | [[number, number], [number, number], [number, number], [number, number]];
+
+interface ConvCase {
+  name: string;
+  x: number[];
+  f: number[];
+  strides: number | [number, number];
+  pad: Pad;
+  dilations?: number | [number, number];
+  rounding?: 'floor' | 'round' | 'ceil';
+}
+
+const CONV_CASES: ConvCase[] = [
+  { name: '3x3 same stride 1', x: [2, 9, 9, 3], f: [3, 3, 3, 5], strides: 1, pad: 'same' },
+  { name: '3x3 valid stride 2, last row unused', x: [1, 8, 8, 4], f: [3, 3, 4, 6], strides: 2, pad: 'valid' },
+  { name: '3x3 same stride 2 even input (asymmetric pad)', x: [2, 8, 8, 3], f: [3, 3, 3, 4], strides: 2, pad: 'same' },
+  { name: '3x2 numeric pad, stride 2, odd sizes', x: [2, 7, 11, 3], f: [3, 2, 3, 4], strides: 2, pad: 1 },
+  { name: 'strides [2,1] same, odd sizes', x: [2, 7, 11, 3], f: [3, 3, 3, 4], strides: [2, 1], pad: 'same' },
+  { name: 'explicit asymmetric pad', x: [1, 10, 9, 2], f: [3, 3, 2, 3], strides: 1, pad: [[0, 0], [1, 2], [0, 1], [0, 0]] },
+  { name: '1x1 stride 2 (ResNet shortcut)', x: [3, 6, 6, 8], f: [1, 1, 8, 16], strides: 2, pad: 'valid' },
+  { name: 'numeric pad with ceil rounding', x: [1, 8, 8, 2], f: [3, 3, 2, 3], strides: 2, pad: 1, rounding: 'ceil' },
+  { name: '7x7 stride 2 pad 3 (ImageNet stem)', x: [1, 15, 15, 3], f: [7, 7, 3, 8], strides: 2, pad: 3 },
+];
+
+const DILATED_CASES: ConvCase[] = [
+  { name: 'dilation 2 same', x: [1, 9, 9, 3], f: [3, 3, 3, 4], strides: 1, pad: 'same', dilations: 2 },
+  { name: 'dilation [2,3] valid, batch 2', x: [2, 11, 12, 2], f: [3, 2, 2, 5], strides: 1, pad: 'valid', dilations: [2, 3] },
+];
+
+function inputsOf(c: ConvCase, extra: Init[] = []): Init[] {
+  return [{ shape: c.x, seed: `${c.name}/x` }, { shape: c.f, seed: `${c.name}/f` }, ...extra];
+}
+
+function conv(c: ConvCase, x: tf.Tensor, f: tf.Tensor): tf.Tensor4D {
+  return tf.conv2d(x as tf.Tensor4D, f as tf.Tensor4D, c.strides, c.pad, 'NHWC', c.dilations ?? 1, c.rounding);
+}
+
+describe.skipIf(!onednn.ok)('onednn convolution kernels match cpu', () => {
+  for (const c of [...CONV_CASES, ...DILATED_CASES]) {
+    it(`Conv2D: ${c.name}`, async () => {
+      await expectSameOnBoth(inputsOf(c), (x, f) => conv(c, x!, f!), { kernel: 'Conv2D' });
+    });
+  }
+
+  it('Conv2D: a numeric pad with unequal strides keeps tfjs\' own output shape (cpu fallback)', async () => {
+    // tfjs sizes both output dims with one stride here; oneDNN cannot express that, so cpu must run.
+    const c: ConvCase = { name: 'quirk', x: [1, 7, 11, 2], f: [3, 2, 2, 3], strides: [2, 1], pad: 1 };
+    await expectSameOnBoth(inputsOf(c), (x, f) => conv(c, x!, f!), null);
+  });
+
+  // tfjs' conv2d gradient drops dimRoundingMode, so the ceil case never reaches the backprop kernels.
+  for (const c of CONV_CASES.filter((k) => k.rounding === undefined)) {
+    it(`Conv2DBackpropInput + Conv2DBackpropFilter: ${c.name}`, async () => {
+      const dyShape = tf.tidy(() => conv(c, tf.zeros(c.x), tf.zeros(c.f)).shape);
+      const inputs = inputsOf(c, [{ shape: dyShape, seed: `${c.name}/dy` }]);
+      // d/dx and d/df of sum(conv(x, f) * dy) are exactly the two backprop kernels applied to dy.
+      const grads = (x: tf.Tensor, f: tf.Tensor, dy: tf.Tensor) => tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(conv(c, a, b), dy)))([x, f]);
+      await expectSameOnBoth(inputs, (x, f, dy) => grads(x!, f!, dy!), { kernel: 'Conv2DBackpropInput' });
+      await expectSameOnBoth(inputs, (x, f, dy) => grads(x!, f!, dy!), { kernel: 'Conv2DBackpropFilter' });
+    });
+  }
+
+  it('FusedConv2D: bias + relu, bias + linear, no bias, scalar bias', async () => {
+    const c = CONV_CASES[3]!;
+    const outChannels = c.f[3]!;
+    const inputs = inputsOf(c, [{ shape: [outChannels], seed: 'bias' }, { shape: [1], seed: 'scalar bias' }]);
+    const fused = (x: tf.Tensor, f: tf.Tensor, bias: tf.Tensor | undefined, activation: 'relu' | 'linear') =>
+      tf.fused.conv2d({ x: x as tf.Tensor4D, filter: f as tf.Tensor4D, strides: c.strides, pad: c.pad as 'same', bias, activation });
+    const out = await expectSameOnBoth(
+      inputs,
+      (x, f, b, s) => [fused(x!, f!, b, 'relu'), fused(x!, f!, b, 'linear'), fused(x!, f!, undefined, 'relu'), fused(x!, f!, s, 'relu')],
+      { kernel: 'FusedConv2D', minNative: 4 },
+    );
+    // relu must have clipped something, or the fused activation went untested.
+    expect(out[0]!.some((v) => v === 0)).toBe(true);
+    expect(out[1]!.some((v) => v < 0)).toBe(true);
+  });
+
+  it('FusedConv2D: an activation without a native version falls back to cpu and stays exact', async () => {
+    const c = CONV_CASES[0]!;
+    const inputs = inputsOf(c, [{ shape: [c.f[3]!], seed: 'bias' }]);
+    await expectSameOnBoth(
+      inputs,
+      (x, f, b) => tf.fused.conv2d({ x: x as tf.Tensor4D, filter: f as tf.Tensor4D, strides: 1, pad: 'same', bias: b, activation: 'elu' }),
+      null,
+    );
+  });
+});
+
+describe.skipIf(!onednn.ok)('onednn matmul kernels match cpu', () => {
+  const cases: Array<{ name: string; a: number[]; b: number[]; tA: boolean; tB: boolean }> = [
+    { name: '2-D odd sizes', a: [7, 13], b: [13, 5], tA: false, tB: false },
+    { name: 'transposeA', a: [13, 7], b: [13, 5], tA: true, tB: false },
+    { name: 'transposeB', a: [7, 13], b: [5, 13], tA: false, tB: true },
+    { name: 'both transposed', a: [13, 7], b: [5, 13], tA: true, tB: true },
+    { name: 'batched 3-D', a: [3, 4, 6], b: [3, 6, 5], tA: false, tB: false },
+    { name: 'batch broadcast of a', a: [1, 4, 6], b: [3, 5, 6], tA: false, tB: true },
+    { name: 'rank-2 a against batched b', a: [4, 6], b: [2, 3, 6, 5], tA: false, tB: false },
+    { name: 'vector-like 1xK', a: [1, 9], b: [9, 1], tA: false, tB: false },
+  ];
+  for (const c of cases) {
+    it(`BatchMatMul: ${c.name}`, async () => {
+      const inputs = [{ shape: c.a, seed: `${c.name}/a` }, { shape: c.b, seed: `${c.name}/b` }];
+      await expectSameOnBoth(inputs, (a, b) => tf.matMul(a!, b!, c.tA, c.tB), { kernel: 'BatchMatMul' });
+    });
+  }
+
+  it('_FusedMatMul: bias with relu and linear, all transposes', async () => {
+    for (const [tA, tB] of [[false, false], [true, false], [false, true], [true, true]] as const) {
+      const aShape = tA ? [10, 6] : [6, 10];
+      const bShape = tB ? [7, 10] : [10, 7];
+      const inputs = [{ shape: aShape, seed: `a${tA}` }, { shape: bShape, seed: `b${tB}` }, { shape: [7], seed: 'bias' }];
+      const out = await expectSameOnBoth(
+        inputs,
+        (a, b, bias) => [
+          tf.fused.matMul({ a: a!, b: b!, transposeA: tA, transposeB: tB, bias, activation: 'relu' }),
+          tf.fused.matMul({ a: a!, b: b!, transposeA: tA, transposeB: tB, bias, activation: 'linear' }),
+        ],
+        { kernel: '_FusedMatMul', minNative: 2 },
+      );
+      expect(out[0]!.some((v) => v === 0)).toBe(true);
+    }
+  });
+
+  it('gradients through a dense layer (matmul with transposes inside the backward pass)', async () => {
+    const inputs = [{ shape: [5, 8], seed: 'x' }, { shape: [8, 3], seed: 'w' }, { shape: [3], seed: 'b' }];
+    await expectSameOnBoth(
+      inputs,
+      (x, w, b) => tf.grads((xx: tf.Tensor, ww: tf.Tensor, bb: tf.Tensor) => tf.sum(tf.square(tf.fused.matMul({ a: xx, b: ww, bias: bb, activation: 'relu' }))))([x!, w!, b!]),
+      { kernel: 'BatchMatMul', minNative: 2 },
+    );
+  });
+});
+
+describe.skipIf(!onednn.ok)('onednn max-pool kernels match cpu', () => {
+  const cases: Array<{ name: string; x: number[]; size: number | [number, number]; strides: number | [number, number]; pad: 'same' | 'valid' | number }> = [
+    { name: '3x3 stride 2 same (ResNet stem)', x: [2, 9, 9, 4], size: 3, strides: 2, pad: 'same' },
+    { name: '2x2 stride 2 valid, odd input', x: [1, 7, 9, 3], size: 2, strides: 2, pad: 'valid' },
+    { name: '3x2 numeric pad', x: [2, 6, 7, 5], size: [3, 2], strides: 2, pad: 1 },
+    { name: '3x3 strides [1,2] same', x: [2, 6, 7, 5], size: 3, strides: [1, 2], pad: 'same' },
+  ];
+  for (const c of cases) {
+    it(`MaxPool + MaxPoolGrad: ${c.name}`, async () => {
+      const outShape = tf.tidy(() => tf.maxPool(tf.zeros(c.x) as tf.Tensor4D, c.size, c.strides, c.pad).shape);
+      const inputs = [{ shape: c.x, seed: `${c.name}/x` }, { shape: outShape, seed: `${c.name}/dy` }];
+      await expectSameOnBoth(inputs, (x) => tf.maxPool(x as tf.Tensor4D, c.size, c.strides, c.pad), { kernel: 'MaxPool' });
+      await expectSameOnBoth(
+        inputs,
+        (x, dy) => tf.grad((xx: tf.Tensor) => tf.sum(tf.mul(tf.maxPool(xx as tf.Tensor4D, c.size, c.strides, c.pad), dy!)))(x!),
+        { kernel: 'MaxPoolGrad' },
+      );
+    });
+  }
+
+  it('MaxPoolGrad sends a tied window\'s gradient to the first maximum, as cpu does', async () => {
+    // relu output is full of exact zeros, so whole windows tie.
+    const inputs = [{ shape: [1, 6, 6, 2], seed: 'ties' }];
+    const out = await expectSameOnBoth(
+      inputs,
+      (x) => tf.grad((xx: tf.Tensor) => tf.sum(tf.maxPool(tf.relu(tf.sub(xx, 1)) as tf.Tensor4D, 2, 2, 'valid')))(x!),
+      { kernel: 'MaxPoolGrad' },
+    );
+    expect(out[0]!.every((v) => v === 0 || v === 1)).toBe(true);
+  });
+});
+
+describe.skipIf(!onednn.ok)('onednn training step matches cpu', () => {
+  it('conv -> batchnorm -> relu -> maxpool -> conv -> mean: loss and every gradient', async () => {
+    const shapes = { x: [4, 10, 10, 3], w1: [3, 3, 3, 8], gamma: [8], beta: [8], w2: [3, 3, 8, 6] };
+    const run = async (backend: 'cpu' | 'onednn') => {
+      if (backend === 'cpu') await useCpuBackend();
+      else await tf.setBackend('onednn');
+      const make = (name: keyof typeof shapes, scale: number) =>
+        tf.tensor(randomValues(shapes[name], name).map((v) => v * scale), shapes[name], 'float32');
+      const x = make('x', 1);
+      const vars = {
+        w1: tf.variable(make('w1', 0.3), true, `w1-${backend}`),
+        gamma: tf.variable(tf.add(make('gamma', 0.1), 1), true, `gamma-${backend}`),
+        beta: tf.variable(make('beta', 0.1), true, `beta-${backend}`),
+        w2: tf.variable(make('w2', 0.2), true, `w2-${backend}`),
+      };
+      const { value, grads } = tf.variableGrads(() => {
+        const h = tf.conv2d(x as tf.Tensor4D, vars.w1 as tf.Variable<tf.Rank.R4>, 1, 'same');
+        // Written out rather than tf.moments, whose Cast node has a gradient that needs tensor methods
+        // (dy.clone) this tfjs-core set-up does not install.
+        const mean = tf.mean(h, [0, 1, 2]);
+        const variance = tf.mean(tf.square(tf.sub(h, mean)), [0, 1, 2]);
+        const bn = tf.batchNorm(h, mean, variance, vars.beta, vars.gamma, 1e-5);
+        const pooled = tf.maxPool(tf.relu(bn), 3, 2, 'same');
+        const y = tf.conv2d(pooled, vars.w2 as tf.Variable<tf.Rank.R4>, 2, 'valid');
+        // A non-uniform weighting so that every output position gets a different gradient.
+        const weights = tf.reshape(tf.linspace(-1, 1, y.size), y.shape);
+        return tf.mean(tf.mul(y, weights)) as tf.Scalar;
+      });
+      const result = {
+        loss: value.dataSync()[0]!,
+        grads: Object.fromEntries(Object.entries(grads).map(([k, g]) => [k.replace(`-${backend}`, ''), g.dataSync() as Float32Array])),
+      };
+      tf.dispose([x, value, ...Object.values(grads), ...Object.values(vars)]);
+      return result;
+    };
+    const cpu = await run('cpu');
+    const before = { fwd: nativeRuns.get('Conv2D') ?? 0, bwdFilter: nativeRuns.get('Conv2DBackpropFilter') ?? 0, pool: nativeRuns.get('MaxPoolGrad') ?? 0 };
+    const one = await run('onednn');
+    expect(nativeRuns.get('Conv2D')! - before.fwd).toBeGreaterThanOrEqual(2);
+    expect(nativeRuns.get('Conv2DBackpropFilter')! - before.bwdFilter).toBe(2);
+    expect(nativeRuns.get('MaxPoolGrad')! - before.pool).toBe(1);
+    expect(Math.abs(one.loss - cpu.loss) / Math.abs(cpu.loss)).toBeLessThan(TOLERANCE);
+    expect(Object.keys(one.grads).sort()).toEqual(['beta', 'gamma', 'w1', 'w2']);
+    for (const [name, g] of Object.entries(cpu.grads)) {
+      expect(relativeError(one.grads[name]!, g), `gradient of ${name}`).toBeLessThan(TOLERANCE);
+      expect(g.some((v) => v !== 0), `gradient of ${name} is not all zero`).toBe(true);
+    }
+  });
+});

@@ -1,0 +1,62 @@
+/** loadOnednn's contract: registers a complete 'onednn' backend once, or says why it cannot. */
+import { afterEach, describe, expect, it } from 'vitest';
+import { tf } from '../../src/engine/tf.js';
+import { loadOnednn } from '../../src/engine/onednn/loader.js';
+import { useCpuBackend } from '../helpers.js';
+
+const first = await loadOnednn();
+if (!first.ok) console.warn(`onednn loader tests skipped: ${first.reason} (${first.hint})`);
+
+describe('loadOnednn', () => {
+  const saved = process.env.SIMTRIP_ONEDNN_DISABLE;
+  afterEach(() => {
+    if (saved === undefined) delete process.env.SIMTRIP_ONEDNN_DISABLE;
+    else process.env.SIMTRIP_ONEDNN_DISABLE = saved;
+  });
+
+  it('reports unavailable, with a reason and a hint, when SIMTRIP_ONEDNN_DISABLE=1', async () => {
+    process.env.SIMTRIP_ONEDNN_DISABLE = '1';
+    const r = await loadOnednn();
+    expect(r.ok).toBe(false);
+    if (!r.ok) {
+      expect(r.reason).toMatch(/SIMTRIP_ONEDNN_DISABLE/);
+      expect(r.hint.length).toBeGreaterThan(0);
+    }
+  });
+
+  it('an unavailable result always carries a reason and a hint', () => {
+    if (!first.ok) {
+      expect(first.reason).toMatch(/not built|failed to load|registering/);
+      expect(first.hint).toMatch(/libdnnl/);
+    }
+  });
+});
+
+describe.skipIf(!first.ok)('the onednn backend', () => {
+  it('describes the runtime and is idempotent', async () => {
+    if (!first.ok) return;
+    expect(first.detail).toMatch(/^oneDNN \d+\.\d+\.\d+, \d+ threads?$/);
+    const again = await loadOnednn();
+    expect(again).toEqual(first);
+    expect(await tf.setBackend('onednn')).toBe(true);
+    expect(tf.getBackend()).toBe('onednn');
+  });
+
+  it('has every cpu kernel, so no op is missing on it', () => {
+    const cpu = new Set(tf.getKernelsForBackend('cpu').map((k) => k.kernelName));
+    const onednn = new Set(tf.getKernelsForBackend('onednn').map((k) => k.kernelName));
+    expect(onednn).toEqual(cpu);
+  });
+
+  it('does not become the default backend, and tensors move freely between cpu and onednn', async () => {
+    expect(tf.engine().registryFactory['onednn']?.priority).toBeLessThan(tf.engine().registryFactory['cpu']!.priority);
+    await useCpuBackend();
+    const a = tf.tensor2d([1, 2, 3, 4], [2, 2]);
+    await tf.setBackend('onednn');
+    const b = tf.matMul(a, a);
+    expect(Array.from(b.dataSync())).toEqual([7, 10, 15, 22]);
+    await useCpuBackend();
+    expect(Array.from(tf.add(b, 1).dataSync())).toEqual([8, 11, 16, 23]);
+    tf.dispose([a, b]);
+  });
+});
