@@ -1,0 +1,256 @@
+/**
+ * Pretrained initialisation (model.weights): loads parameters by name from simtrip checkpoints,
+ * torchvision/timm ResNet state dicts and released SSL checkpoints whose backbone sits behind a prefix
+ * ("module.encoder.", "backbone.", ...). Loading is all-or-nothing and loud: shape mismatches and files
+ * that match nothing in the backbone are errors, because silently training from scratch wastes a run.
+ */
+import { statSync } from 'node:fs';
+import { extname } from 'node:path';
+import { tf } from '../engine/tf.js';
+import { readSafetensors, type SafetensorsFile } from '../io/safetensors.js';
+import { listSome, resolveCheckpointPath, tensorFromTorch } from '../train/checkpoint.js';
+import { InputFileError } from '../util/errors.js';
+import { BACKBONE_PREFIX } from './build.js';
+import { permuteShape, toTorchPerm, type Param, type ParamStore } from './params.js';
+
+export interface WeightsMismatch {
+  name: string;
+  /** Shape in the file (PyTorch layout). */
+  file: number[];
+  /** The model's shape, in PyTorch layout too so the two compare directly. */
+  model: number[];
+}
+
+export interface WeightsReport {
+  path: string;
+  /** Model parameters assigned from the file. */
+  loaded: string[];
+  /** Model parameters the file does not provide: they keep their fresh initialisation. */
+  missing: string[];
+  /** File tensors that map onto no model parameter. */
+  ignored: string[];
+  /** Only non-empty with skipMismatched; otherwise a mismatch is an error. */
+  mismatched: WeightsMismatch[];
+}
+
+export interface LoadWeightsOptions {
+  /** Prefix of the backbone's parameter names in the store (default "backbone."). */
+  prefix?: string;
+  /** Model architecture, for error messages (e.g. "resnet18"). */
+  arch?: string;
+  /** Leave shape-mismatched parameters newly initialised instead of failing. */
+  skipMismatched?: boolean;
+}
+
+/**
+ * Prefixes released checkpoints put in front of the backbone's torchvision names, most specific
+ * first. "encoder_q." is MoCo's query encoder.
+ */
+const SOURCE_PREFIXES = ['module.encoder.', 'module.encoder_q.', 'module.', 'backbone.', 'encoder.', 'encoder_q.'];
+
+/** Tensors that are state, not weights, in every format we read. */
+function isAlwaysIgnored(key: string): boolean {
+  return key.endsWith('num_batches_tracked') || key.startsWith('optimizer.');
+}
+
+/** Model names a file key may stand for, in order of preference. */
+function candidates(key: string, prefix: string): string[] {
+  const out = [key];
+  let rest = key;
+  for (;;) {
+    out.push(prefix + rest);
+    const p = SOURCE_PREFIXES.find((s) => rest.startsWith(s));
+    if (!p) return out;
+    rest = rest.slice(p.length);
+  }
+}
+
+function fileExists(path: string): boolean {
+  try {
+    return statSync(path).isFile();
+  } catch {
+    return false;
+  }
+}
+
+function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+function sameShape(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((d, i) => d === b[i]);
+}
+
+const shapeText = (s: readonly number[]) => `[${s.join(', ')}]`;
+
+/** A guess at what a state dict holds, for the "nothing matched" error. */
+export function describeStateDict(keys: readonly string[]): string {
+  const useful = keys.filter((k) => !isAlwaysIgnored(k));
+  const has = (re: RegExp) => useful.some((k) => re.test(k));
+  let kind = 'an unrecognised model';
+  if (has(/(^|\.)layer\d+\.\d+\.conv3\.weight$/)) kind = 'a ResNet with bottleneck blocks (resnet50-style)';
+  else if (has(/(^|\.)layer\d+\.\d+\.conv2\.weight$/)) kind = 'a ResNet with basic blocks (resnet18-style)';
+  else if (has(/root_block|block\d+\/unit\d+/)) kind = 'a BiT ResNet-v2';
+  else if (has(/(^|\.)(patch_embed|blocks\.\d+\.attn)/)) kind = 'a vision transformer';
+  else if (has(/(^|\.)stages\.\d+/)) kind = 'a ConvNeXt/timm stage model';
+  else if (has(/(^|\.)features\.\d+/)) kind = 'a VGG/DenseNet/MobileNet-style "features" model';
+  const conv1 = useful.find((k) => /(^|\.)conv1\.weight$/.test(k) && !/layer/.test(k));
+  const lead = conv1 ? conv1.slice(0, conv1.length - 'conv1.weight'.length) : '';
+  const behind = lead ? ` behind prefix '${lead}'` : '';
+  return `${kind}${behind} (keys like ${listSome(useful.length > 0 ? useful : keys, 4)})`;
+}
+
+interface Assignment {
+  param: Param;
+  key: string;
+}
+
+function planLoad(file: SafetensorsFile, store: ParamStore, opts: LoadWeightsOptions) {
+  const prefix = opts.prefix ?? BACKBONE_PREFIX;
+  const assignments: Assignment[] = [];
+  const claimed = new Set<string>();
+  const ignored: string[] = [];
+  const mismatched: WeightsMismatch[] = [];
+  for (const key of file.names()) {
+    if (isAlwaysIgnored(key)) {
+      ignored.push(key);
+      continue;
+    }
+    const name = candidates(key, prefix).find((c) => store.has(c));
+    // A second file key for the same parameter (e.g. both "conv1.weight" and "backbone.conv1.weight")
+    // is ambiguous; the first one in file order wins.
+    if (name === undefined || claimed.has(name)) {
+      ignored.push(key);
+      continue;
+    }
+    claimed.add(name);
+    const param = store.get(name);
+    const modelShape = permuteShape(param.variable.shape, toTorchPerm(param.layout, param.variable.rank));
+    const fileShape = [...file.info(key).shape];
+    if (!sameShape(fileShape, modelShape)) {
+      mismatched.push({ name, file: fileShape, model: modelShape });
+      continue;
+    }
+    const { dtype } = file.info(key);
+    if (dtype !== 'F32' && dtype !== 'F16' && dtype !== 'BF16' && dtype !== 'F64') {
+      throw new InputFileError(file.path, `tensor '${key}' is ${dtype}, expected a float type for ${name}`);
+    }
+    assignments.push({ param, key });
+  }
+  return { prefix, assignments, ignored, mismatched };
+}
+
+function resolveWeightsPath(path: string): string {
+  if (fileExists(path)) return path;
+  // model.weights may point at a simtrip run or checkpoint the same way `--resume` does.
+  try {
+    return resolveCheckpointPath(path);
+  } catch (err) {
+    if (isDirectory(path)) throw err;
+    throw new InputFileError(path, 'no such file');
+  }
+}
+
+/**
+ * Loads pretrained weights into `store` by name. Throws InputFileError on shape mismatches (unless
+ * skipMismatched) and when nothing in the file matches the backbone.
+ */
+export async function loadWeights(
+  store: ParamStore,
+  path: string,
+  opts: LoadWeightsOptions = {},
+): Promise<WeightsReport> {
+  const resolved = resolveWeightsPath(path);
+  const ext = extname(resolved).toLowerCase();
+  if (ext === '.npz') {
+    throw new InputFileError(
+      resolved,
+      'BiT .npz weights need model.arch bit-*, which is not available in this version',
+    );
+  }
+  if (ext === '.pth' || ext === '.pt' || ext === '.tar' || ext === '.ckpt' || ext === '.bin') {
+    throw new InputFileError(
+      resolved,
+      `PyTorch pickle files (${ext}) cannot be read; convert the state dict with safetensors.torch.save_file(state_dict, "weights.safetensors")`,
+    );
+  }
+  if (ext !== '.safetensors') {
+    throw new InputFileError(resolved, `unsupported weights format '${ext || '(no extension)'}' (expected .safetensors)`);
+  }
+  const file = await readSafetensors(resolved);
+  const { prefix, assignments, ignored, mismatched } = planLoad(file, store, opts);
+
+  if (mismatched.length > 0 && !opts.skipMismatched) {
+    const items = mismatched.map((m) => `${m.name} (file ${shapeText(m.file)}, model ${shapeText(m.model)})`);
+    const arch = opts.arch ? ` ${opts.arch}` : '';
+    throw new InputFileError(
+      resolved,
+      `weights do not fit the${arch} model: ${mismatched.length} shape mismatch(es): ${listSome(items, 3)}; the file holds ${describeStateDict(file.names())}`,
+    );
+  }
+  const backboneLoaded = assignments.some((a) => a.param.name.startsWith(prefix));
+  const backboneExists = store.list().some((p) => p.name.startsWith(prefix));
+  if (backboneExists && !backboneLoaded) {
+    const arch = opts.arch ? ` (${opts.arch})` : '';
+    throw new InputFileError(
+      resolved,
+      `no tensor matches the model's backbone${arch}; the file looks like ${describeStateDict(file.names())}`,
+    );
+  }
+
+  // Decode all before assigning any, so an unreadable tensor leaves the model untouched.
+  const values = assignments.map(({ param, key }) => tensorFromTorch(file, key, param));
+  assignments.forEach(({ param }, i) => {
+    param.variable.assign(values[i]!);
+  });
+  tf.dispose(values);
+
+  const loaded = new Set(assignments.map((a) => a.param.name));
+  return {
+    path: resolved,
+    loaded: [...loaded],
+    missing: store
+      .list()
+      .map((p) => p.name)
+      .filter((n) => !loaded.has(n)),
+    ignored,
+    mismatched,
+  };
+}
+
+/** A few lines for the run log: counts and the first names of each list. */
+export function formatWeightsReport(report: WeightsReport): string {
+  const lines = [`loaded ${report.loaded.length} tensors from ${report.path}`];
+  if (report.missing.length > 0) {
+    // Heads left new are expected and summarised per module; backbone gaps are listed by name since
+    // they usually mean the file is not the model the user thinks it is.
+    const groups = new Map<string, number>();
+    const backbone: string[] = [];
+    for (const name of report.missing) {
+      if (name.startsWith(BACKBONE_PREFIX)) backbone.push(name);
+      else {
+        const head = name.split('.')[0]!;
+        groups.set(head, (groups.get(head) ?? 0) + 1);
+      }
+    }
+    const parts = [...groups].map(([g, n]) => `${g}.* (${n})`);
+    if (backbone.length > 0) parts.push(`backbone: ${listSome(backbone, 4)}`);
+    lines.push(`  newly initialised (${report.missing.length}): ${parts.join(', ')}`);
+  }
+  const notable = report.ignored.filter((k) => !isAlwaysIgnored(k));
+  const routine = report.ignored.length - notable.length;
+  if (report.ignored.length > 0) {
+    const detail = notable.length > 0 ? `: ${listSome(notable, 4)}` : '';
+    const extra = routine > 0 ? `${notable.length > 0 ? ' +' : ' '}${routine} optimizer/num_batches_tracked` : '';
+    lines.push(`  ignored from file (${report.ignored.length})${detail}${extra}`);
+  }
+  if (report.mismatched.length > 0) {
+    const items = report.mismatched.map((m) => `${m.name} file ${shapeText(m.file)} vs model ${shapeText(m.model)}`);
+    lines.push(`  shape mismatch, left new (${report.mismatched.length}): ${listSome(items, 3)}`);
+  }
+  return lines.join('\n');
+}
