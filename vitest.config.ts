@@ -1,6 +1,9 @@
 import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
+  // ES-module builds first (tfjs-core's main field is its CommonJS build), as scripts/bundle.mjs does.
+  resolve: { mainFields: ['module', 'main'] },
+  ssr: { resolve: { mainFields: ['module', 'main'] } } as object,
   test: {
     include: ['test/**/*.test.ts'],
     // tfjs kernels are CPU-bound; forks keep each file's engine state isolated.
@@ -8,5 +11,8 @@ export default defineConfig({
     poolOptions: { forks: { maxForks: 2, minForks: 1 } },
     testTimeout: 120_000,
     hookTimeout: 120_000,
+    // One copy of tfjs: its gradients are registered from ES-module files, so core and the cpu backend
+    // must come from their ES-module builds too (the same choice scripts/bundle.mjs makes for dist/).
+    server: { deps: { inline: [/@tensorflow\/tfjs-core/, /@tensorflow\/tfjs-backend-cpu/] } },
   },
 });

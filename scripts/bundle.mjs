@@ -1,0 +1,36 @@
+#!/usr/bin/env node
+/**
+ * Bundles the CLI and the benchmarks into dist/ with esbuild.
+ *
+ * Why a bundle rather than tsc's per-file output: tfjs-core registers its gradients from an ES-module
+ * file whose imports carry no file extensions, which Node's loader cannot follow, and its CommonJS
+ * build registers none. Bundled from tfjs' ES modules, every part (core, cpu kernels, gradients)
+ * comes from one copy of tfjs-core. Packages with native parts or data files of their own (sharp, the
+ * wasm backend, tfjs-node) stay external and load from node_modules.
+ */
+import { build } from 'esbuild';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+await build({
+  absWorkingDir: root,
+  entryPoints: {
+    simtrip: 'src/cli/bin.ts',
+    'bench/train_throughput': 'bench/train_throughput.ts',
+    'bench/onednn_kernels': 'bench/onednn_kernels.ts',
+  },
+  outdir: 'dist',
+  bundle: true,
+  platform: 'node',
+  format: 'esm',
+  target: 'node20',
+  // ES-module builds first, so tfjs-core and its gradients resolve to the same files.
+  mainFields: ['module', 'main'],
+  external: ['sharp', 'commander', 'yaml', 'zod', '@tensorflow/tfjs-node', '@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-backend-wasm'],
+  // CommonJS dependencies bundled into an ES module still call require() for Node built-ins.
+  banner: { js: "import { createRequire as __simtripCreateRequire } from 'node:module'; const require = __simtripCreateRequire(import.meta.url);" },
+  sourcemap: true,
+  logLevel: 'warning',
+});
