@@ -123,11 +123,20 @@ async function tryActivate(engine: ConcreteEngine): Promise<{ ok: true; detail: 
 let active: EngineInfo | null = null;
 
 /**
+ * Production mode: tfjs skips its debug checks and its console banner ("looks like you are running
+ * TensorFlow.js in Node.js"), which would otherwise land in the middle of a progress bar.
+ */
+function productionMode(): void {
+  if (!tf.env().getBool('PROD')) tf.enableProdMode();
+}
+
+/**
  * Activates the requested engine. With `training`, engines that cannot train conv nets are refused.
  * An explicitly requested engine that is unavailable is a user error (exit 2), not a silent fallback.
  */
 export async function initEngine(requested: EngineName, opts: { training?: boolean } = {}): Promise<EngineInfo> {
   if (active && active.requested === requested) return active;
+  productionMode();
   const skipped: string[] = [];
   const candidates: readonly ConcreteEngine[] = requested === 'auto' ? AUTO_ORDER : [requested];
   for (const engine of candidates) {
@@ -156,6 +165,7 @@ export function activeEngine(): EngineInfo | null {
 
 /** Reports every engine's availability without switching away from the active one for long. */
 export async function probeEngines(): Promise<ProbeResult[]> {
+  productionMode();
   const results: ProbeResult[] = [];
   for (const engine of ['tensorflow-gpu', 'tensorflow', 'onednn', 'wasm', 'cpu'] as const) {
     const r = await tryActivate(engine);

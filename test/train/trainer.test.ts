@@ -1,0 +1,134 @@
+import { mkdtemp, readFile, readdir } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { ConfigSchema, type Config } from '../../src/config/schema.js';
+import type { EngineInfo } from '../../src/engine/engine.js';
+import { tf } from '../../src/engine/tf.js';
+import { readSafetensors } from '../../src/io/safetensors.js';
+import { DivergedError, train, type TrainOptions } from '../../src/train/trainer.js';
+import { UserError } from '../../src/util/errors.js';
+import { useCpuBackend } from '../helpers.js';
+
+const engine: EngineInfo = { requested: 'cpu', engine: 'cpu', tfBackend: 'cpu', skipped: [], detail: 'test' };
+
+/** 32 synthetic 16 px images, batch 8: 4 steps per epoch on a width-4 ResNet-18. */
+function tinyConfig(overrides: Record<string, unknown> = {}): Config {
+  return ConfigSchema.parse({
+    name: 'tiny',
+    seed: 3,
+    engine: { backend: 'cpu' },
+    data: { kind: 'synthetic', image_size: 16, synthetic: { train_size: 32, test_size: 16, size: 16 } },
+    model: { arch: 'resnet18', stem: 'cifar', width: 4 },
+    method: { proj_layers: 2, proj_dim: 16, pred_hidden: 4 },
+    train: { epochs: 4, batch_size: 8, base_lr: 0.05, warmup_epochs: 1, checkpoint_every: 1, keep_last: 2, knn_every: 2, log_every: 1, ...overrides },
+    eval: { batch_size: 16, knn: { k: 5 } },
+  });
+}
+
+async function runDir(): Promise<string> {
+  return mkdtemp(join(tmpdir(), 'simtrip-train-'));
+}
+
+function options(config: Config, dir: string, extra: Partial<TrainOptions> = {}): TrainOptions {
+  return { config, runDir: dir, resume: false, engine, log: () => undefined, progressStream: devNull(), ...extra };
+}
+
+/** A stream that swallows progress output. */
+function devNull(): NodeJS.WriteStream {
+  return { write: () => true, isTTY: false } as unknown as NodeJS.WriteStream;
+}
+
+async function tensorsOf(path: string): Promise<Map<string, Float32Array>> {
+  const file = await readSafetensors(path);
+  return new Map(file.names().map((n) => [n, file.getFloat32(n)]));
+}
+
+async function metricsOf(dir: string): Promise<Array<Record<string, number | string>>> {
+  const text = await readFile(join(dir, 'metrics.jsonl'), 'utf8');
+  return text.trim().split('\n').map((l) => JSON.parse(l));
+}
+
+beforeAll(useCpuBackend);
+
+describe('train', () => {
+  let full: string;
+  let fullSteps: number[];
+
+  beforeAll(async () => {
+    full = await runDir();
+    const counts: number[] = [];
+    await train(options(tinyConfig(), full, { onStep: () => counts.push(tf.memory().numTensors) }));
+    fullSteps = counts;
+  });
+
+  it('writes the run directory: config, metrics, checkpoints pruned to keep_last, plots', async () => {
+    const files = await readdir(full);
+    expect(files).toEqual(expect.arrayContaining(['config.yaml', 'run.json', 'metrics.jsonl', 'checkpoints', 'plots']));
+    const ckpts = (await readdir(join(full, 'checkpoints'))).filter((f) => !f.startsWith('.')).sort();
+    expect(ckpts).toEqual(['epoch-0003.safetensors', 'epoch-0004.safetensors', 'last.safetensors']);
+    const metrics = await metricsOf(full);
+    const trainLines = metrics.filter((m) => m.kind === 'train');
+    expect(trainLines.map((m) => m.step)).toEqual(Array.from({ length: 16 }, (_, i) => i + 1));
+    for (const m of trainLines) {
+      expect(m.loss).toBeGreaterThanOrEqual(-1);
+      expect(m.loss).toBeLessThanOrEqual(1);
+      expect(m.collapse_std).toBeGreaterThan(0);
+      expect(m.img_per_s).toBeGreaterThan(0);
+    }
+    const knn = metrics.filter((m) => m.kind === 'knn');
+    expect(knn.map((m) => m.epoch)).toEqual([2, 4]);
+    expect(await readFile(join(full, 'config.yaml'), 'utf8')).toContain('batch_size: 8');
+  });
+
+  it('keeps the number of live tensors flat from step to step', () => {
+    // The first step creates the momentum buffers; from then on nothing may accumulate.
+    const after = fullSteps.slice(1);
+    expect(new Set(after).size).toBe(1);
+  });
+
+  it('resumed after an interruption mid-epoch, ends with exactly the same weights, momentum and losses', async () => {
+    const dir = await runDir();
+    const controller = new AbortController();
+    const first = await train(options(tinyConfig(), dir, { signal: controller.signal, onStep: (s) => s === 6 && controller.abort() }));
+    expect(first.interrupted).toBe('aborted');
+    expect(first.steps).toBe(6);
+    const resumed = await train(options(tinyConfig(), dir, { resume: true }));
+    expect(resumed.interrupted).toBeUndefined();
+    expect(resumed.steps).toBe(16);
+
+    const a = await tensorsOf(join(full, 'checkpoints', 'last.safetensors'));
+    const b = await tensorsOf(join(dir, 'checkpoints', 'last.safetensors'));
+    expect([...b.keys()].sort()).toEqual([...a.keys()].sort());
+    expect([...a.keys()].some((k) => k.startsWith('optimizer.momentum.'))).toBe(true);
+    for (const [name, values] of a) expect(b.get(name), name).toEqual(values);
+
+    const lossesA = (await metricsOf(full)).filter((m) => m.kind === 'train').map((m) => m.loss);
+    const lossesB = (await metricsOf(dir)).filter((m) => m.kind === 'train').map((m) => m.loss);
+    expect(lossesB).toEqual(lossesA);
+  });
+
+  it('refuses to overwrite a finished run, and to resume a run that has no checkpoint', async () => {
+    await expect(train(options(tinyConfig(), full))).rejects.toThrow(UserError);
+    await expect(train(options(tinyConfig(), await runDir(), { resume: true }))).rejects.toThrow(/no checkpoint/);
+  });
+
+  it('refuses to resume with a different model', async () => {
+    const cfg = tinyConfig();
+    const changed = { ...cfg, model: { ...cfg.model, width: 8 } };
+    await expect(train(options(changed, full, { resume: true }))).rejects.toThrow(/model differ/);
+  });
+
+  it('stops on a non-finite loss without touching the last good checkpoint', async () => {
+    const dir = await runDir();
+    const controller = new AbortController();
+    await train(options(tinyConfig(), dir, { signal: controller.signal, onStep: (s) => s === 4 && controller.abort() }));
+    const before = await readFile(join(dir, 'checkpoints', 'last.safetensors'));
+    // An absurd lr overflows the weights to Inf within a few steps, and the loss becomes NaN.
+    const exploding = tinyConfig({ base_lr: 1e38, warmup_epochs: 0 });
+    const err = await train(options(exploding, dir, { resume: true })).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(DivergedError);
+    expect((err as Error).message).toMatch(/loss is NaN at epoch \d+, step \d+.*last good checkpoint .*last\.safetensors is kept/);
+    expect(await readFile(join(dir, 'checkpoints', 'last.safetensors'))).toEqual(before);
+  });
+});
