@@ -1,0 +1,133 @@
+/**
+ * SimSiam training throughput on the active engine: img/s of full steps (augmentation included), the
+ * time split (data / forward / backward / optimizer) and peak RSS.
+ *
+ *   npm run bench -- [--engine auto] [--arch resnet18] [--width 64] [--size 32] [--batch 64]
+ *                    [--proj-dim 2048] [--steps 5] [--warmup 1]
+ *
+ * Defaults are the SimSiam CIFAR model (ResNet-18, CIFAR stem, 2-layer 2048-d projector). Prints a
+ * table, then one JSON line with every number.
+ */
+import os from 'node:os';
+import { ConfigSchema, type Config } from '../src/config/schema.js';
+import { augmentBatch } from '../src/data/augment.js';
+import { makeSynthetic } from '../src/data/synthetic.js';
+import { initEngine, type EngineName } from '../src/engine/engine.js';
+import { tf } from '../src/engine/tf.js';
+import { buildSslModel } from '../src/model/build.js';
+import { Sgd } from '../src/optim/sgd.js';
+import { trainStep } from '../src/train/step.js';
+
+interface Options {
+  engine: EngineName;
+  arch: 'resnet18' | 'resnet50';
+  width: number;
+  size: number;
+  batch: number;
+  projDim: number;
+  steps: number;
+  warmup: number;
+}
+
+function parseOptions(argv: string[]): Options {
+  const opts: Options = { engine: 'auto', arch: 'resnet18', width: 64, size: 32, batch: 64, projDim: 2048, steps: 5, warmup: 1 };
+  const numeric: Record<string, keyof Options> = {
+    '--width': 'width',
+    '--size': 'size',
+    '--batch': 'batch',
+    '--proj-dim': 'projDim',
+    '--steps': 'steps',
+    '--warmup': 'warmup',
+  };
+  for (let i = 0; i < argv.length; i += 2) {
+    const flag = argv[i]!;
+    const value = argv[i + 1];
+    if (value === undefined) throw new Error(`${flag} needs a value`);
+    if (flag === '--engine') opts.engine = value as EngineName;
+    else if (flag === '--arch') opts.arch = value as Options['arch'];
+    else if (numeric[flag]) (opts as unknown as Record<string, number>)[numeric[flag]] = Number(value);
+    else throw new Error(`unknown flag ${flag}`);
+  }
+  return opts;
+}
+
+const ms = (t0: number) => performance.now() - t0;
+const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(xs.length, 1);
+
+async function main(): Promise<void> {
+  const o = parseOptions(process.argv.slice(2));
+  const engine = await initEngine(o.engine, { training: true });
+  const cfg: Config = ConfigSchema.parse({
+    data: { image_size: o.size },
+    model: { arch: o.arch, stem: o.size <= 64 ? 'cifar' : 'imagenet', width: o.width },
+    method: { proj_layers: 2, proj_dim: o.projDim, pred_hidden: Math.max(o.projDim / 4, 1) },
+  });
+  const ds = makeSynthetic({ size: o.size, count: o.batch, seed: 0, split: 'train' });
+  const model = buildSslModel(cfg.model, cfg.method, 0);
+  const opt = new Sgd(model.store.trainable(), { momentum: 0.9, weightDecay: 5e-4, decayNormAndBias: true });
+  const vars = model.store.trainable().map((p) => p.variable);
+  const idx = Int32Array.from({ length: o.batch }, (_, i) => i);
+  const lr = () => 0.01;
+  const split = { data: [] as number[], forward: [] as number[], forwardBackward: [] as number[], optimizer: [] as number[], step: [] as number[] };
+  const tensorsBefore = tf.memory().numTensors;
+  for (let i = 0; i < o.warmup + o.steps; i++) {
+    const measured = i >= o.warmup;
+    let t0 = performance.now();
+    const views = augmentBatch(ds, idx, o.size, cfg.data.augment, model.normalization, { seed: 0, epoch: i }, 2);
+    const tData = ms(t0);
+    // Forward alone (no tape), then forward + backward, then the update on those gradients.
+    t0 = performance.now();
+    tf.tidy(() => {
+      const xs = views.map((v) => tf.tensor4d(v, [o.batch, o.size, o.size, 3]));
+      model.method.step(xs).loss.dataSync();
+    });
+    const tForward = ms(t0);
+    t0 = performance.now();
+    const { value, grads } = tf.variableGrads(() => model.method.step(views.map((v) => tf.tensor4d(v, [o.batch, o.size, o.size, 3]))).loss, vars);
+    value.dataSync();
+    const tFb = ms(t0);
+    t0 = performance.now();
+    opt.step(grads, lr);
+    tf.dispose([value, ...Object.values(grads)]);
+    const tOpt = ms(t0);
+    // The real step as the trainer runs it (data + trainStep), for img/s.
+    t0 = performance.now();
+    const v2 = augmentBatch(ds, idx, o.size, cfg.data.augment, model.normalization, { seed: 1, epoch: i }, 2);
+    trainStep(model.method, model.store, opt, v2, o.size, lr);
+    const tStep = ms(t0);
+    if (measured) {
+      split.data.push(tData);
+      split.forward.push(tForward);
+      split.forwardBackward.push(tFb);
+      split.optimizer.push(tOpt);
+      split.step.push(tStep);
+    }
+    process.stderr.write(`step ${i + 1}/${o.warmup + o.steps}${measured ? '' : ' (warm-up)'}: ${tStep.toFixed(0)} ms\n`);
+  }
+  const step = mean(split.step);
+  const result = {
+    engine: engine.engine,
+    engine_detail: engine.detail,
+    machine: `${os.cpus().length} x ${os.cpus()[0]?.model ?? 'cpu'}`,
+    model: `${o.arch} width ${o.width}, ${o.size}px, proj ${o.projDim}`,
+    batch: o.batch,
+    img_per_s: o.batch / (step / 1000),
+    step_ms: step,
+    data_ms: mean(split.data),
+    forward_ms: mean(split.forward),
+    backward_ms: mean(split.forwardBackward) - mean(split.forward),
+    optimizer_ms: mean(split.optimizer),
+    peak_rss_mib: process.resourceUsage().maxRSS / 1024,
+    tensor_leak: tf.memory().numTensors - tensorsBefore,
+  };
+  const row = (k: string, v: string) => process.stdout.write(`${k.padEnd(14)} ${v}\n`);
+  row('engine', `${result.engine} (${result.engine_detail})`);
+  row('machine', result.machine);
+  row('model', `${result.model}, batch ${o.batch}`);
+  row('throughput', `${result.img_per_s.toFixed(2)} img/s (${step.toFixed(0)} ms/step)`);
+  row('split', `data ${result.data_ms.toFixed(0)} ms, forward ${result.forward_ms.toFixed(0)} ms, backward ${result.backward_ms.toFixed(0)} ms, optimizer ${result.optimizer_ms.toFixed(0)} ms`);
+  row('peak RSS', `${result.peak_rss_mib.toFixed(0)} MiB`);
+  process.stdout.write(`${JSON.stringify(result)}\n`);
+}
+
+await main();

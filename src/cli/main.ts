@@ -1,0 +1,188 @@
+/**
+ * The simtrip command line. Each command resolves its config, picks the engine and hands over to one
+ * module (trainer, evaluation, embedding, doctor); this file only parses flags and maps failures to
+ * exit codes: 0 ok, 2 usage/config/input error (one line), 1 runtime failure, 130 interrupted.
+ */
+import { Command, CommanderError, Option } from 'commander';
+import { dirname, join, resolve } from 'node:path';
+import { loadConfig, configToYaml } from '../config/load.js';
+import type { Config } from '../config/schema.js';
+import { initEngine, type EngineInfo } from '../engine/engine.js';
+import { writeJsonAtomic } from '../io/atomic.js';
+import { UserError } from '../util/errors.js';
+import { runDoctor } from './doctor.js';
+
+/** One message per line on stderr; stdout stays for results (JSON, summaries) that scripts read. */
+const log = (line: string) => process.stderr.write(`${line}\n`);
+
+const collect = (value: string, previous: string[]) => [...previous, value];
+
+function configOptions(cmd: Command): Command {
+  return cmd
+    .requiredOption('-c, --config <file>', 'run configuration (YAML or JSON; `extends:` for presets, see configs/)')
+    .option('--set <key=value>', 'override one config key, e.g. --set train.epochs=5 (repeatable; typed by the schema)', collect, []);
+}
+
+async function resolveConfig(opts: { config: string; set: string[] }): Promise<Config> {
+  return (await loadConfig(opts.config, opts.set)).config;
+}
+
+async function startEngine(cfg: Config, training: boolean): Promise<EngineInfo> {
+  const engine = await initEngine(cfg.engine.backend, { training });
+  for (const line of engine.skipped) log(`engine: skipped ${line}`);
+  return engine;
+}
+
+function parseFractions(text: string): number[] {
+  const values = text.split(',').map((s) => Number(s.trim()));
+  if (values.length === 0 || values.some((v) => !(v > 0 && v <= 1))) {
+    throw new UserError(`--label-fraction: got '${text}', expected comma-separated fractions in (0, 1], e.g. 0.01,0.1,1`);
+  }
+  return values;
+}
+
+/** Where eval writes its JSON when --out is not given: beside the checkpoint's run, else the config's run dir. */
+function defaultEvalOut(cfg: Config, checkpoint: string | undefined): string {
+  if (checkpoint) {
+    const abs = resolve(checkpoint);
+    const dir = dirname(abs).endsWith('checkpoints') ? dirname(dirname(abs)) : dirname(abs);
+    return join(dir, 'eval.json');
+  }
+  return join('runs', cfg.name, 'eval.json');
+}
+
+export function buildProgram(): Command {
+  const program = new Command();
+  program
+    .name('simtrip')
+    .description('Self-supervised image encoders (SimSiam, SimTriplet, BiT transfer) for medical imaging, on TensorFlow.js')
+    .option('-v, --verbose', 'print stack traces on errors')
+    .showHelpAfterError('(run with --help for usage)');
+
+  configOptions(
+    program
+      .command('train')
+      .description('train an encoder with the config\'s SSL method; writes runs/<name>/ (config, metrics.jsonl, checkpoints, plots)'),
+  )
+    .option('--run-dir <dir>', 'run directory (default: runs/<config name>)')
+    .option('--resume', 'continue the run in the run directory from its last checkpoint, exactly where it stopped')
+    .action(async (opts: { config: string; set: string[]; runDir?: string; resume?: boolean }) => {
+      const cfg = await resolveConfig(opts);
+      const engine = await startEngine(cfg, true);
+      const { train } = await import('../train/trainer.js');
+      const result = await train({
+        config: cfg,
+        runDir: opts.runDir ?? join('runs', cfg.name),
+        resume: opts.resume ?? false,
+        engine,
+        log,
+        handleSignals: true,
+      });
+      if (result.interrupted) {
+        log(`stopped (${result.interrupted}) at step ${result.steps}; saved ${result.checkpoint}; continue with --resume`);
+        process.exitCode = 130;
+        return;
+      }
+      const knn = result.knnAccuracy === undefined ? '' : `, kNN accuracy ${(100 * result.knnAccuracy).toFixed(2)}%`;
+      process.stdout.write(`trained ${result.epochs} epochs (${result.steps} steps): loss ${result.lastLoss.toFixed(4)}${knn}; checkpoint ${result.checkpoint}\n`);
+    });
+
+  configOptions(
+    program
+      .command('eval')
+      .description('evaluate a frozen encoder: linear probe and/or weighted kNN on the config\'s data; writes a JSON report'),
+  )
+    .option('--checkpoint <path>', 'simtrip checkpoint (.safetensors, .../checkpoints/last, or a run dir); default: the config\'s model (random init or model.weights)')
+    .option('--linear-probe', 'train a linear classifier on frozen features (eval.linear.*)')
+    .option('--knn', 'weighted kNN on frozen features (eval.knn.k, eval.knn.t)')
+    .option('--label-fraction <list>', 'labelled fraction(s) for the probe, class-stratified and seeded, e.g. 0.01,0.1,1')
+    .option('--out <file.json>', 'where to write the report (default: <run dir>/eval.json)')
+    .action(async (opts: { config: string; set: string[]; checkpoint?: string; linearProbe?: boolean; knn?: boolean; labelFraction?: string; out?: string }) => {
+      const cfg = await resolveConfig(opts);
+      if (!opts.linearProbe && !opts.knn) throw new UserError('eval: choose --linear-probe and/or --knn');
+      const labelFractions = opts.labelFraction ? parseFractions(opts.labelFraction) : undefined;
+      const engine = await startEngine(cfg, false);
+      const { evaluate } = await import('../eval/evaluate.js');
+      const report = await evaluate({
+        config: cfg,
+        checkpoint: opts.checkpoint,
+        linear: opts.linearProbe ?? false,
+        knn: opts.knn ?? false,
+        labelFractions,
+        engine: engine.engine,
+        log,
+      });
+      const out = opts.out ?? defaultEvalOut(cfg, opts.checkpoint);
+      await writeJsonAtomic(out, report);
+      const summary = report.results
+        .map((r) => {
+          const name = r.protocol === 'linear' ? `linear@${(r.settings as { label_fraction: number }).label_fraction}` : 'knn';
+          return `${name} acc ${(100 * r.metrics.accuracy).toFixed(2)}% bal ${(100 * r.metrics.balanced_accuracy).toFixed(2)}% f1 ${(100 * r.metrics.macro_f1).toFixed(2)}%`;
+        })
+        .join(' | ');
+      process.stdout.write(`${summary} (${report.train_samples} train / ${report.test_samples} test) -> ${out}\n`);
+    });
+
+  configOptions(program.command('embed').description('write backbone features (global-average-pooled) of every image in a folder as float32 .npy [N, D]'))
+    .option('--checkpoint <path>', 'simtrip checkpoint; default: the config\'s model (random init or model.weights)')
+    .requiredOption('--images <dir>', 'folder of images (png, jpg, tif, ...), embedded in file-name order')
+    .requiredOption('--out <file.npy>', 'output .npy; a .txt beside it lists the image of each row')
+    .action(async (opts: { config: string; set: string[]; checkpoint?: string; images: string; out: string }) => {
+      const cfg = await resolveConfig(opts);
+      await startEngine(cfg, false);
+      const { embedFolder } = await import('../eval/embed.js');
+      const r = await embedFolder({ config: cfg, checkpoint: opts.checkpoint, imagesDir: opts.images, out: opts.out, log });
+      process.stdout.write(`embedded ${r.count} images -> ${r.out} [${r.count}, ${r.dim}] (names in ${r.names})\n`);
+    });
+
+  program
+    .command('doctor')
+    .description('report Node, the engines that load here (and why the others do not), which one `auto` picks, cores and memory')
+    .action(async () => {
+      process.stdout.write(await runDoctor());
+    });
+
+  const config = program.command('config').description('inspect configurations');
+  configOptions(config.command('show').description('print the resolved config (extends and --set applied, defaults filled) as YAML')).action(
+    async (opts: { config: string; set: string[] }) => {
+      process.stdout.write(configToYaml(await resolveConfig(opts)));
+    },
+  );
+  configOptions(config.command('validate').description('check a config; exit 0 when valid, 2 with the first problem otherwise')).action(
+    async (opts: { config: string; set: string[] }) => {
+      await resolveConfig(opts);
+      process.stdout.write(`${opts.config}: valid\n`);
+    },
+  );
+
+  program.addOption(new Option('--no-color', 'accepted for compatibility; simtrip prints no colour').hideHelp());
+  return program;
+}
+
+function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  program.exitOverride();
+  program.configureOutput({ writeErr: (s) => process.stderr.write(s) });
+  const verbose = argv.includes('-v') || argv.includes('--verbose');
+  try {
+    await program.parseAsync(argv);
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // --help and --version come through here with exit code 0.
+      return err.exitCode === 0 ? 0 : 2;
+    }
+    if (err instanceof UserError) {
+      log(`simtrip: ${errorMessage(err).replace(/\s*\n\s*/g, ' ')}`);
+      if (verbose) log((err as Error).stack ?? '');
+      return 2;
+    }
+    log(`simtrip: ${(err as Error)?.name === 'DivergedError' ? '' : 'failed: '}${errorMessage(err)}`);
+    if (verbose) log((err as Error)?.stack ?? '');
+    return 1;
+  }
+}

@@ -1,0 +1,186 @@
+import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import sharp from 'sharp';
+import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { main } from '../../src/cli/main.js';
+import { readNpy } from '../../src/io/npy.js';
+
+/** Runs the CLI in-process and captures what it prints. */
+async function run(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  let stdout = '';
+  let stderr = '';
+  const out = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
+    stdout += String(chunk);
+    return true;
+  });
+  const err = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
+    stderr += String(chunk);
+    return true;
+  });
+  try {
+    const code = await main(['node', 'simtrip', ...args]);
+    return { code, stdout, stderr };
+  } finally {
+    out.mockRestore();
+    err.mockRestore();
+  }
+}
+
+afterEach(() => {
+  process.exitCode = undefined;
+});
+
+const TINY = `
+name: cli-tiny
+seed: 1
+engine: { backend: cpu }
+data:
+  kind: synthetic
+  image_size: 16
+  synthetic: { train_size: 40, test_size: 20, size: 16 }
+model: { arch: resnet18, stem: cifar, width: 4 }
+method: { proj_layers: 2, proj_dim: 16, pred_hidden: 4 }
+train: { epochs: 2, batch_size: 10, checkpoint_every: 1, knn_every: 1, log_every: 2 }
+eval:
+  batch_size: 20
+  knn: { k: 5 }
+  linear: { epochs: 5, batch_size: 10 }
+`;
+
+let dir: string;
+let config: string;
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'simtrip-cli-'));
+  config = join(dir, 'tiny.yaml');
+  await writeFile(config, TINY);
+});
+
+describe('usage and config errors exit 2 with one line', () => {
+  it('--help lists every command', async () => {
+    const r = await run('--help');
+    expect(r.code).toBe(0);
+    for (const cmd of ['train', 'eval', 'embed', 'doctor', 'config']) expect(r.stdout).toContain(cmd);
+  });
+
+  it('train --help explains its options', async () => {
+    const r = await run('train', '--help');
+    expect(r.code).toBe(0);
+    for (const flag of ['--config', '--set', '--run-dir', '--resume']) expect(r.stdout).toContain(flag);
+  });
+
+  it('an unknown command or option', async () => {
+    expect((await run('trian')).code).toBe(2);
+    expect((await run('train', '--config', config, '--epochs', '3')).code).toBe(2);
+  });
+
+  it('a bad value names the key, the value and what is allowed', async () => {
+    const r = await run('config', 'validate', '--config', config, '--set', 'train.batch_size=0');
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(/train\.batch_size/);
+    expect(r.stderr).toMatch(/0/);
+  });
+
+  it('a missing config file names the path', async () => {
+    const r = await run('config', 'show', '--config', join(dir, 'nope.yaml'));
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('nope.yaml');
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+  });
+
+  it('eval without a protocol', async () => {
+    const r = await run('eval', '--config', config);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--linear-probe and\/or --knn/);
+  });
+
+  it('eval with a bad label fraction', async () => {
+    const r = await run('eval', '--linear-probe', '--config', config, '--label-fraction', '0.1,2');
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('--label-fraction');
+  });
+});
+
+describe('config show', () => {
+  it('prints the resolved config with defaults and overrides', async () => {
+    const r = await run('config', 'show', '--config', config, '--set', 'train.epochs=7');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('epochs: 7');
+    expect(r.stdout).toContain('momentum: 0.9');
+  });
+});
+
+describe('doctor', () => {
+  it('reports the engines and which one auto picks', async () => {
+    const r = await run('doctor');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/ok\s+cpu/);
+    expect(r.stdout).toMatch(/no\s+tensorflow-gpu\s+tfjs-node-gpu not installed/);
+    expect(r.stdout).toMatch(/auto\s+picks (onednn|cpu)/);
+  });
+});
+
+describe('train, eval, embed end to end', () => {
+  const runDir = () => join(dir, 'run');
+
+  beforeAll(async () => {
+    const r = await run('train', '--config', config, '--run-dir', runDir());
+    expect(r.stderr).not.toMatch(/failed/);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/trained 2 epochs \(8 steps\)/);
+  });
+
+  it('train refuses to overwrite the run', async () => {
+    const r = await run('train', '--config', config, '--run-dir', runDir());
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--resume/);
+  });
+
+  it('eval writes the metrics the issue names', async () => {
+    const out = join(dir, 'eval.json');
+    const r = await run('eval', '--linear-probe', '--knn', '--config', config, '--checkpoint', join(runDir(), 'checkpoints', 'last'), '--out', out, '--label-fraction', '0.5,1');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/linear@0\.5 acc [\d.]+% bal [\d.]+% f1 [\d.]+% \| linear@1 .* \| knn acc/);
+    const report = JSON.parse(await readFile(out, 'utf8'));
+    expect(report.results).toHaveLength(3);
+    expect(report.train_samples).toBe(40);
+    expect(report.test_samples).toBe(20);
+    const linear = report.results[0];
+    expect(linear.settings.label_fraction).toBe(0.5);
+    expect(linear.settings.train_samples).toBe(20);
+    expect(linear.metrics.confusion_matrix).toHaveLength(10);
+    expect(linear.metrics.per_class[0]).toHaveProperty('recall');
+    expect(report.encoder).toMatch(/checkpoint .*epoch 2/);
+  });
+
+  it('eval without a checkpoint evaluates the random-init baseline', async () => {
+    const out = join(dir, 'baseline.json');
+    const r = await run('eval', '--knn', '--config', config, '--out', out);
+    expect(r.code).toBe(0);
+    expect(JSON.parse(await readFile(out, 'utf8')).encoder).toMatch(/random initialisation/);
+  });
+
+  it('embed writes [N, D] float32 features in file-name order', async () => {
+    const images = join(dir, 'images');
+    await mkdir(images, { recursive: true });
+    for (const [i, name] of ['b.png', 'a.png', 'c.jpg'].entries()) {
+      const pixels = Buffer.alloc(20 * 24 * 3, 40 * i);
+      await sharp(pixels, { raw: { width: 24, height: 20, channels: 3 } }).toFile(join(images, name));
+    }
+    await writeFile(join(images, 'notes.txt'), 'not an image');
+    const out = join(dir, 'feats.npy');
+    const r = await run('embed', '--config', config, '--checkpoint', runDir(), '--images', images, '--out', out);
+    expect(r.code).toBe(0);
+    const npy = await readNpy(out);
+    expect(npy.shape).toEqual([3, 32]);
+    expect(await readFile(join(dir, 'feats.txt'), 'utf8')).toBe('a.png\nb.png\nc.jpg\n');
+  });
+
+  it('embed of a missing folder names it', async () => {
+    const r = await run('embed', '--config', config, '--images', join(dir, 'missing'), '--out', join(dir, 'x.npy'));
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('missing');
+  });
+});
