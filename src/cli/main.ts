@@ -3,7 +3,7 @@
  * module (trainer, evaluation, embedding, doctor); this file only parses flags and maps failures to
  * exit codes: 0 ok, 2 usage/config/input error (one line), 1 runtime failure, 130 interrupted.
  */
-import { Command, CommanderError, Option } from 'commander';
+import { Command, CommanderError } from 'commander';
 import { dirname, join, resolve } from 'node:path';
 import { loadConfig, configToYaml } from '../config/load.js';
 import type { Config } from '../config/schema.js';
@@ -57,7 +57,9 @@ export function buildProgram(): Command {
     .name('simtrip')
     .description('Self-supervised image encoders (SimSiam, SimTriplet, BiT transfer) for medical imaging, on TensorFlow.js')
     .option('-v, --verbose', 'print stack traces on errors')
-    .showHelpAfterError('(run with --help for usage)');
+    // Set before the commands are added so they inherit it: main() maps commander's exits to ours.
+    .exitOverride()
+    .configureOutput({ writeErr: (s) => process.stderr.write(s), writeOut: (s) => process.stdout.write(s) });
 
   configOptions(
     program
@@ -155,7 +157,6 @@ export function buildProgram(): Command {
     },
   );
 
-  program.addOption(new Option('--no-color', 'accepted for compatibility; simtrip prints no colour').hideHelp());
   return program;
 }
 
@@ -165,8 +166,6 @@ function errorMessage(err: unknown): string {
 
 export async function main(argv: string[]): Promise<number> {
   const program = buildProgram();
-  program.exitOverride();
-  program.configureOutput({ writeErr: (s) => process.stderr.write(s) });
   const verbose = argv.includes('-v') || argv.includes('--verbose');
   try {
     await program.parseAsync(argv);
