@@ -57,7 +57,7 @@ I32View i32Arg(napi_env env, napi_value v, const char *what, size_t expectLength
   return view;
 }
 
-constexpr size_t kMaxArgs = 8;
+constexpr size_t kMaxArgs = 12;
 
 template <KernelFn fn>
 static napi_value wrapKernel(napi_env env, napi_callback_info info) {
@@ -116,6 +116,11 @@ static napi_value init(napi_env env, napi_value exports) {
       {"matmul", nullptr, wrapKernel<matmul>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"maxPool", nullptr, wrapKernel<maxPool>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"maxPoolGrad", nullptr, wrapKernel<maxPoolGrad>, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"batchNormForward", nullptr, wrapKernel<batchNormForward>, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"batchNormBackward", nullptr, wrapKernel<batchNormBackward>, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"eltwiseUnary", nullptr, wrapKernel<eltwiseUnary>, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"eltwiseBinary", nullptr, wrapKernel<eltwiseBinary>, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"reduceMid", nullptr, wrapKernel<reduceMid>, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
   return exports;

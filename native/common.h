@@ -44,6 +44,11 @@ void convBackwardWeights(napi_env env, napi_value *args, size_t argc);
 void matmul(napi_env env, napi_value *args, size_t argc);
 void maxPool(napi_env env, napi_value *args, size_t argc);
 void maxPoolGrad(napi_env env, napi_value *args, size_t argc);
+void batchNormForward(napi_env env, napi_value *args, size_t argc);
+void batchNormBackward(napi_env env, napi_value *args, size_t argc);
+void eltwiseUnary(napi_env env, napi_value *args, size_t argc);
+void eltwiseBinary(napi_env env, napi_value *args, size_t argc);
+void reduceMid(napi_env env, napi_value *args, size_t argc);
 
 std::string convImplInfo(napi_env env, napi_value *args, size_t argc);
 

@@ -6,6 +6,7 @@ import { tf } from '../engine/tf.js';
 import { Rng } from '../util/rng.js';
 import { ParamStore } from './params.js';
 import { kaimingNormalConv, linearUniform } from './init.js';
+import { batchNormTrain } from '../ops/batch_norm.js';
 
 export interface Context {
   store: ParamStore;
@@ -100,10 +101,10 @@ export class BatchNorm {
     if (!training) {
       return tf.batchNorm(x, this.runningMean, this.runningVar, this.offset, this.scale, this.eps) as T;
     }
-    const axes = x.shape.slice(0, -1).map((_, i) => i);
-    const { mean, variance } = tf.moments(x, axes);
+    const { y, mean, variance } = batchNormTrain(x, this.scale, this.offset, this.eps);
     this.updateRunningStats(mean, variance, x.size / this.channels);
-    return tf.batchNorm(x, mean, variance, this.offset, this.scale, this.eps) as T;
+    tf.dispose([mean, variance]);
+    return y;
   }
 
   private updateRunningStats(mean: tf.Tensor, variance: tf.Tensor, count: number): void {

@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { tf } from '../../src/engine/tf.js';
 import { loadOnednn } from '../../src/engine/onednn/loader.js';
 import { nativeRuns } from '../../src/engine/onednn/kernels/common.js';
+import { broadcastLayout } from '../../src/engine/onednn/kernels/eltwise.js';
 import { Rng } from '../../src/util/rng.js';
 import { relativeError, useCpuBackend } from '../helpers.js';
 
@@ -275,5 +276,98 @@ describe.skipIf(!onednn.ok)('onednn training step matches cpu', () => {
       expect(relativeError(one.grads[name]!, g), `gradient of ${name}`).toBeLessThan(TOLERANCE);
       expect(g.some((v) => v !== 0), `gradient of ${name} is not all zero`).toBe(true);
     }
+  });
+});
+
+describe('broadcastLayout (which binary broadcasts the native loop takes)', () => {
+  it('views the output as [outer, mid, inner] with the operand as [outer, 1, inner]', () => {
+    expect(broadcastLayout([2, 3, 4], [2, 3, 4])).toEqual([1, 1, 24]);
+    expect(broadcastLayout([3], [2, 5, 3])).toEqual([1, 10, 3]);
+    expect(broadcastLayout([1, 1, 1, 3], [2, 5, 7, 3])).toEqual([1, 70, 3]);
+    expect(broadcastLayout([], [4, 9])).toEqual([1, 36, 1]);
+    expect(broadcastLayout([6, 1], [6, 35])).toEqual([6, 35, 1]);
+    expect(broadcastLayout([3, 1, 1, 5], [3, 4, 6, 5])).toEqual([3, 24, 5]);
+    // Size-1 output axes inside the run do not split it.
+    expect(broadcastLayout([2, 1, 1, 1, 5], [2, 3, 1, 4, 5])).toEqual([2, 12, 5]);
+  });
+  it('refuses broadcasts along two separate runs of axes', () => {
+    expect(broadcastLayout([2, 1, 4, 1], [2, 3, 4, 5])).toBeNull();
+    expect(broadcastLayout([1, 3, 1], [2, 3, 4])).toBeNull();
+  });
+});
+
+describe.skipIf(!onednn.ok)('onednn element-wise kernels match cpu exactly', () => {
+  /** Bit-identical results: float32 add/mul/relu/step are exactly rounded in both implementations. */
+  async function expectIdentical(inputs: Init[], fn: (...xs: tf.Tensor[]) => tf.Tensor | tf.Tensor[], native: { kernel: string; runs: number }) {
+    const expected = await runOn('cpu', inputs, fn);
+    const before = nativeRuns.get(native.kernel) ?? 0;
+    const actual = await runOn('onednn', inputs, fn);
+    expect((nativeRuns.get(native.kernel) ?? 0) - before, `${native.kernel} native runs`).toBe(native.runs);
+    actual.forEach((a, i) => expect(Array.from(a), `output ${i}`).toEqual(Array.from(expected[i]!)));
+  }
+
+  const binaryCases: Array<{ name: string; a: number[]; b: number[] }> = [
+    { name: 'same shape', a: [2, 5, 7, 3], b: [2, 5, 7, 3] },
+    { name: 'per-channel vector', a: [2, 5, 7, 3], b: [3] },
+    { name: 'vector first', a: [3], b: [2, 5, 7, 3] },
+    { name: '[1,1,1,C] against NHWC', a: [2, 5, 7, 3], b: [1, 1, 1, 3] },
+    { name: 'scalar', a: [], b: [4, 9] },
+    { name: 'trailing block [H,W,C]', a: [3, 4, 5, 2], b: [4, 5, 2] },
+    { name: 'large enough to run in parallel', a: [4, 16, 16, 33], b: [33] },
+    { name: 'per-row value [N,1] (cosine loss)', a: [6, 1], b: [6, 35] },
+    { name: 'per-row value first, rank 3', a: [2, 5, 9], b: [2, 5, 1] },
+    { name: '[N,1,1,C] against NHWC (global pool gradient)', a: [3, 1, 1, 5], b: [3, 4, 6, 5] },
+    { name: 'middle broadcast, large', a: [16, 12, 12, 32], b: [16, 1, 1, 32] },
+  ];
+  for (const [kernel, op] of [['Add', tf.add], ['Multiply', tf.mul]] as const) {
+    for (const c of binaryCases) {
+      it(`${kernel}: ${c.name}`, async () => {
+        await expectIdentical([{ shape: c.a, seed: `${c.name}/a` }, { shape: c.b, seed: `${c.name}/b` }], (a, b) => op(a!, b!), { kernel, runs: 1 });
+      });
+    }
+    it(`${kernel}: an outer-product broadcast and int32 operands fall back to cpu`, async () => {
+      await expectIdentical([{ shape: [5, 1], seed: 'col' }, { shape: [1, 4], seed: 'row' }], (a, b) => op(a!, b!), { kernel, runs: 0 });
+      // Broadcast along two separate runs of axes: not one [outer, 1, inner] layout.
+      await expectIdentical([{ shape: [2, 3, 4, 5], seed: 'full' }, { shape: [2, 1, 4, 1], seed: 'split' }], (a, b) => op(a!, b!), { kernel, runs: 0 });
+      await expectIdentical([], () => op(tf.tensor1d([1, -2, 3, 7], 'int32'), tf.scalar(3, 'int32')), { kernel, runs: 0 });
+    });
+  }
+
+  it('Relu and Step (default and non-zero alpha), including NaN, -0 and infinities', async () => {
+    const special = (x: tf.Tensor) => tf.concat([tf.reshape(x, [-1]), tf.tensor1d([NaN, -0, 0, Infinity, -Infinity, 1e-30, -1e-30])]);
+    const fn = (x: tf.Tensor) => [tf.relu(special(x)), tf.step(special(x)), tf.step(special(x), 0.25)];
+    const expected = await runOn('cpu', [{ shape: [3, 5, 4, 2], seed: 'relu' }], fn);
+    const before = { relu: nativeRuns.get('Relu') ?? 0, step: nativeRuns.get('Step') ?? 0 };
+    const actual = await runOn('onednn', [{ shape: [3, 5, 4, 2], seed: 'relu' }], fn);
+    expect(nativeRuns.get('Relu')! - before.relu).toBe(1);
+    expect(nativeRuns.get('Step')! - before.step).toBe(2);
+    // Object.is tells NaN and the sign of zero apart, which toEqual on numbers would blur.
+    actual.forEach((a, i) => a.forEach((v, j) => expect(Object.is(v, expected[i]![j]), `output ${i}[${j}]: ${v} vs ${expected[i]![j]}`).toBe(true)));
+  });
+
+  const reduceCases: Array<{ name: string; x: number[]; axis?: number | number[]; keepDims?: boolean }> = [
+    { name: 'global average pool axes [1,2]', x: [3, 5, 4, 6], axis: [1, 2] },
+    { name: 'axes [1,2] keepDims', x: [3, 5, 4, 6], axis: [1, 2], keepDims: true },
+    { name: 'batch axis 0 of [N,C]', x: [37, 5], axis: 0 },
+    { name: 'last axis, negative', x: [4, 3, 11], axis: -1 },
+    { name: 'every axis (axis omitted)', x: [3, 4, 5] },
+    { name: 'unsorted contiguous axes [2,1]', x: [2, 3, 4, 5], axis: [2, 1] },
+    { name: 'large, parallel over the outer axis', x: [16, 16, 16, 32], axis: [1, 2] },
+  ];
+  for (const [kernel, op] of [['Sum', tf.sum], ['Mean', tf.mean]] as const) {
+    for (const c of reduceCases) {
+      it(`${kernel}: ${c.name}`, async () => {
+        await expectIdentical([{ shape: c.x, seed: `${c.name}/x` }], (x) => op(x!, c.axis, c.keepDims), { kernel, runs: 1 });
+      });
+    }
+    it(`${kernel}: non-contiguous axes and int32 fall back to cpu`, async () => {
+      await expectIdentical([{ shape: [2, 3, 4], seed: 'nc' }], (x) => op(x!, [0, 2]), { kernel, runs: 0 });
+      await expectIdentical([], () => op(tf.tensor2d([1, 2, 3, 4, 5, 6], [2, 3], 'int32'), 0), { kernel, runs: 0 });
+    });
+  }
+
+  it('ReLU gradient (Step and Multiply inside the backward pass)', async () => {
+    const inputs = [{ shape: [2, 6, 6, 5], seed: 'x' }, { shape: [2, 6, 6, 5], seed: 'dy' }];
+    await expectIdentical(inputs, (x, dy) => tf.grad((a: tf.Tensor) => tf.sum(tf.mul(tf.relu(a), dy!)))(x!), { kernel: 'Step', runs: 1 });
   });
 });

@@ -11,6 +11,8 @@ import { withFallback, type NativeKernel } from './kernels/common.js';
 import { conv2D, conv2DBackpropFilter, conv2DBackpropInput, fusedConv2D } from './kernels/conv.js';
 import { batchMatMul, fusedMatMul } from './kernels/matmul.js';
 import { maxPool, maxPoolGrad } from './kernels/pool.js';
+import { registerBatchNormKernels } from './kernels/batch_norm.js';
+import { add, mean, multiply, relu, step, sum } from './kernels/eltwise.js';
 
 export const BACKEND_NAME = 'onednn';
 
@@ -23,6 +25,12 @@ export const NATIVE_KERNELS: Readonly<Record<string, NativeKernel>> = {
   [tf._FusedMatMul]: fusedMatMul,
   [tf.MaxPool]: maxPool,
   [tf.MaxPoolGrad]: maxPoolGrad,
+  [tf.Relu]: relu,
+  [tf.Step]: step,
+  [tf.Add]: add,
+  [tf.Multiply]: multiply,
+  [tf.Sum]: sum,
+  [tf.Mean]: mean,
 };
 
 /** Idempotent: a second call (another loader, a test) finds the backend and leaves it alone. */
@@ -38,6 +46,8 @@ export function registerOnednnBackend(addon: NativeAddon): void {
       kernelFunc: native ? withFallback(config.kernelName, native, addon) : config.kernelFunc,
     });
   }
+  // Kernels with no cpu counterpart, run only by ops that look for them (src/ops/batch_norm.ts).
+  registerBatchNormKernels(BACKEND_NAME, addon);
   // Priority 0 (cpu has 1): a program that never picks a backend keeps getting the cpu backend.
   tf.registerBackend(BACKEND_NAME, () => new MathBackendCPU(), 0);
 }

@@ -18,6 +18,24 @@ export interface NativeAddon {
   matmul(a: Float32Array, b: Float32Array, bias: Float32Array | null, out: Float32Array, params: Int32Array): void;
   maxPool(x: Float32Array, out: Float32Array, params: Int32Array): void;
   maxPoolGrad(dy: Float32Array, x: Float32Array, out: Float32Array, params: Int32Array): void;
+  // Optional: an addon built before native/batch_norm.cc existed lacks them (params: [rows, channels]).
+  batchNormForward?(x: Float32Array, gamma: Float32Array, beta: Float32Array, y: Float32Array, mean: Float32Array, variance: Float32Array, params: Int32Array, eps: number): void;
+  batchNormBackward?(
+    dy: Float32Array,
+    x: Float32Array,
+    gamma: Float32Array,
+    mean: Float32Array,
+    variance: Float32Array,
+    dx: Float32Array,
+    dgamma: Float32Array,
+    dbeta: Float32Array,
+    params: Int32Array,
+    eps: number,
+  ): void;
+  // Optional for the same reason. op codes: see native/eltwise.cc.
+  eltwiseUnary?(x: Float32Array, out: Float32Array, op: number, alpha: number): void;
+  eltwiseBinary?(a: Float32Array, b: Float32Array, out: Float32Array, op: number, params: Int32Array): void;
+  reduceMid?(x: Float32Array, out: Float32Array, params: Int32Array, mean: boolean): void;
 }
 
 export const ADDON_RELATIVE_PATH = 'build/Release/simtrip_onednn.node';
@@ -64,6 +82,11 @@ export function loadNative(): NativeLoad {
     const why = buildStatusReason(root) ?? `${ADDON_RELATIVE_PATH} does not exist`;
     return (cached = { ok: false, reason: `native addon not built: ${why}`, hint: REBUILD_HINT });
   }
+  // libgomp reads this once, when the addon pulls it in. Its default spin-waiting at the end of every
+  // parallel region takes the CPU a descheduled worker needs as soon as anything else runs on the
+  // machine: a SimSiam step on 2 busy cores measured 7.9 s spinning against 2.7 s passive. Parking
+  // idle workers costs a futex wake per region, microseconds against kernels of milliseconds.
+  process.env.OMP_WAIT_POLICY ??= 'PASSIVE';
   try {
     const addon = createRequire(import.meta.url)(file) as NativeAddon;
     addon.info();
