@@ -4,7 +4,6 @@
  * ("module.encoder.", "backbone.", ...). Loading is all-or-nothing and loud: shape mismatches and files
  * that match nothing in the backbone are errors, because silently training from scratch wastes a run.
  */
-import { statSync } from 'node:fs';
 import { extname } from 'node:path';
 import { tf } from '../engine/tf.js';
 import { readSafetensors, type SafetensorsFile } from '../io/safetensors.js';
@@ -12,6 +11,7 @@ import { listSome, resolveCheckpointPath, tensorFromTorch } from '../train/check
 import { InputFileError } from '../util/errors.js';
 import { BACKBONE_PREFIX } from './build.js';
 import { permuteShape, toTorchPerm, type Param, type ParamStore } from './params.js';
+import { isDirectory, isFile } from '../util/fs.js';
 
 export interface WeightsMismatch {
   name: string;
@@ -62,22 +62,6 @@ function candidates(key: string, prefix: string): string[] {
     const p = SOURCE_PREFIXES.find((s) => rest.startsWith(s));
     if (!p) return out;
     rest = rest.slice(p.length);
-  }
-}
-
-function fileExists(path: string): boolean {
-  try {
-    return statSync(path).isFile();
-  } catch {
-    return false;
-  }
-}
-
-function isDirectory(path: string): boolean {
-  try {
-    return statSync(path).isDirectory();
-  } catch {
-    return false;
   }
 }
 
@@ -145,7 +129,7 @@ function planLoad(file: SafetensorsFile, store: ParamStore, opts: LoadWeightsOpt
 }
 
 function resolveWeightsPath(path: string): string {
-  if (fileExists(path)) return path;
+  if (isFile(path)) return path;
   // model.weights may point at a simtrip run or checkpoint the same way `--resume` does.
   try {
     return resolveCheckpointPath(path);

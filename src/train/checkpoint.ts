@@ -7,7 +7,7 @@
  *   __metadata__.simtrip               JSON CheckpointState (epoch, step, resolved config, ...)
  *   __metadata__.format                "pt": what safetensors.torch writes, so torch-side loaders accept it
  */
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
@@ -19,6 +19,7 @@ import { encodeSafetensors, readSafetensors, type SafetensorsFile, type TensorTo
 import { fromTorchPerm, permuteShape, toTorchPerm, type Param, type ParamStore } from '../model/params.js';
 import type { Sgd } from '../optim/sgd.js';
 import { InputFileError } from '../util/errors.js';
+import { isDirectory, isFile } from '../util/fs.js';
 
 export const CHECKPOINT_FORMAT = 1;
 export const CHECKPOINT_DIR = 'checkpoints';
@@ -165,22 +166,6 @@ export async function pruneCheckpoints(runDir: string, keepLast: number): Promis
   return doomed;
 }
 
-function isFile(path: string): boolean {
-  try {
-    return statSync(path).isFile();
-  } catch {
-    return false;
-  }
-}
-
-function isDir(path: string): boolean {
-  try {
-    return statSync(path).isDirectory();
-  } catch {
-    return false;
-  }
-}
-
 /**
  * Accepts the .safetensors file, the same path without its extension (runs/x/checkpoints/last), a run
  * directory (-> checkpoints/last.safetensors) or a run's checkpoints directory.
@@ -188,7 +173,7 @@ function isDir(path: string): boolean {
 export function resolveCheckpointPath(p: string): string {
   if (isFile(p)) return p;
   if (isFile(`${p}.safetensors`)) return `${p}.safetensors`;
-  if (isDir(p)) {
+  if (isDirectory(p)) {
     const inRun = join(p, CHECKPOINT_DIR, LAST_CHECKPOINT);
     if (isFile(inRun)) return inRun;
     const inDir = join(p, LAST_CHECKPOINT);
