@@ -69,9 +69,11 @@ async function main(): Promise<void> {
   const idx = Int32Array.from({ length: o.batch }, (_, i) => i);
   const lr = () => 0.01;
   const split = { data: [] as number[], forward: [] as number[], forwardBackward: [] as number[], optimizer: [] as number[], step: [] as number[] };
-  const tensorsBefore = tf.memory().numTensors;
+  // Counted from the first measured step: the warm-up creates the momentum buffers.
+  let tensorsBefore = tf.memory().numTensors;
   for (let i = 0; i < o.warmup + o.steps; i++) {
     const measured = i >= o.warmup;
+    if (i === o.warmup) tensorsBefore = tf.memory().numTensors;
     let t0 = performance.now();
     const views = augmentBatch(ds, idx, o.size, cfg.data.augment, model.normalization, { seed: 0, epoch: i }, 2);
     const tData = ms(t0);

@@ -4,11 +4,12 @@
  * exit codes: 0 ok, 2 usage/config/input error (one line), 1 runtime failure, 130 interrupted.
  */
 import { Command, CommanderError } from 'commander';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { loadConfig, configToYaml } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { initEngine, type EngineInfo } from '../engine/engine.js';
 import { writeJsonAtomic } from '../io/atomic.js';
+import { resolveCheckpointPath } from '../train/checkpoint.js';
 import { UserError } from '../util/errors.js';
 import { runDoctor } from './doctor.js';
 
@@ -41,14 +42,11 @@ function parseFractions(text: string): number[] {
   return values;
 }
 
-/** Where eval writes its JSON when --out is not given: beside the checkpoint's run, else the config's run dir. */
+/** Where eval writes its JSON when --out is not given: the checkpoint's run dir, else the config's. */
 function defaultEvalOut(cfg: Config, checkpoint: string | undefined): string {
-  if (checkpoint) {
-    const abs = resolve(checkpoint);
-    const dir = dirname(abs).endsWith('checkpoints') ? dirname(dirname(abs)) : dirname(abs);
-    return join(dir, 'eval.json');
-  }
-  return join('runs', cfg.name, 'eval.json');
+  if (!checkpoint) return join('runs', cfg.name, 'eval.json');
+  const dir = dirname(resolveCheckpointPath(checkpoint));
+  return join(basename(dir) === 'checkpoints' ? dirname(dir) : dir, 'eval.json');
 }
 
 export function buildProgram(): Command {

@@ -155,6 +155,13 @@ describe('train, eval, embed end to end', () => {
     expect(report.encoder).toMatch(/checkpoint .*epoch 2/);
   });
 
+  it('eval writes its report into the checkpoint\'s run dir by default', async () => {
+    const r = await run('eval', '--knn', '--config', config, '--checkpoint', runDir());
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain(join(runDir(), 'eval.json'));
+    expect(JSON.parse(await readFile(join(runDir(), 'eval.json'), 'utf8')).results[0].protocol).toBe('knn');
+  });
+
   it('eval without a checkpoint evaluates the random-init baseline', async () => {
     const out = join(dir, 'baseline.json');
     const r = await run('eval', '--knn', '--config', config, '--out', out);
@@ -182,5 +189,32 @@ describe('train, eval, embed end to end', () => {
     const r = await run('embed', '--config', config, '--images', join(dir, 'missing'), '--out', join(dir, 'x.npy'));
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('missing');
+  });
+});
+
+describe('the smoke-cifar10 preset on files in the CIFAR-10 binary format', () => {
+  it('trains and probes as the README says', async () => {
+    const root = join(dir, 'cifar-10-batches-bin');
+    await mkdir(root, { recursive: true });
+    // 30 records per train file and 70 in the test file: more than the preset's limits (128 / 64).
+    const file = (records: number, salt: number) => {
+      const buf = Buffer.alloc(records * 3073);
+      for (let r = 0; r < records; r++) {
+        buf[r * 3073] = (r + salt) % 10;
+        for (let i = 1; i < 3073; i++) buf[r * 3073 + i] = (i * 7 + r * 13 + salt) & 255;
+      }
+      return buf;
+    };
+    for (let f = 1; f <= 5; f++) await writeFile(join(root, `data_batch_${f}.bin`), file(30, f));
+    await writeFile(join(root, 'test_batch.bin'), file(70, 9));
+    const preset = join(process.cwd(), 'configs', 'smoke-cifar10.yaml');
+    const sets = ['--set', `data.root=${root}`, '--set', 'engine.backend=cpu'];
+    const runPath = join(dir, 'smoke');
+    const t = await run('train', '--config', preset, ...sets, '--run-dir', runPath);
+    expect(t.stderr).toMatch(/cifar10 32x32 \(128 train \/ 64 test, limited\)/);
+    expect(t.code).toBe(0);
+    const e = await run('eval', '--linear-probe', '--config', preset, ...sets, '--checkpoint', runPath);
+    expect(e.code).toBe(0);
+    expect(e.stdout).toMatch(/linear@1 acc .*\(128 train \/ 64 test\)/);
   });
 });
