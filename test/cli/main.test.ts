@@ -208,7 +208,9 @@ describe('the smoke-cifar10 preset on files in the CIFAR-10 binary format', () =
     for (let f = 1; f <= 5; f++) await writeFile(join(root, `data_batch_${f}.bin`), file(30, f));
     await writeFile(join(root, 'test_batch.bin'), file(70, 9));
     const preset = join(process.cwd(), 'configs', 'smoke-cifar10.yaml');
-    const sets = ['--set', `data.root=${root}`, '--set', 'engine.backend=cpu'];
+    // The preset's engine (auto): onednn where it is built, which CI always does; the cpu fallback
+    // takes minutes here, hence the long timeout.
+    const sets = ['--set', `data.root=${root}`];
     const runPath = join(dir, 'smoke');
     const t = await run('train', '--config', preset, ...sets, '--run-dir', runPath);
     expect(t.stderr).toMatch(/cifar10 32x32 \(128 train \/ 64 test, limited\)/);
@@ -216,5 +218,5 @@ describe('the smoke-cifar10 preset on files in the CIFAR-10 binary format', () =
     const e = await run('eval', '--linear-probe', '--config', preset, ...sets, '--checkpoint', runPath);
     expect(e.code).toBe(0);
     expect(e.stdout).toMatch(/linear@1 acc .*\(128 train \/ 64 test\)/);
-  });
+  }, 600_000);
 });
