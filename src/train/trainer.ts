@@ -68,7 +68,7 @@ function groupLr(cfg: Config, spec: ScheduleSpec, step: number): (group: string)
   return (group) => (group === 'predictor' && cfg.train.fix_pred_lr ? lr0 : lr);
 }
 
-async function knnMonitor(cfg: Config, model: SslModel, data: DataSplits): Promise<number | undefined> {
+function knnMonitor(cfg: Config, model: SslModel, data: DataSplits): number | undefined {
   if (data.train.classNames.length === 0 || data.test.size === 0) return undefined;
   const opts = { imageSize: cfg.data.image_size, normalization: model.normalization, batchSize: cfg.eval.batch_size };
   const trainIdx = firstIndices(data.train.size, cfg.train.knn_limit);
@@ -223,9 +223,11 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
         unit: 'step',
         stream: opts.progressStream,
       });
-      let window = { loss: 0, collapse: 0, n: 0, images: 0, t0: performance.now() };
+      let recent = { loss: 0, collapse: 0, n: 0, images: 0, t0: performance.now() };
       let epochLoss = 0;
       for (let b = step - epoch * stepsPerEpoch; b < batches.length; b++) {
+        // Steps are synchronous; without a turn of the event loop a Ctrl-C would wait for the epoch's end.
+        await new Promise((resolve) => setImmediate(resolve));
         const why = stop.reason();
         if (why !== undefined) {
           progress.finish();
@@ -248,25 +250,25 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
         step++;
         lastLoss = out.loss;
         epochLoss += out.loss;
-        window.loss += out.loss;
-        window.collapse += out.collapseStd;
-        window.n++;
-        window.images += cfg.train.batch_size;
+        recent.loss += out.loss;
+        recent.collapse += out.collapseStd;
+        recent.n++;
+        recent.images += cfg.train.batch_size;
         const fields = { loss: out.loss.toFixed(4), lr: lr('default').toPrecision(3) };
-        if (window.n === cfg.train.log_every || b === batches.length - 1) {
-          const seconds = (performance.now() - window.t0) / 1000;
+        if (recent.n === cfg.train.log_every || b === batches.length - 1) {
+          const seconds = (performance.now() - recent.t0) / 1000;
           metrics.append({
             kind: 'train',
             step,
             epoch: epoch + 1,
-            loss: window.loss / window.n,
+            loss: recent.loss / recent.n,
             lr: lr('default'),
-            collapse_std: window.collapse / window.n,
-            img_per_s: window.images / seconds,
+            collapse_std: recent.collapse / recent.n,
+            img_per_s: recent.images / seconds,
             ...out.terms,
             time: new Date().toISOString(),
           });
-          window = { loss: 0, collapse: 0, n: 0, images: 0, t0: performance.now() };
+          recent = { loss: 0, collapse: 0, n: 0, images: 0, t0: performance.now() };
         }
         progress.update(b + 1, fields);
         opts.onStep?.(step);
@@ -276,7 +278,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       const summary: Record<string, unknown> = { loss: epochLoss / batches.length };
       const lastEpoch = epochsDone === cfg.train.epochs;
       if (cfg.train.knn_every > 0 && (epochsDone % cfg.train.knn_every === 0 || lastEpoch)) {
-        knnAccuracy = await knnMonitor(cfg, model, data);
+        knnAccuracy = knnMonitor(cfg, model, data);
         if (knnAccuracy !== undefined) {
           summary.knn_accuracy = knnAccuracy;
           metrics.append({ kind: 'knn', step, epoch: epochsDone, accuracy: knnAccuracy, k: cfg.eval.knn.k });

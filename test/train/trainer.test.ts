@@ -108,6 +108,17 @@ describe('train', () => {
     expect(lossesB).toEqual(lossesA);
   });
 
+  it('a real SIGINT stops the run at the next step, not at the end of the epoch', async () => {
+    const dir = await runDir();
+    // The signal is delivered through the event loop, as a Ctrl-C would be.
+    const result = await train(
+      options(tinyConfig(), dir, { handleSignals: true, onStep: (s) => s === 1 && process.kill(process.pid, 'SIGINT') }),
+    );
+    expect(result.interrupted).toBe('SIGINT');
+    expect(result.steps).toBeLessThan(4);
+    expect(process.listenerCount('SIGINT')).toBe(0);
+  });
+
   it('refuses to overwrite a finished run, and to resume a run that has no checkpoint', async () => {
     await expect(train(options(tinyConfig(), full))).rejects.toThrow(UserError);
     await expect(train(options(tinyConfig(), await runDir(), { resume: true }))).rejects.toThrow(/no checkpoint/);
