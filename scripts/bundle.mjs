@@ -20,6 +20,7 @@ await build({
     simtrip: 'src/cli/bin.ts',
     'bench/train_throughput': 'bench/train_throughput.ts',
     'bench/onednn_kernels': 'bench/onednn_kernels.ts',
+    'bench/compare': 'bench/compare.ts',
   },
   outdir: 'dist',
   bundle: true,
