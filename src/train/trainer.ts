@@ -225,6 +225,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       });
       let recent = { loss: 0, collapse: 0, n: 0, images: 0, t0: performance.now() };
       let epochLoss = 0;
+      let epochSteps = 0;
       for (let b = step - epoch * stepsPerEpoch; b < batches.length; b++) {
         // Steps are synchronous; without a turn of the event loop a Ctrl-C would wait for the epoch's end.
         await new Promise((resolve) => setImmediate(resolve));
@@ -250,6 +251,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
         step++;
         lastLoss = out.loss;
         epochLoss += out.loss;
+        epochSteps++;
         recent.loss += out.loss;
         recent.collapse += out.collapseStd;
         recent.n++;
@@ -275,7 +277,8 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       }
       progress.finish();
       const epochsDone = epoch + 1;
-      const summary: Record<string, unknown> = { loss: epochLoss / batches.length };
+      // A resumed epoch averages only the steps this process ran.
+      const summary: Record<string, unknown> = { loss: epochLoss / Math.max(epochSteps, 1) };
       const lastEpoch = epochsDone === cfg.train.epochs;
       if (cfg.train.knn_every > 0 && (epochsDone % cfg.train.knn_every === 0 || lastEpoch)) {
         knnAccuracy = knnMonitor(cfg, model, data);
