@@ -121,6 +121,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"eltwiseUnary", nullptr, wrapKernel<eltwiseUnary>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"eltwiseBinary", nullptr, wrapKernel<eltwiseBinary>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"reduceMid", nullptr, wrapKernel<reduceMid>, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"sgdUpdate", nullptr, wrapKernel<sgdUpdate>, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
   return exports;

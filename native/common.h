@@ -49,6 +49,7 @@ void batchNormBackward(napi_env env, napi_value *args, size_t argc);
 void eltwiseUnary(napi_env env, napi_value *args, size_t argc);
 void eltwiseBinary(napi_env env, napi_value *args, size_t argc);
 void reduceMid(napi_env env, napi_value *args, size_t argc);
+void sgdUpdate(napi_env env, napi_value *args, size_t argc);
 
 std::string convImplInfo(napi_env env, napi_value *args, size_t argc);
 

@@ -3,8 +3,12 @@
  * parameter groups):
  *   d = g + wd * w;  buf = momentum * buf + d  (buf = d on the first step);  w -= lr * buf
  * Each parameter group (e.g. the fixed-lr predictor) gets its own lr at every step.
+ *
+ * Where the backend has the fused kernel (onednn: one native pass per parameter) it runs that; else
+ * the same arithmetic as standard tfjs ops, in the same float32 order, so both agree bit for bit.
  */
 import { tf } from '../engine/tf.js';
+import { SGD_UPDATE, type SgdUpdateAttrs } from '../engine/onednn/kernels/sgd.js';
 import type { Param } from '../model/params.js';
 
 export interface SgdOptions {
@@ -26,10 +30,15 @@ export class Sgd {
   /** Applies one update; `grads` maps tfjs variable names to gradients; `lr` gives each group's lr. */
   step(grads: tf.NamedTensorMap, lr: (group: string) => number): void {
     tf.tidy(() => {
+      const fused = tf.getKernel(SGD_UPDATE, tf.getBackend()) !== undefined;
       for (const p of this.params) {
         const g = grads[p.variable.name];
         if (!g) continue;
         const wd = p.normOrBias && !this.opts.decayNormAndBias ? 0 : this.opts.weightDecay;
+        if (fused && p.variable.dtype === 'float32' && g.dtype === 'float32') {
+          this.fusedStep(p, g, wd, lr(p.group));
+          continue;
+        }
         const d = wd > 0 ? tf.add(g, tf.mul(p.variable, wd)) : g;
         let buf = this.buffers.get(p.name);
         if (!buf) {
@@ -41,6 +50,17 @@ export class Sgd {
         p.variable.assign(tf.sub(p.variable, tf.mul(buf, lr(p.group))));
       }
     });
+  }
+
+  /** One native pass: the kernel returns the new weights and momentum buffer (see kernels/sgd.ts). */
+  private fusedStep(p: Param, g: tf.Tensor, wd: number, lr: number): void {
+    const buf = this.buffers.get(p.name);
+    const attrs: SgdUpdateAttrs = { lr, momentum: this.opts.momentum, weightDecay: wd > 0 ? wd : 0, first: !buf };
+    const inputs: tf.NamedTensorMap = buf ? { w: p.variable, g, buf } : { w: p.variable, g };
+    const [newW, newBuf] = tf.engine().runKernel(SGD_UPDATE, inputs, attrs as unknown as tf.NamedAttrMap) as tf.Tensor[];
+    if (buf) buf.assign(newBuf!);
+    else this.buffers.set(p.name, tf.variable(newBuf!, false, `${p.variable.name}/momentum`));
+    p.variable.assign(newW!);
   }
 
   /** Restores buffers saved by a checkpoint (by parameter name). */

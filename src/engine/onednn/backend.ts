@@ -12,6 +12,7 @@ import { conv2D, conv2DBackpropFilter, conv2DBackpropInput, fusedConv2D } from '
 import { batchMatMul, fusedMatMul } from './kernels/matmul.js';
 import { maxPool, maxPoolGrad } from './kernels/pool.js';
 import { registerBatchNormKernels } from './kernels/batch_norm.js';
+import { registerSgdKernel } from './kernels/sgd.js';
 import { add, mean, multiply, relu, step, sum } from './kernels/eltwise.js';
 
 export const BACKEND_NAME = 'onednn';
@@ -46,8 +47,10 @@ export function registerOnednnBackend(addon: NativeAddon): void {
       kernelFunc: native ? withFallback(config.kernelName, native, addon) : config.kernelFunc,
     });
   }
-  // Kernels with no cpu counterpart, run only by ops that look for them (src/ops/batch_norm.ts).
+  // Kernels with no cpu counterpart, run only by ops that look for them (src/ops/batch_norm.ts,
+  // src/optim/sgd.ts).
   registerBatchNormKernels(BACKEND_NAME, addon);
+  registerSgdKernel(BACKEND_NAME, addon);
   // Priority 0 (cpu has 1): a program that never picks a backend keeps getting the cpu backend.
   tf.registerBackend(BACKEND_NAME, () => new MathBackendCPU(), 0);
 }

@@ -36,6 +36,8 @@ export interface NativeAddon {
   eltwiseUnary?(x: Float32Array, out: Float32Array, op: number, alpha: number): void;
   eltwiseBinary?(a: Float32Array, b: Float32Array, out: Float32Array, op: number, params: Int32Array): void;
   reduceMid?(x: Float32Array, out: Float32Array, params: Int32Array, mean: boolean): void;
+  // Optional for the same reason (native/sgd.cc). A null buf means the first step (buf' = d).
+  sgdUpdate?(w: Float32Array, g: Float32Array, buf: Float32Array | null, wOut: Float32Array, bufOut: Float32Array, lr: number, momentum: number, weightDecay: number): void;
 }
 
 export const ADDON_RELATIVE_PATH = 'build/Release/simtrip_onednn.node';

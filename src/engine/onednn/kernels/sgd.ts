@@ -1,0 +1,56 @@
+/**
+ * The whole SGD update of one parameter as one kernel of the onednn backend (native/sgd.cc). It has no
+ * cpu counterpart: src/optim/sgd.ts runs it only where it is registered and composes standard ops
+ * everywhere else.
+ */
+import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
+import { tf } from '../../tf.js';
+import type { NativeAddon } from '../native.js';
+import { f32, sizeOf, nativeRuns } from './common.js';
+
+/**
+ * Inputs w, g and buf (omitted on the first step); outputs [newW, newBuf] with
+ * d = g + w*weightDecay; newBuf = first ? d : buf*momentum + d; newW = w - newBuf*lr.
+ */
+export const SGD_UPDATE = 'SimtripSgdUpdate';
+
+export interface SgdUpdateAttrs {
+  lr: number;
+  momentum: number;
+  weightDecay: number;
+  first: boolean;
+}
+
+type Addon = Required<Pick<NativeAddon, 'sgdUpdate'>>;
+
+function storage(backend: MathBackendCPU, t: tf.TensorInfo | undefined, name: string, length: number): Float32Array {
+  if (!t) throw new Error(`${SGD_UPDATE}: missing input ${name}`);
+  const values = f32(backend, t);
+  if (!values) throw new Error(`${SGD_UPDATE}: ${name} must be float32, got ${t.dtype}`);
+  if (values.length !== length) throw new Error(`${SGD_UPDATE}: ${name} has ${values.length} elements, expected ${length}`);
+  return values;
+}
+
+function sgdKernel(addon: Addon): tf.KernelFunc {
+  return ({ inputs, attrs, backend }) => {
+    const cpu = backend as MathBackendCPU;
+    const { w, g, buf } = inputs as { w: tf.TensorInfo; g: tf.TensorInfo; buf?: tf.TensorInfo };
+    const { lr, momentum, weightDecay, first } = attrs as unknown as SgdUpdateAttrs;
+    const size = sizeOf(w.shape);
+    const ws = storage(cpu, w, 'w', size);
+    const gs = storage(cpu, g, 'g', size);
+    const bufs = first ? null : storage(cpu, buf, 'buf', size);
+    const newW = new Float32Array(size);
+    const newBuf = new Float32Array(size);
+    addon.sgdUpdate(ws, gs, bufs, newW, newBuf, lr, momentum, weightDecay);
+    nativeRuns.set(SGD_UPDATE, (nativeRuns.get(SGD_UPDATE) ?? 0) + 1);
+    return [cpu.makeTensorInfo([...w.shape], 'float32', newW), cpu.makeTensorInfo([...w.shape], 'float32', newBuf)];
+  };
+}
+
+/** Registers the kernel on `backendName`; an addon built before native/sgd.cc existed registers nothing. */
+export function registerSgdKernel(backendName: string, addon: NativeAddon): boolean {
+  if (typeof addon.sgdUpdate !== 'function') return false;
+  tf.registerKernel({ kernelName: SGD_UPDATE, backendName, kernelFunc: sgdKernel(addon as Addon) });
+  return true;
+}
