@@ -1,6 +1,7 @@
 /**
  * Parity with PyTorch on the golden fixture: torchvision-named F16 weights loaded through loadWeights,
- * images through the evaluation preprocessing, features and logits against the reference outputs.
+ * images through the evaluation preprocessing, features and logits against the reference outputs; on
+ * the cpu backend and, where the addon is built, on onednn.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { preprocessEval } from '../../src/data/augment.js';
@@ -11,11 +12,16 @@ import { readNpy } from '../../src/io/npy.js';
 import { ParamStore } from '../../src/model/params.js';
 import { ResNet } from '../../src/model/resnet.js';
 import { loadWeights } from '../../src/model/weights.js';
+import { loadOnednn } from '../../src/engine/onednn/loader.js';
 import { Rng } from '../../src/util/rng.js';
 import { relativeError, useCpuBackend } from '../helpers.js';
 import { fixture } from '../io/tmp.js';
 
 beforeAll(useCpuBackend);
+
+const onednn = await loadOnednn();
+if (!onednn.ok) console.warn(`parity on onednn skipped: ${onednn.reason} (${onednn.hint})`);
+const backends = onednn.ok ? ['cpu', 'onednn'] : ['cpu'];
 
 const DIR = 'resnet-basic1111-f16';
 const SIZE = 32;
@@ -30,8 +36,9 @@ async function loadImages(): Promise<tf.Tensor4D> {
   return tf.tensor4d(x, [images.length, SIZE, SIZE, 3]);
 }
 
-describe('torchvision ResNet parity (resnet-basic1111-f16)', () => {
+describe.each(backends)('torchvision ResNet parity (resnet-basic1111-f16) on %s', (backend) => {
   it('matches the PyTorch features and logits', async () => {
+    await tf.setBackend(backend);
     const store = new ParamStore();
     const net = new ResNet(
       { store, rng: new Rng(0, 'init') },
@@ -53,7 +60,7 @@ describe('torchvision ResNet parity (resnet-basic1111-f16)', () => {
     expect(logits.shape).toEqual([...refLogits.shape]);
     const featErr = relativeError(await features.data(), refFeatures.toFloat32());
     const logitErr = relativeError(await logits.data(), refLogits.toFloat32());
-    console.log(`parity relative error: features ${featErr.toExponential(3)}, logits ${logitErr.toExponential(3)}`);
+    console.log(`parity relative error on ${backend}: features ${featErr.toExponential(3)}, logits ${logitErr.toExponential(3)}`);
     expect(featErr).toBeLessThan(1e-4);
     expect(logitErr).toBeLessThan(1e-4);
     tf.dispose([x, features, logits]);
