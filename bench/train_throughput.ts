@@ -3,7 +3,10 @@
  * time split (data / forward / backward / optimizer) and peak RSS.
  *
  *   npm run bench -- [--engine auto] [--arch resnet18] [--width 64] [--size 32] [--batch 64]
- *                    [--proj-dim 2048] [--steps 5] [--warmup 1]
+ *                    [--proj-dim 2048] [--steps 5] [--warmup 1] [--profile 1]
+ *
+ * --profile 1 adds one profiled step: time per tfjs kernel, and the share of kernel time that still
+ * runs as JavaScript (kernels without a native version on the engine, or native kernels that fell back).
  *
  * Defaults are the SimSiam CIFAR model (ResNet-18, CIFAR stem, 2-layer 2048-d projector). Prints a
  * table, then one JSON line with every number.
@@ -13,6 +16,8 @@ import { ConfigSchema, type Config } from '../src/config/schema.js';
 import { augmentBatch } from '../src/data/augment.js';
 import { makeSynthetic } from '../src/data/synthetic.js';
 import { initEngine, type EngineName } from '../src/engine/engine.js';
+import { NATIVE_KERNELS } from '../src/engine/onednn/backend.js';
+import { nativeRuns } from '../src/engine/onednn/kernels/common.js';
 import { tf } from '../src/engine/tf.js';
 import { buildSslModel } from '../src/model/build.js';
 import { Sgd } from '../src/optim/sgd.js';
@@ -27,10 +32,11 @@ interface Options {
   projDim: number;
   steps: number;
   warmup: number;
+  profile: number;
 }
 
 function parseOptions(argv: string[]): Options {
-  const opts: Options = { engine: 'auto', arch: 'resnet18', width: 64, size: 32, batch: 64, projDim: 2048, steps: 5, warmup: 1 };
+  const opts: Options = { engine: 'auto', arch: 'resnet18', width: 64, size: 32, batch: 64, projDim: 2048, steps: 5, warmup: 1, profile: 0 };
   const numeric: Record<string, keyof Options> = {
     '--width': 'width',
     '--size': 'size',
@@ -38,6 +44,7 @@ function parseOptions(argv: string[]): Options {
     '--proj-dim': 'projDim',
     '--steps': 'steps',
     '--warmup': 'warmup',
+    '--profile': 'profile',
   };
   for (let i = 0; i < argv.length; i += 2) {
     const flag = argv[i]!;
@@ -122,6 +129,10 @@ async function main(): Promise<void> {
     peak_rss_mib: process.resourceUsage().maxRSS / 1024,
     tensor_leak: tf.memory().numTensors - tensorsBefore,
   };
+  const profile = o.profile ? await profileStep(() => {
+    const v = augmentBatch(ds, idx, o.size, cfg.data.augment, model.normalization, { seed: 2, epoch: 0 }, 2);
+    trainStep(model.method, model.store, opt, v, o.size, lr);
+  }, engine.engine === 'onednn') : undefined;
   const row = (k: string, v: string) => process.stdout.write(`${k.padEnd(14)} ${v}\n`);
   row('engine', `${result.engine} (${result.engine_detail})`);
   row('machine', result.machine);
@@ -129,7 +140,47 @@ async function main(): Promise<void> {
   row('throughput', `${result.img_per_s.toFixed(2)} img/s (${step.toFixed(0)} ms/step)`);
   row('split', `data ${result.data_ms.toFixed(0)} ms, forward ${result.forward_ms.toFixed(0)} ms, backward ${result.backward_ms.toFixed(0)} ms, optimizer ${result.optimizer_ms.toFixed(0)} ms`);
   row('peak RSS', `${result.peak_rss_mib.toFixed(0)} MiB`);
-  process.stdout.write(`${JSON.stringify(result)}\n`);
+  if (profile) {
+    row('profile', `kernels ${profile.kernel_ms.toFixed(0)} ms of a ${profile.step_ms.toFixed(0)} ms step; JavaScript kernels ${(100 * profile.js_share).toFixed(1)} % of kernel time`);
+    for (const k of profile.top) row('', `${k.name.padEnd(24)} ${k.ms.toFixed(1).padStart(8)} ms  x${k.count}${k.native < 1 ? `  (${(100 * (1 - k.native)).toFixed(0)} % JavaScript)` : ''}`);
+  }
+  process.stdout.write(`${JSON.stringify({ ...result, profile })}\n`);
+}
+
+interface KernelTime {
+  name: string;
+  ms: number;
+  count: number;
+  /** Fraction of the calls that ran natively. */
+  native: number;
+}
+
+/**
+ * Kernel times of one step from tf.profile. A kernel counts as native in the proportion of its calls
+ * that the engine's native path took (nativeRuns), and custom Simtrip kernels exist only natively.
+ */
+async function profileStep(step: () => void, onednn: boolean) {
+  nativeRuns.clear();
+  const t0 = performance.now();
+  const info = await tf.profile(step);
+  const stepMs = performance.now() - t0;
+  const byName = new Map<string, { ms: number; count: number }>();
+  for (const k of info.kernels) {
+    const e = byName.get(k.name) ?? { ms: 0, count: 0 };
+    e.ms += Number(k.kernelTimeMs) || 0;
+    e.count++;
+    byName.set(k.name, e);
+  }
+  const kernels: KernelTime[] = [...byName].map(([name, e]) => {
+    let native = 0;
+    if (onednn && name.startsWith('Simtrip')) native = 1;
+    else if (onednn && name in NATIVE_KERNELS) native = Math.min(1, (nativeRuns.get(name) ?? 0) / e.count);
+    return { name, ...e, native };
+  });
+  const kernelMs = kernels.reduce((a, k) => a + k.ms, 0);
+  const jsMs = kernels.reduce((a, k) => a + k.ms * (1 - k.native), 0);
+  kernels.sort((a, b) => b.ms - a.ms);
+  return { step_ms: stepMs, kernel_ms: kernelMs, js_ms: jsMs, js_share: jsMs / Math.max(kernelMs, 1e-9), top: kernels.slice(0, 10) };
 }
 
 await main();
