@@ -57,6 +57,18 @@ I32View i32Arg(napi_env env, napi_value v, const char *what, size_t expectLength
   return view;
 }
 
+double numberArg(napi_env env, napi_value v, const char *what) {
+  double out = 0;
+  if (napi_get_value_double(env, v, &out) != napi_ok) throw ArgError(std::string(what) + ": expected a number");
+  return out;
+}
+
+int32_t intArg(napi_env env, napi_value v, const char *what) {
+  int32_t out = 0;
+  if (napi_get_value_int32(env, v, &out) != napi_ok) throw ArgError(std::string(what) + ": expected an integer");
+  return out;
+}
+
 constexpr size_t kMaxArgs = 12;
 
 template <KernelFn fn>

@@ -24,12 +24,6 @@ struct BnShape {
   size_t size() const { return static_cast<size_t>(rows) * static_cast<size_t>(channels); }
 };
 
-double numberArg(napi_env env, napi_value v, const char *what) {
-  double out = 0;
-  if (napi_get_value_double(env, v, &out) != napi_ok) throw ArgError(std::string(what) + ": expected a number");
-  return out;
-}
-
 // Per-channel sums of f(row, c) over all rows, each thread summing a contiguous block of rows into its
 // own slots; the fixed block split keeps the result independent of scheduling.
 template <typename F>

@@ -34,6 +34,8 @@ F32View f32Arg(napi_env env, napi_value v, const char *what, size_t expectLength
 // Null/undefined give an empty view (used for optional bias).
 F32View optionalF32Arg(napi_env env, napi_value v, const char *what, size_t expectLength);
 I32View i32Arg(napi_env env, napi_value v, const char *what, size_t expectLength);
+double numberArg(napi_env env, napi_value v, const char *what);
+int32_t intArg(napi_env env, napi_value v, const char *what);
 
 // Every kernel entry point: fills outputs in place, returns undefined.
 using KernelFn = void (*)(napi_env env, napi_value *args, size_t argc);

@@ -17,18 +17,6 @@ enum BinaryOp { ADD = 0, MUL = 1 };
 // Below this many elements a parallel region costs more than the loop.
 constexpr size_t kParallelMin = size_t(1) << 15;
 
-int32_t intArg(napi_env env, napi_value v, const char *what) {
-  int32_t out = 0;
-  if (napi_get_value_int32(env, v, &out) != napi_ok) throw ArgError(std::string(what) + ": expected an integer");
-  return out;
-}
-
-double numberArg(napi_env env, napi_value v, const char *what) {
-  double out = 0;
-  if (napi_get_value_double(env, v, &out) != napi_ok) throw ArgError(std::string(what) + ": expected a number");
-  return out;
-}
-
 F32View anyF32(napi_env env, napi_value v, const char *what) {
   bool isTyped = false;
   napi_is_typedarray(env, v, &isTyped);

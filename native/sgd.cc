@@ -12,12 +12,6 @@ namespace simtrip {
 
 namespace {
 
-double numberArg(napi_env env, napi_value v, const char *what) {
-  double out = 0;
-  if (napi_get_value_double(env, v, &out) != napi_ok) throw ArgError(std::string(what) + ": expected a number");
-  return out;
-}
-
 size_t arrayLength(napi_env env, napi_value v, const char *what) {
   bool isTyped = false;
   napi_is_typedarray(env, v, &isTyped);

@@ -6,7 +6,7 @@
 import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import { tf } from '../../tf.js';
 import type { NativeAddon } from '../native.js';
-import { f32, sizeOf, nativeRuns } from './common.js';
+import { nativeRuns, requireF32, sizeOf } from './common.js';
 
 /** Inputs x, gamma, beta; outputs y, batch mean, biased batch variance. Attr: eps. */
 export const BATCH_NORM_TRAIN = 'SimtripBatchNormTrain';
@@ -26,12 +26,6 @@ function rowsAndChannels(shape: readonly number[]): Int32Array {
   return Int32Array.from([sizeOf(shape) / channels, channels]);
 }
 
-function storage(backend: MathBackendCPU, t: tf.TensorInfo, name: string, length: number): Float32Array {
-  const values = f32(backend, t);
-  if (!values) throw new Error(`${BATCH_NORM_TRAIN}: ${name} must be float32, got ${t.dtype}`);
-  if (values.length !== length) throw new Error(`${BATCH_NORM_TRAIN}: ${name} has ${values.length} elements, expected ${length}`);
-  return values;
-}
 
 function forwardKernel(addon: Addon): tf.KernelFunc {
   return ({ inputs, attrs, backend }) => {
@@ -40,11 +34,11 @@ function forwardKernel(addon: Addon): tf.KernelFunc {
     const { eps } = attrs as unknown as BatchNormTrainAttrs;
     const params = rowsAndChannels(x.shape);
     const channels = params[1]!;
-    const xs = storage(cpu, x, 'x', sizeOf(x.shape));
+    const xs = requireF32(cpu, x, BATCH_NORM_TRAIN, 'x', sizeOf(x.shape));
     const y = new Float32Array(xs.length);
     const mean = new Float32Array(channels);
     const variance = new Float32Array(channels);
-    addon.batchNormForward(xs, storage(cpu, gamma, 'gamma', channels), storage(cpu, beta, 'beta', channels), y, mean, variance, params, eps);
+    addon.batchNormForward(xs, requireF32(cpu, gamma, BATCH_NORM_TRAIN, 'gamma', channels), requireF32(cpu, beta, BATCH_NORM_TRAIN, 'beta', channels), y, mean, variance, params, eps);
     nativeRuns.set(BATCH_NORM_TRAIN, (nativeRuns.get(BATCH_NORM_TRAIN) ?? 0) + 1);
     return [
       cpu.makeTensorInfo([...x.shape], 'float32', y),
@@ -66,11 +60,11 @@ function backwardKernel(addon: Addon): tf.KernelFunc {
     const dgamma = new Float32Array(channels);
     const dbeta = new Float32Array(channels);
     addon.batchNormBackward(
-      storage(cpu, dy, 'dy', size),
-      storage(cpu, x, 'x', size),
-      storage(cpu, gamma, 'gamma', channels),
-      storage(cpu, mean, 'mean', channels),
-      storage(cpu, variance, 'variance', channels),
+      requireF32(cpu, dy, BATCH_NORM_TRAIN, 'dy', size),
+      requireF32(cpu, x, BATCH_NORM_TRAIN, 'x', size),
+      requireF32(cpu, gamma, BATCH_NORM_TRAIN, 'gamma', channels),
+      requireF32(cpu, mean, BATCH_NORM_TRAIN, 'mean', channels),
+      requireF32(cpu, variance, BATCH_NORM_TRAIN, 'variance', channels),
       dx,
       dgamma,
       dbeta,

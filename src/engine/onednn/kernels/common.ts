@@ -15,6 +15,21 @@ export function f32(backend: MathBackendCPU, t: tf.TensorInfo | undefined): Floa
   return values instanceof Float32Array ? values : null;
 }
 
+/** The float32 storage of a custom kernel's input, which must be present, float32 and `length` long. */
+export function requireF32(
+  backend: MathBackendCPU,
+  t: tf.TensorInfo | undefined,
+  kernel: string,
+  name: string,
+  length: number,
+): Float32Array {
+  if (!t) throw new Error(`${kernel}: missing input ${name}`);
+  const values = f32(backend, t);
+  if (!values) throw new Error(`${kernel}: ${name} must be float32, got ${t.dtype}`);
+  if (values.length !== length) throw new Error(`${kernel}: ${name} has ${values.length} elements, expected ${length}`);
+  return values;
+}
+
 export function sizeOf(shape: readonly number[]): number {
   return shape.reduce((a, b) => a * b, 1);
 }

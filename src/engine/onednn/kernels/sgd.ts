@@ -6,7 +6,7 @@
 import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import { tf } from '../../tf.js';
 import type { NativeAddon } from '../native.js';
-import { f32, sizeOf, nativeRuns } from './common.js';
+import { nativeRuns, requireF32, sizeOf } from './common.js';
 
 /**
  * Inputs w, g and buf (omitted on the first step); outputs [newW, newBuf] with
@@ -23,13 +23,6 @@ export interface SgdUpdateAttrs {
 
 type Addon = Required<Pick<NativeAddon, 'sgdUpdate'>>;
 
-function storage(backend: MathBackendCPU, t: tf.TensorInfo | undefined, name: string, length: number): Float32Array {
-  if (!t) throw new Error(`${SGD_UPDATE}: missing input ${name}`);
-  const values = f32(backend, t);
-  if (!values) throw new Error(`${SGD_UPDATE}: ${name} must be float32, got ${t.dtype}`);
-  if (values.length !== length) throw new Error(`${SGD_UPDATE}: ${name} has ${values.length} elements, expected ${length}`);
-  return values;
-}
 
 function sgdKernel(addon: Addon): tf.KernelFunc {
   return ({ inputs, attrs, backend }) => {
@@ -37,9 +30,9 @@ function sgdKernel(addon: Addon): tf.KernelFunc {
     const { w, g, buf } = inputs as { w: tf.TensorInfo; g: tf.TensorInfo; buf?: tf.TensorInfo };
     const { lr, momentum, weightDecay, first } = attrs as unknown as SgdUpdateAttrs;
     const size = sizeOf(w.shape);
-    const ws = storage(cpu, w, 'w', size);
-    const gs = storage(cpu, g, 'g', size);
-    const bufs = first ? null : storage(cpu, buf, 'buf', size);
+    const ws = requireF32(cpu, w, SGD_UPDATE, 'w', size);
+    const gs = requireF32(cpu, g, SGD_UPDATE, 'g', size);
+    const bufs = first ? null : requireF32(cpu, buf, SGD_UPDATE, 'buf', size);
     const newW = new Float32Array(size);
     const newBuf = new Float32Array(size);
     addon.sgdUpdate(ws, gs, bufs, newW, newBuf, lr, momentum, weightDecay);
