@@ -83,6 +83,8 @@ function gemmGflops(n: number, iters: number): number {
 }
 
 async function main(): Promise<void> {
+  // Quiet tfjs' "running in Node.js" banner, as the CLI does.
+  tf.enableProdMode();
   const opts = parseOptions(process.argv.slice(2));
   const load = await loadOnednn();
   if (!load.ok) {
