@@ -4,18 +4,15 @@
  * the cpu backend and, where the addon is built, on onednn.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
-import { preprocessEval } from '../../src/data/augment.js';
-import { ArrayImageDataset } from '../../src/data/dataset.js';
 import { tf } from '../../src/engine/tf.js';
-import { readImageRGB } from '../../src/io/image.js';
-import { readNpy } from '../../src/io/npy.js';
 import { ParamStore } from '../../src/model/params.js';
 import { ResNet } from '../../src/model/resnet.js';
 import { loadWeights } from '../../src/model/weights.js';
 import { loadOnednn } from '../../src/engine/onednn/loader.js';
 import { Rng } from '../../src/util/rng.js';
-import { relativeError, useCpuBackend } from '../helpers.js';
+import { useCpuBackend } from '../helpers.js';
 import { fixture } from '../io/tmp.js';
+import { expectGoldenOutputs, loadFixtureImages } from './golden.js';
 
 beforeAll(useCpuBackend);
 
@@ -24,17 +21,7 @@ if (!onednn.ok) console.warn(`parity on onednn skipped: ${onednn.reason} (${oned
 const backends = onednn.ok ? ['cpu', 'onednn'] : ['cpu'];
 
 const DIR = 'resnet-basic1111-f16';
-const SIZE = 32;
 
-async function loadImages(): Promise<tf.Tensor4D> {
-  const images = await Promise.all([0, 1, 2].map((i) => readImageRGB(fixture(DIR, 'images', `img0${i}.png`))));
-  for (const img of images) expect([img.height, img.width]).toEqual([SIZE, SIZE]);
-  const pixels = new Uint8Array(images.length * SIZE * SIZE * 3);
-  images.forEach((img, i) => pixels.set(img.data, i * SIZE * SIZE * 3));
-  const ds = new ArrayImageDataset(pixels, SIZE, SIZE, new Int32Array(images.length).fill(-1), []);
-  const x = preprocessEval(ds, [0, 1, 2], SIZE, 'imagenet');
-  return tf.tensor4d(x, [images.length, SIZE, SIZE, 3]);
-}
 
 describe.each(backends)('torchvision ResNet parity (resnet-basic1111-f16) on %s', (backend) => {
   it('matches the PyTorch features and logits', async () => {
@@ -51,18 +38,10 @@ describe.each(backends)('torchvision ResNet parity (resnet-basic1111-f16) on %s'
     expect(report.loaded).toContain('backbone.fc.weight');
     expect(report.ignored.every((k) => k.endsWith('num_batches_tracked'))).toBe(true);
 
-    const x = await loadImages();
+    const x = await loadFixtureImages(DIR, 'imagenet');
     const features = net.features(x, false);
     const logits = net.logits(features);
-    const refFeatures = await readNpy(fixture(DIR, 'features.npy'));
-    const refLogits = await readNpy(fixture(DIR, 'logits.npy'));
-    expect(features.shape).toEqual([...refFeatures.shape]);
-    expect(logits.shape).toEqual([...refLogits.shape]);
-    const featErr = relativeError(await features.data(), refFeatures.toFloat32());
-    const logitErr = relativeError(await logits.data(), refLogits.toFloat32());
-    console.log(`parity relative error on ${backend}: features ${featErr.toExponential(3)}, logits ${logitErr.toExponential(3)}`);
-    expect(featErr).toBeLessThan(1e-4);
-    expect(logitErr).toBeLessThan(1e-4);
+    await expectGoldenOutputs(DIR, features, logits, `${backend}`);
     tf.dispose([x, features, logits]);
     store.dispose();
   });

@@ -1,0 +1,162 @@
+/**
+ * BiT ResNet-v2 (Big Transfer): pre-activation bottleneck units with weight-standardised convs and
+ * GroupNorm, named like timm's resnetv2_*_bit so timm state dicts load by name; BiT .npz files load
+ * through bit_weights.ts.
+ *
+ *   stem.conv (7x7/2, pad 3) -> zero pad 1 -> 3x3/2 max-pool (no padding)    [stem 'bit']
+ *   stem.conv (3x3/2, pad 1)                                                  [stem 'cifar']
+ *   -> stages.0..3 (pre-activation bottlenecks) -> norm -> relu -> global avg pool [-> head.fc]
+ *
+ * Unit: pre = relu(norm1(x)); shortcut = downsample.conv(pre) when the unit projects, else x;
+ *       y = conv1(pre); y = conv2(relu(norm2(y))); y = conv3(relu(norm3(y))); out = y + shortcut.
+ */
+import { tf } from '../engine/tf.js';
+import { groupNorm } from '../ops/group_norm.js';
+import { standardizeWeight } from '../ops/weight_standardization.js';
+import { Context, Conv2d, Linear, globalAvgPool } from './layers.js';
+import type { Backbone } from './resnet.js';
+
+export interface BitSpec {
+  /** Units per stage, e.g. [3,4,6,3] for R50. */
+  depths: number[];
+  /** Multiplies every channel count (R50x1: 1, R50x3: 3). */
+  widthFactor: number;
+  /** 'bit': 7x7/2 conv + zero pad + 3x3/2 max-pool; 'cifar': 3x3 stride-2 conv, no max-pool. */
+  stem: 'bit' | 'cifar';
+  /** Adds the classifier `head.fc` when set. */
+  numClasses?: number;
+}
+
+export const BIT_DEPTHS = {
+  r50: [3, 4, 6, 3],
+  r101: [3, 4, 23, 3],
+  r152: [3, 8, 36, 3],
+} as const satisfies Record<string, readonly number[]>;
+
+export const BIT_GN_GROUPS = 32;
+export const BIT_GN_EPS = 1e-5;
+export const BIT_WS_EPS = 1e-10;
+
+/** GroupNorm with affine weight/bias (timm names `<name>.weight`, `<name>.bias`). */
+export class GroupNorm {
+  readonly gamma: tf.Variable;
+  readonly beta: tf.Variable;
+
+  constructor(
+    ctx: Context,
+    readonly name: string,
+    readonly channels: number,
+    readonly groups = BIT_GN_GROUPS,
+    readonly eps = BIT_GN_EPS,
+  ) {
+    if (channels % groups !== 0) throw new Error(`${name}: ${channels} channels do not split into ${groups} groups`);
+    const g = { layout: 'vector' as const, normOrBias: true, group: ctx.group };
+    this.gamma = ctx.store.add(`${name}.weight`, tf.ones([channels]), g);
+    this.beta = ctx.store.add(`${name}.bias`, tf.zeros([channels]), g);
+  }
+
+  apply(x: tf.Tensor4D): tf.Tensor4D {
+    return groupNorm(x, this.gamma, this.beta, this.groups, this.eps);
+  }
+}
+
+/** A Conv2d whose kernel is weight-standardised on every application. */
+export class StdConv2d extends Conv2d {
+  override apply(x: tf.Tensor4D): tf.Tensor4D {
+    const w = standardizeWeight(this.weight as tf.Tensor4D, BIT_WS_EPS);
+    const y = super.apply(x, w);
+    w.dispose();
+    return y;
+  }
+}
+
+class PreActBottleneck {
+  private readonly norm1: GroupNorm;
+  private readonly conv1: StdConv2d;
+  private readonly norm2: GroupNorm;
+  private readonly conv2: StdConv2d;
+  private readonly norm3: GroupNorm;
+  private readonly conv3: StdConv2d;
+  private readonly downsample?: StdConv2d;
+
+  constructor(ctx: Context, name: string, cin: number, cout: number, stride: number) {
+    const cmid = cout / 4;
+    this.norm1 = new GroupNorm(ctx, `${name}.norm1`, cin);
+    this.conv1 = new StdConv2d(ctx, `${name}.conv1`, cin, cmid, 1);
+    this.norm2 = new GroupNorm(ctx, `${name}.norm2`, cmid);
+    this.conv2 = new StdConv2d(ctx, `${name}.conv2`, cmid, cmid, 3, stride, 1);
+    this.norm3 = new GroupNorm(ctx, `${name}.norm3`, cmid);
+    this.conv3 = new StdConv2d(ctx, `${name}.conv3`, cmid, cout, 1);
+    if (stride !== 1 || cin !== cout) this.downsample = new StdConv2d(ctx, `${name}.downsample.conv`, cin, cout, 1, stride, 0);
+  }
+
+  apply(x: tf.Tensor4D): tf.Tensor4D {
+    return tf.tidy(() => {
+      const pre = tf.relu(this.norm1.apply(x));
+      const shortcut = this.downsample ? this.downsample.apply(pre) : x;
+      let y = this.conv1.apply(pre);
+      y = this.conv2.apply(tf.relu(this.norm2.apply(y)));
+      y = this.conv3.apply(tf.relu(this.norm3.apply(y)));
+      return tf.add(y, shortcut) as tf.Tensor4D;
+    });
+  }
+}
+
+export class BitResNet implements Backbone {
+  readonly featureDim: number;
+  private readonly stemConv: StdConv2d;
+  private readonly stages: PreActBottleneck[][] = [];
+  private readonly norm: GroupNorm;
+  private readonly fc?: Linear;
+
+  constructor(
+    ctx: Context,
+    readonly spec: BitSpec,
+    prefix = '',
+  ) {
+    const wf = spec.widthFactor;
+    if (!Number.isInteger(wf) || wf < 1) throw new Error(`BiT width factor must be a positive integer, got ${wf}`);
+    const stemWidth = 64 * wf;
+    this.stemConv =
+      spec.stem === 'cifar'
+        ? new StdConv2d(ctx, `${prefix}stem.conv`, 3, stemWidth, 3, 2, 1)
+        : new StdConv2d(ctx, `${prefix}stem.conv`, 3, stemWidth, 7, 2, 3);
+    let cin = stemWidth;
+    spec.depths.forEach((n, s) => {
+      const cout = 256 * wf * 2 ** s;
+      const stage: PreActBottleneck[] = [];
+      for (let j = 0; j < n; j++) {
+        const stride = j === 0 && s > 0 ? 2 : 1;
+        stage.push(new PreActBottleneck(ctx, `${prefix}stages.${s}.blocks.${j}`, cin, cout, stride));
+        cin = cout;
+      }
+      this.stages.push(stage);
+    });
+    this.norm = new GroupNorm(ctx, `${prefix}norm`, cin);
+    this.featureDim = cin;
+    if (spec.numClasses) this.fc = new Linear(ctx, `${prefix}head.fc`, cin, spec.numClasses);
+  }
+
+  get hasClassifier(): boolean {
+    return this.fc !== undefined;
+  }
+
+  /** Pre-logits: GN -> ReLU -> global average pool after the last stage. `training` has no effect (no BN). */
+  features(x: tf.Tensor4D, _training: boolean): tf.Tensor2D {
+    return tf.tidy(() => {
+      let y = this.stemConv.apply(x);
+      if (this.spec.stem === 'bit') {
+        // BiT pads with zeros (not -inf) before an unpadded max-pool.
+        y = tf.maxPool(tf.pad(y, [[0, 0], [1, 1], [1, 1], [0, 0]]), 3, 2, 'valid');
+      }
+      for (const stage of this.stages) for (const unit of stage) y = unit.apply(y);
+      return globalAvgPool(tf.relu(this.norm.apply(y)));
+    });
+  }
+
+  /** The 1x1 head conv with bias, as a linear layer on the pooled features. */
+  logits(features: tf.Tensor2D): tf.Tensor2D {
+    if (!this.fc) throw new Error('this BiT ResNet has no classifier head');
+    return this.fc.apply(features);
+  }
+}
