@@ -39,6 +39,14 @@ F32View f32Arg(napi_env env, napi_value v, const char *what, size_t expectLength
   return view;
 }
 
+F32View anyF32Arg(napi_env env, napi_value v, const char *what) {
+  F32View view;
+  void *data = nullptr;
+  expectTypedArray(env, v, what, napi_float32_array, &data, &view.length);
+  view.data = static_cast<float *>(data);
+  return view;
+}
+
 F32View optionalF32Arg(napi_env env, napi_value v, const char *what, size_t expectLength) {
   napi_valuetype t;
   napi_typeof(env, v, &t);

@@ -31,6 +31,8 @@ struct I32View {
 };
 
 F32View f32Arg(napi_env env, napi_value v, const char *what, size_t expectLength);
+// A Float32Array of any length (the first operand of a kernel sets the sizes the others are checked against).
+F32View anyF32Arg(napi_env env, napi_value v, const char *what);
 // Null/undefined give an empty view (used for optional bias).
 F32View optionalF32Arg(napi_env env, napi_value v, const char *what, size_t expectLength);
 I32View i32Arg(napi_env env, napi_value v, const char *what, size_t expectLength);

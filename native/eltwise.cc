@@ -17,19 +17,6 @@ enum BinaryOp { ADD = 0, MUL = 1 };
 // Below this many elements a parallel region costs more than the loop.
 constexpr size_t kParallelMin = size_t(1) << 15;
 
-F32View anyF32(napi_env env, napi_value v, const char *what) {
-  bool isTyped = false;
-  napi_is_typedarray(env, v, &isTyped);
-  if (!isTyped) throw ArgError(std::string(what) + ": expected a Float32Array");
-  napi_typedarray_type type;
-  size_t length = 0;
-  void *data = nullptr;
-  napi_value buffer;
-  size_t offset;
-  napi_get_typedarray_info(env, v, &type, &length, &data, &buffer, &offset);
-  return f32Arg(env, v, what, length);
-}
-
 template <typename F>
 void unaryLoop(const float *x, float *y, size_t n, F f) {
 #pragma omp parallel for schedule(static) if (n >= kParallelMin)
@@ -65,7 +52,7 @@ void broadcastLoop(const float *full, const float *small, float *out, int64_t ou
 // (x, out, op, alpha)
 void eltwiseUnary(napi_env env, napi_value *args, size_t argc) {
   if (argc < 4) throw ArgError("eltwiseUnary: expected 4 arguments");
-  const F32View x = anyF32(env, args[0], "x");
+  const F32View x = anyF32Arg(env, args[0], "x");
   const F32View y = f32Arg(env, args[1], "out", x.length);
   const int32_t op = intArg(env, args[2], "op");
   const float alpha = static_cast<float>(numberArg(env, args[3], "alpha"));
@@ -90,8 +77,8 @@ void eltwiseBinary(napi_env env, napi_value *args, size_t argc) {
   if (outer <= 0 || mid <= 0 || inner <= 0) throw ArgError("eltwiseBinary: sizes must be positive");
   const size_t n = static_cast<size_t>(outer * mid * inner);
   const size_t smallSize = static_cast<size_t>(outer * inner);
-  const F32View a = anyF32(env, args[0], "a");
-  const F32View b = anyF32(env, args[1], "b");
+  const F32View a = anyF32Arg(env, args[0], "a");
+  const F32View b = anyF32Arg(env, args[1], "b");
   const F32View out = f32Arg(env, args[2], "out", n);
   const int32_t op = intArg(env, args[3], "op");
   // With mid 1 both operands are full and either may play `small`.

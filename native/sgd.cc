@@ -10,25 +10,12 @@
 
 namespace simtrip {
 
-namespace {
-
-size_t arrayLength(napi_env env, napi_value v, const char *what) {
-  bool isTyped = false;
-  napi_is_typedarray(env, v, &isTyped);
-  if (!isTyped) throw ArgError(std::string(what) + ": expected a typed array");
-  napi_typedarray_type type;
-  size_t length = 0;
-  napi_get_typedarray_info(env, v, &type, &length, nullptr, nullptr, nullptr);
-  return length;
-}
-
-}  // namespace
-
 // (w, g, buf | null, wOut, bufOut, lr, momentum, weightDecay); a null buf means the first step.
 void sgdUpdate(napi_env env, napi_value *args, size_t argc) {
   if (argc < 8) throw ArgError("sgdUpdate: expected 8 arguments");
-  const size_t n = arrayLength(env, args[0], "w");
-  const float *w = f32Arg(env, args[0], "w", n).data;
+  const F32View wIn = anyF32Arg(env, args[0], "w");
+  const size_t n = wIn.length;
+  const float *w = wIn.data;
   const float *g = f32Arg(env, args[1], "g", n).data;
   const float *buf = optionalF32Arg(env, args[2], "buf", n).data;
   float *wOut = f32Arg(env, args[3], "wOut", n).data;
