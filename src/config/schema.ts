@@ -16,6 +16,11 @@ const range = (lo: number, hi: number) =>
 export const EngineSchema = z
   .object({
     backend: z.enum(ENGINE_NAMES).default('auto'),
+    /**
+     * 'mixed16': fp16-autocast numerics emulated on float32 tensors (activations and weights rounded to
+     * the float16 grid at layer boundaries, fp32 master weights, dynamic loss scaling).
+     */
+    precision: z.enum(['fp32', 'mixed16']).default('fp32'),
   })
   .strict()
   .default({});
@@ -48,11 +53,85 @@ export const SyntheticSchema = z
   .strict()
   .default({});
 
+const fraction = z.number().min(0).max(1);
+
+export const SplitSchema = z
+  .object({
+    /** Fractions of lesions (HAM10000) or items per split; they must add up to 1. */
+    train: fraction.default(0.7),
+    val: fraction.default(0.15),
+    test: fraction.default(0.15),
+  })
+  .strict()
+  .refine((s) => Math.abs(s.train + s.val + s.test - 1) < 1e-6, { message: 'train + val + test must add up to 1' })
+  .default({});
+
+export const PatchesSchema = z
+  .object({
+    /**
+     * How a patch's slide and position are read from its file name (without folders). Placeholders
+     * <slide>, <x>, <y> and <ext>; everything else is literal.
+     */
+    pattern: z.string().min(1).default('<slide>_<x>_<y>.<ext>'),
+    /** 'pixels': x/y are pixel offsets (divided by stride); 'grid': x/y are grid indices. */
+    units: z.enum(['pixels', 'grid']).default('pixels'),
+    /** Pixels between neighbouring patches when units is 'pixels' (default: the patch width). */
+    stride: posInt.optional(),
+    /** 'names': coordinates in file names; 'simtriplet': the released layout (original/ + neighbour files _<k>). 'auto' picks. */
+    layout: z.enum(['auto', 'names', 'simtriplet']).default('auto'),
+  })
+  .strict()
+  .default({});
+
+export const LabelledSchema = z
+  .object({
+    /** Labelled folder for probes: <root>/<group>/<class>/* or <root>/<class>/*. */
+    root: z.string().min(1).optional(),
+    layout: z.enum(['auto', 'grouped', 'flat']).default('auto'),
+    /** The group (slide, patient) held out as the test set; default: the last group in name order. */
+    holdout_group: z.string().min(1).optional(),
+    /** Fraction of items used as test when the layout has no groups. */
+    test_fraction: z.number().gt(0).lt(1).default(0.2),
+  })
+  .strict()
+  .default({});
+
+export const SlidesSchema = z
+  .object({
+    /** Unlabelled slides cut into patches for training, and labelled slides for evaluation. */
+    train_slides: posInt.default(4),
+    eval_slides: posInt.default(3),
+    /** Patches per slide side (a slide is grid x grid patches, some left out as background). */
+    grid: posInt.min(2).default(12),
+    /** Native patch size in pixels. */
+    patch_size: posInt.min(8).max(512).default(32),
+    /** Tissue classes painted as regions on each slide. */
+    classes: posInt.min(2).max(9).default(4),
+    /** Fraction of grid cells dropped (background), so some patches lack neighbours. */
+    gap_fraction: prob.default(0.1),
+  })
+  .strict()
+  .default({});
+
 export const DataSchema = z
   .object({
-    kind: z.enum(['synthetic', 'cifar10']).default('synthetic'),
-    /** Folder with the dataset files (cifar10: the cifar-10-batches-bin folder). */
+    kind: z.enum(['synthetic', 'cifar10', 'ham10000', 'patches', 'folder', 'synthetic_slides']).default('synthetic'),
+    /**
+     * Folder with the dataset files (cifar10: the cifar-10-batches-bin folder; ham10000: the folder with
+     * HAM10000_metadata.csv and the images; patches: the patch folder; folder: the labelled folder).
+     */
     root: z.string().min(1).optional(),
+    /** HAM10000: a split written by an earlier run (<run>/split.json) to reuse instead of drawing one. */
+    split_file: z.string().min(1).optional(),
+    split: SplitSchema,
+    /** What to do with a missing or undecodable image: fail with the list, or skip it and report. */
+    on_bad_image: z.enum(['error', 'skip']).default('error'),
+    /** Decoded, resized images are cached here as uint8 (keyed by file, size and mtime). */
+    cache_dir: z.string().min(1).default('.simtrip-cache'),
+    patches: PatchesSchema,
+    /** Labelled data for probes and the kNN monitor when the training data is unlabelled (patches). */
+    labelled: LabelledSchema,
+    slides: SlidesSchema,
     image_size: posInt.min(8).max(1024).default(32),
     /** Use only the first N training items (and N test items): smoke runs. */
     limit: posInt.optional(),
@@ -66,8 +145,14 @@ export const DataSchema = z
 
 export const ModelSchema = z
   .object({
-    arch: z.enum(['resnet18', 'resnet50']).default('resnet18'),
+    /** BatchNorm ResNets (torchvision names) or BiT ResNet-v2 (timm resnetv2_*_bit names). */
+    arch: z
+      .enum(['resnet18', 'resnet50', 'bit-r50x1', 'bit-r50x3', 'bit-r101x1', 'bit-r101x3', 'bit-r152x2', 'bit-r152x4'])
+      .default('resnet18'),
+    /** 'cifar': 3x3 stem for 32 px inputs; 'imagenet': the arch's full stem (7x7/2 + max-pool; BiT's root for bit-*). */
     stem: z.enum(['cifar', 'imagenet']).default('cifar'),
+    /** BiT only: 'group' = GroupNorm as released; 'batch' = BatchNorm in its place (BiT-SimSiam), weight standardisation kept. */
+    norm: z.enum(['group', 'batch']).default('group'),
     /** Base channel count (64 in the papers); every stage scales with it. Small values for tests. */
     width: posInt.max(512).default(64),
     /** Pretrained weights (.safetensors / .npz / simtrip checkpoint) loaded by parameter name. */
@@ -79,7 +164,8 @@ export const ModelSchema = z
 
 export const MethodSchema = z
   .object({
-    name: z.enum(['simsiam']).default('simsiam'),
+    /** 'supervised' fine-tunes backbone + a zero-initialised linear head on the labels (the BiT arm). */
+    name: z.enum(['simsiam', 'simtriplet', 'supervised']).default('simsiam'),
     proj_dim: posInt.default(2048),
     proj_hidden: posInt.optional(),
     proj_layers: z.union([z.literal(2), z.literal(3)]).default(3),
@@ -106,6 +192,8 @@ export const TrainSchema = z
     /** kNN monitor uses at most this many train (memory bank) and test items. */
     knn_limit: posInt.default(10000),
     log_every: posInt.default(10),
+    /** Tensor dtype of checkpoint weights: f16 halves the file (momentum stays f32 so resume is exact in the optimiser). */
+    save_dtype: z.enum(['f32', 'f16']).default('f32'),
   })
   .strict()
   .default({});
@@ -137,6 +225,13 @@ export const EvalSchema = z
       .strict()
       .default({}),
     batch_size: posInt.default(256),
+    /**
+     * 'split': probe on train, report on test (model selection on val when the data has one, as the
+     * HAM10000 protocol does); 'logo': leave-one-group-out folds over the labelled groups, then the fold
+     * classifiers' ensemble on the held-out group (SimTriplet's protocol); 'auto': logo when the labelled
+     * data has groups, else split.
+     */
+    protocol: z.enum(['auto', 'split', 'logo']).default('auto'),
   })
   .strict()
   .default({});

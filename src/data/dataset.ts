@@ -15,12 +15,41 @@ export interface ImageDataset {
   readonly labels: Int32Array;
   /** The item's pixels (HWC uint8, length height*width*3). May be a view: do not modify. */
   image(index: number): Uint8Array;
+  /** Group (slide, patient) of each item for leave-one-group-out evaluation; absent when ungrouped. */
+  readonly groups?: Int32Array;
+  readonly groupNames?: readonly string[];
+  /** Where each item came from (file path or id), for reports; absent for generated data. */
+  readonly sources?: readonly string[];
+}
+
+/**
+ * Spatial neighbours of unlabelled patches (SimTriplet). `sample` draws one existing neighbour of an
+ * item for an epoch, seeded by (seed, epoch, item); an item without neighbours returns itself (its
+ * "neighbour view" is then a second augmentation of the same patch).
+ */
+export interface NeighbourIndex {
+  /** Number of existing neighbours of an item (0..8). */
+  count(index: number): number;
+  sample(index: number, seed: number, epoch: number): number;
+  /** Items with no neighbour at all. */
+  readonly isolated: number;
 }
 
 /** Train and test splits of one data source. */
 export interface DataSplits {
+  /** What SSL trains on (may be unlabelled, e.g. pathology patches). */
   train: ImageDataset;
+  /** Labelled held-out data the probes and the kNN monitor report on. */
   test: ImageDataset;
+  /** Validation split for model selection (HAM10000). */
+  val?: ImageDataset;
+  /**
+   * Labelled data the probes and the kNN monitor fit on when `train` is unlabelled; `train` otherwise.
+   * With groups, it is what leave-one-group-out cross-validation folds over.
+   */
+  probeTrain?: ImageDataset;
+  /** Neighbours of the train items, for SimTriplet. */
+  neighbours?: NeighbourIndex;
   /** Human-readable description for run headers, e.g. "cifar10 (50000 train / 10000 test)". */
   description: string;
 }

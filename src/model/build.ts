@@ -8,16 +8,32 @@ import { SimSiam, type SslMethod } from '../method/simsiam.js';
 import { Rng } from '../util/rng.js';
 import type { Context } from './layers.js';
 import { ParamStore } from './params.js';
+import { BIT_DEPTHS, BitResNet } from './bit.js';
 import { RESNET_SPECS, ResNet, type Backbone } from './resnet.js';
 
 export const BACKBONE_PREFIX = 'backbone.';
 
 /** Input scaling the weights expect: ImageNet mean/std for BatchNorm ResNets, [-1, 1] for BiT. */
-export function normalizationFor(_model: ModelConfig): Normalization {
-  return 'imagenet';
+export function normalizationFor(model: ModelConfig): Normalization {
+  return isBitArch(model.arch) ? 'bit' : 'imagenet';
+}
+
+export function isBitArch(arch: ModelConfig['arch']): arch is Extract<ModelConfig['arch'], `bit-${string}`> {
+  return arch.startsWith('bit-');
+}
+
+/** "bit-r50x3" -> depths of R50, width factor 3. */
+export function bitSpecOf(arch: string): { depths: number[]; widthFactor: number } {
+  const m = /^bit-(r50|r101|r152)x(\d+)$/.exec(arch);
+  if (!m) throw new Error(`not a BiT architecture: ${arch}`);
+  return { depths: [...BIT_DEPTHS[m[1] as keyof typeof BIT_DEPTHS]], widthFactor: Number(m[2]) };
 }
 
 export function buildBackbone(ctx: Context, model: ModelConfig, numClasses?: number): Backbone {
+  if (isBitArch(model.arch)) {
+    const stem = model.stem === 'cifar' ? 'cifar' : 'bit';
+    return new BitResNet(ctx, { ...bitSpecOf(model.arch), stem, numClasses }, BACKBONE_PREFIX);
+  }
   const spec = RESNET_SPECS[model.arch];
   return new ResNet(
     ctx,
