@@ -54,9 +54,19 @@ export interface DataSplits {
   description: string;
 }
 
+/** Optional per-item annotations of a dataset. */
+export interface DatasetExtras {
+  groups?: Int32Array;
+  groupNames?: readonly string[];
+  sources?: readonly string[];
+}
+
 /** A dataset backed by one contiguous uint8 buffer of N*H*W*3 bytes. */
 export class ArrayImageDataset implements ImageDataset {
   readonly size: number;
+  readonly groups?: Int32Array;
+  readonly groupNames?: readonly string[];
+  readonly sources?: readonly string[];
   private readonly stride: number;
 
   constructor(
@@ -65,9 +75,14 @@ export class ArrayImageDataset implements ImageDataset {
     readonly width: number,
     readonly labels: Int32Array,
     readonly classNames: readonly string[],
+    extras: DatasetExtras = {},
   ) {
     this.stride = height * width * 3;
     this.size = labels.length;
+    this.groups = extras.groups;
+    this.groupNames = extras.groupNames;
+    this.sources = extras.sources;
+    if (this.groups && this.groups.length !== this.size) throw new Error(`groups has ${this.groups.length} entries for ${this.size} items`);
     if (pixels.length !== this.size * this.stride) {
       throw new Error(
         `pixel buffer holds ${pixels.length} bytes, expected ${this.size} x ${height}x${width}x3 = ${this.size * this.stride}`,
@@ -89,6 +104,7 @@ export class ArrayImageDataset implements ImageDataset {
       this.width,
       this.labels.subarray(0, m),
       this.classNames,
+      { groups: this.groups?.subarray(0, m), groupNames: this.groupNames, sources: this.sources?.slice(0, m) },
     );
   }
 }

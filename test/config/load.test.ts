@@ -250,7 +250,7 @@ describe('loadConfig: --set', () => {
       ['train.epochs=', '--set train.epochs: got "", expected an integer >= 1'],
       ['train.base_lr=0x10', '--set train.base_lr: got "0x10", expected a number > 0'],
       ['train.fix_pred_lr=yes', '--set train.fix_pred_lr: got "yes", expected true or false'],
-      ['data.kind=imagenet', '--set data.kind: got "imagenet", expected one of: synthetic, cifar10'],
+      ['data.kind=imagenet', '--set data.kind: got "imagenet", expected one of: synthetic, cifar10, ham10000, patches, folder, synthetic_slides'],
       ['method.proj_layers=4', '--set method.proj_layers: got 4, expected one of: 2, 3'],
       ['data.augment.blur_prob=sometimes', '--set data.augment.blur_prob: got "sometimes", expected a number in [0, 1] or "auto"'],
       ['data.augment.crop_scale=[1.0,0.2]', '--set data.augment.crop_scale: got [1,0.2], expected [low, high] with low <= high'],
@@ -269,7 +269,7 @@ describe('loadConfig: --set', () => {
     const nested = await failure(loadConfig(base(), ['train.batchsize=3']));
     expect(nested.message).toBe(
       "--set train.batchsize: unknown key 'batchsize' under 'train' (allowed: epochs, batch_size, base_lr, weight_decay, momentum, " +
-        "warmup_epochs, fix_pred_lr, wd_on_norm_and_bias, checkpoint_every, keep_last, knn_every, knn_limit, log_every), did you mean 'batch_size'?",
+        "warmup_epochs, fix_pred_lr, wd_on_norm_and_bias, checkpoint_every, keep_last, knn_every, knn_limit, log_every, save_dtype), did you mean 'batch_size'?",
     );
     const top = await failure(loadConfig(base(), ['trian.epochs=3']));
     expect(top.message).toBe("--set trian: unknown key 'trian' (allowed: name, seed, engine, data, model, method, train, eval), did you mean 'train'?");
@@ -313,7 +313,7 @@ describe('loadConfig: validation messages', () => {
     const { message } = await errorFor('train:\n  batchsize: 64\n');
     expect(message).toContain(
       "unknown key 'train.batchsize' (allowed: epochs, batch_size, base_lr, weight_decay, momentum, warmup_epochs, fix_pred_lr, " +
-        'wd_on_norm_and_bias, checkpoint_every, keep_last, knn_every, knn_limit, log_every)',
+        'wd_on_norm_and_bias, checkpoint_every, keep_last, knn_every, knn_limit, log_every, save_dtype)',
     );
     const deep = await errorFor('eval:\n  knn:\n    kay: 5\n    tee: 1\n');
     expect(deep.message).toContain("unknown keys 'eval.knn.kay', 'eval.knn.tee' (allowed: k, t)");
@@ -373,7 +373,8 @@ describe('configToYaml', () => {
     const text = configToYaml(config);
     const top = text.split('\n').filter((l) => /^\w/.test(l)).map((l) => l.split(':')[0]);
     expect(top).toEqual(['name', 'seed', 'engine', 'data', 'model', 'method', 'train', 'eval']);
-    expect(text).toMatch(/data:\n  kind: cifar10\n  image_size: 32\n  limit: 10\n/);
+    expect(text).toMatch(/data:\n  kind: cifar10\n  split:\n/);
+    expect(text).toMatch(/\n  image_size: 32\n  limit: 10\n/);
     expect(text).toContain('    crop_scale: [0.2, 1]\n');
     expect(text).not.toContain('root:');
     const back = files({ 'back.yaml': text });
