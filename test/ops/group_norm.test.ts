@@ -4,6 +4,10 @@
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { tf } from '../../src/engine/tf.js';
+import { loadOnednn } from '../../src/engine/onednn/loader.js';
+import { loadNative } from '../../src/engine/onednn/native.js';
+import { nativeRuns } from '../../src/engine/onednn/kernels/common.js';
+import { GROUP_NORM, GROUP_NORM_GRAD } from '../../src/engine/onednn/kernels/group_norm.js';
 import { groupNorm } from '../../src/ops/group_norm.js';
 import { Rng } from '../../src/util/rng.js';
 import { relativeError, useCpuBackend } from '../helpers.js';
@@ -93,5 +97,77 @@ describe('groupNorm', () => {
     const y = groupNorm(x, g, b, 2);
     expect(tf.memory().numTensors).toBe(before + 1);
     tf.dispose([x, g, b, y]);
+  });
+});
+
+const onednn = await loadOnednn();
+const native = loadNative();
+const nativeGn = native.ok && typeof native.addon.groupNormForward === 'function';
+const skipReason = !onednn.ok
+  ? `${onednn.reason} (${onednn.hint})`
+  : !nativeGn
+    ? 'the built addon predates native/group_norm.cc (run node scripts/build-native.mjs)'
+    : '';
+if (skipReason) console.warn(`native groupNorm tests skipped: ${skipReason}`);
+
+describe.skipIf(!!skipReason)('groupNorm native onednn kernels match the composed ops', () => {
+  /** y, dx, dgamma, dbeta of sum(groupNorm(x) * r) on the current backend. */
+  function run(shape: number[], groups: number, seed: string, offset = 0): Record<'y' | 'dx' | 'dgamma' | 'dbeta', Float32Array> {
+    const size = shape.reduce((a, b) => a * b, 1);
+    const c = shape[3]!;
+    return tf.tidy(() => {
+      const x = tf.tensor(Float32Array.from(randomValues(size, `${seed}/x`, 3, offset)), shape) as tf.Tensor4D;
+      const g = tf.tensor1d(Float32Array.from(randomValues(c, `${seed}/g`, 0.5, 1)));
+      const b = tf.tensor1d(Float32Array.from(randomValues(c, `${seed}/b`, 0.5)));
+      const r = tf.tensor(Float32Array.from(randomValues(size, `${seed}/r`)), shape);
+      const f = (xt: tf.Tensor, gt: tf.Tensor, bt: tf.Tensor) => tf.sum(tf.mul(groupNorm(xt as tf.Tensor4D, gt, bt, groups, 1e-5), r));
+      const [dx, dg, db] = tf.grads(f)([x, g, b]);
+      return {
+        y: groupNorm(x, g, b, groups, 1e-5).dataSync() as Float32Array,
+        dx: dx!.dataSync() as Float32Array,
+        dgamma: dg!.dataSync() as Float32Array,
+        dbeta: db!.dataSync() as Float32Array,
+      };
+    });
+  }
+
+  const cases = [
+    { name: 'BiT-like, 32 groups', shape: [2, 8, 8, 64], groups: 32 },
+    { name: 'batch 1, one channel per group', shape: [1, 5, 3, 6], groups: 6 },
+    { name: 'one group (layer norm)', shape: [3, 4, 4, 5], groups: 1 },
+    { name: 'mean far from zero', shape: [2, 4, 4, 8], groups: 2, offset: 40 },
+  ];
+  for (const c of cases) {
+    it(`forward and gradients: ${c.name} [${c.shape.join(',')}]`, async () => {
+      await useCpuBackend();
+      const want = run(c.shape, c.groups, c.name, c.offset);
+      await tf.setBackend('onednn');
+      const before = { fwd: nativeRuns.get(GROUP_NORM) ?? 0, bwd: nativeRuns.get(GROUP_NORM_GRAD) ?? 0 };
+      const got = run(c.shape, c.groups, c.name, c.offset);
+      expect((nativeRuns.get(GROUP_NORM) ?? 0) - before.fwd, 'native forward runs').toBe(2);
+      expect((nativeRuns.get(GROUP_NORM_GRAD) ?? 0) - before.bwd, 'native backward runs').toBe(1);
+      for (const key of ['y', 'dx', 'dgamma', 'dbeta'] as const) expect(relativeError(got[key], want[key]), key).toBeLessThan(1e-4);
+      await useCpuBackend();
+    });
+  }
+
+  it('adds exactly its output and leaks nothing under gradients', async () => {
+    await tf.setBackend('onednn');
+    const x = tf.randomNormal([2, 3, 3, 8]) as tf.Tensor4D;
+    const g = tf.variable(tf.ones([8]), true, 'gn-leak-gamma');
+    const b = tf.variable(tf.zeros([8]), true, 'gn-leak-beta');
+    const counts: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      tf.tidy(() => {
+        tf.variableGrads(() => tf.sum(tf.square(groupNorm(x, g, b, 4))) as tf.Scalar);
+      });
+      counts.push(tf.memory().numTensors);
+    }
+    expect(new Set(counts).size).toBe(1);
+    const before = tf.memory().numTensors;
+    const y = groupNorm(x, g, b, 4);
+    expect(tf.memory().numTensors).toBe(before + 1);
+    tf.dispose([x, g, b, y]);
+    await useCpuBackend();
   });
 });
