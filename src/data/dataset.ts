@@ -26,6 +26,11 @@ export interface ImageDataset {
  * Spatial neighbours of unlabelled patches (SimTriplet). `sample` draws one existing neighbour of an
  * item for an epoch, seeded by (seed, epoch, item); an item without neighbours returns itself (its
  * "neighbour view" is then a second augmentation of the same patch).
+ *
+ * `sample` returns an index into `images`, whose first train.size items are the train items in the
+ * same order (grid layouts: `images` is the train set itself). The released SimTriplet layout keeps
+ * neighbour patches in files that are not anchors, so they follow the train items there. Read the
+ * neighbour's pixels as `neighbours.images.image(neighbours.sample(i, seed, epoch))`.
  */
 export interface NeighbourIndex {
   /** Number of existing neighbours of an item (0..8). */
@@ -33,6 +38,8 @@ export interface NeighbourIndex {
   sample(index: number, seed: number, epoch: number): number;
   /** Items with no neighbour at all. */
   readonly isolated: number;
+  /** What `sample` indexes into (see above). */
+  readonly images: ImageDataset;
 }
 
 /** Train and test splits of one data source. */
@@ -95,6 +102,30 @@ export class ArrayImageDataset implements ImageDataset {
     return this.pixels.subarray(index * this.stride, (index + 1) * this.stride);
   }
 
+  /**
+   * The items at `indices`, in that order, copied into a new buffer. Groups are renumbered to the
+   * groups still present (in their original order), so a subset's groupNames never name empty groups.
+   */
+  select(indices: ArrayLike<number>): ArrayImageDataset {
+    const n = indices.length;
+    const pixels = new Uint8Array(n * this.stride);
+    const labels = new Int32Array(n);
+    for (let k = 0; k < n; k++) {
+      const i = indices[k]!;
+      pixels.set(this.image(i), k * this.stride);
+      labels[k] = this.labels[i]!;
+    }
+    const extras: DatasetExtras = {};
+    if (this.sources) extras.sources = Array.from({ length: n }, (_, k) => this.sources![indices[k]!]!);
+    if (this.groups) {
+      const present = [...new Set(Array.from({ length: n }, (_, k) => this.groups![indices[k]!]!))].sort((a, b) => a - b);
+      const renumber = new Map(present.map((g, j) => [g, j]));
+      extras.groups = Int32Array.from({ length: n }, (_, k) => renumber.get(this.groups![indices[k]!]!)!);
+      if (this.groupNames) extras.groupNames = present.map((g) => this.groupNames![g]!);
+    }
+    return new ArrayImageDataset(pixels, this.height, this.width, labels, this.classNames, extras);
+  }
+
   /** The first n items (data.limit). Shares the buffer. */
   head(n: number): ArrayImageDataset {
     const m = Math.min(n, this.size);
@@ -107,4 +138,9 @@ export class ArrayImageDataset implements ImageDataset {
       { groups: this.groups?.subarray(0, m), groupNames: this.groupNames, sources: this.sources?.slice(0, m) },
     );
   }
+}
+
+/** A dataset with no items (e.g. the test split of unlabelled patches without data.labelled). */
+export function emptyDataset(height: number, width: number, classNames: readonly string[] = []): ArrayImageDataset {
+  return new ArrayImageDataset(new Uint8Array(0), height, width, new Int32Array(0), classNames);
 }

@@ -2,14 +2,23 @@
  * Entry points of the data layer: build the train/test splits a config asks for, and the per-epoch
  * batch order.
  */
+import { join, resolve } from 'node:path';
 import type { DataConfig } from '../config/schema.js';
+import { writeFileAtomic } from '../io/atomic.js';
 import { UserError } from '../util/errors.js';
 import { Rng } from '../util/rng.js';
+import { BadItems } from './bad_items.js';
 import { readCifar10 } from './cifar10.js';
-import type { DataSplits, ImageDataset } from './dataset.js';
+import { emptyDataset, type DataSplits, type ImageDataset, type NeighbourIndex } from './dataset.js';
+import type { Decoder } from './decode_cache.js';
+import { holdoutSplit, loadLabelledFolder } from './folder.js';
+import { HAM10000_METADATA, loadHam10000 } from './ham10000.js';
+import type { FileLoadContext } from './load_files.js';
+import { loadPatches } from './patches.js';
 import { makeSynthetic } from './synthetic.js';
+import { makeSyntheticSlides } from './synthetic_slides.js';
 
-export type { DataSplits, ImageDataset } from './dataset.js';
+export type { DataSplits, ImageDataset, NeighbourIndex } from './dataset.js';
 export type { Normalization } from './augment.js';
 
 function atMost(n: number, limit: number | undefined): number {
@@ -21,10 +30,32 @@ function describe(kind: string, train: ImageDataset, test: ImageDataset, limited
   return `${kind} ${train.height}x${train.width} (${train.size} train / ${test.size} test${limitNote})`;
 }
 
-/** Loads the splits for `cfg`; data.limit caps train (and test, unless data.test_limit is set). */
-export async function loadDataSplits(cfg: DataConfig, seed: number): Promise<DataSplits> {
+export interface LoadDataOptions {
+  /**
+   * The run's folder: a drawn or reused HAM10000 split is stored there as split.json, so the run
+   * records exactly which images it trained and reported on.
+   */
+  runDir?: string;
+  /** Receives progress and the bad-input report (data.on_bad_image: skip); default: silent. */
+  log?: (line: string) => void;
+  /** Replaces the sharp decoder (tests count decodes with it). */
+  decoder?: Decoder;
+}
+
+function requireRoot(cfg: DataConfig, what: string): string {
+  if (cfg.root === undefined) throw new UserError(`data.root: required for data.kind '${cfg.kind}' (${what})`);
+  return cfg.root;
+}
+
+/**
+ * Loads the splits for `cfg`; data.limit caps train (and test, unless data.test_limit is set).
+ * File-based kinds decode through the image cache (data.cache_dir) at data.image_size and apply
+ * data.on_bad_image to missing and undecodable files once everything is listed and decoded.
+ */
+export async function loadDataSplits(cfg: DataConfig, seed: number, options: LoadDataOptions = {}): Promise<DataSplits> {
   const testLimit = cfg.test_limit ?? cfg.limit;
   const limited = cfg.limit !== undefined || cfg.test_limit !== undefined;
+  const log = options.log ?? (() => {});
   if (cfg.kind === 'synthetic') {
     const { size, train_size, test_size } = cfg.synthetic;
     // Items are keyed by index, so generating only the first N equals generating all and cutting.
@@ -32,11 +63,85 @@ export async function loadDataSplits(cfg: DataConfig, seed: number): Promise<Dat
     const test = makeSynthetic({ size, count: atMost(test_size, testLimit), seed, split: 'test' });
     return { train, test, description: describe('synthetic', train, test, limited) };
   }
-  if (cfg.root === undefined) {
-    throw new UserError("data.root: required for data.kind 'cifar10' (the cifar-10-batches-bin folder)");
+  if (cfg.kind === 'cifar10') {
+    const root = requireRoot(cfg, 'the cifar-10-batches-bin folder');
+    const { train, test } = await readCifar10(root, { trainLimit: cfg.limit, testLimit });
+    return { train, test, description: describe('cifar10', train, test, limited) };
   }
-  const { train, test } = await readCifar10(cfg.root, { trainLimit: cfg.limit, testLimit });
-  return { train, test, description: describe('cifar10', train, test, limited) };
+  if (cfg.kind === 'synthetic_slides') return syntheticSlides(cfg, seed, log);
+
+  const bad = new BadItems();
+  const ctx: FileLoadContext = { size: cfg.image_size, cacheDir: resolve(cfg.cache_dir), bad, log, decoder: options.decoder };
+  const finish = (splits: DataSplits): DataSplits => {
+    bad.enforce(cfg.on_bad_image, `data (${cfg.kind})`, log);
+    if (splits.train.size === 0) throw new UserError(`data.root ${cfg.root}: no usable training images (data.kind '${cfg.kind}')`);
+    return splits;
+  };
+  if (cfg.kind === 'ham10000') {
+    const root = requireRoot(cfg, `the folder with ${HAM10000_METADATA} and the images`);
+    const ham = await loadHam10000(root, cfg, { seed, onBadImage: cfg.on_bad_image, limits: { train: cfg.limit, test: testLimit } }, ctx);
+    const splits = finish({
+      train: ham.train,
+      // A split without validation fraction has no val side (model selection then falls back to train).
+      val: ham.val.size > 0 ? ham.val : undefined,
+      test: ham.test,
+      description: `ham10000 ${cfg.image_size}x${cfg.image_size} (${ham.train.size} train / ${ham.val.size} val / ${ham.test.size} test${limited ? ', limited' : ''}; split ${ham.splitSource})`,
+    });
+    if (options.runDir) await writeFileAtomic(join(options.runDir, 'split.json'), `${JSON.stringify(ham.split, null, 1)}\n`);
+    return splits;
+  }
+  if (cfg.kind === 'folder') {
+    const root = requireRoot(cfg, 'the labelled folder <root>/<group>/<class>/* or <root>/<class>/*');
+    const l = await loadLabelledFolder(root, cfg.labelled, seed, ctx, { train: cfg.limit, test: testLimit });
+    const held = l.holdout === undefined ? '' : `, held-out group ${l.holdout}`;
+    return finish({
+      train: l.probeTrain,
+      probeTrain: l.probeTrain,
+      test: l.test,
+      description: `folder ${cfg.image_size}x${cfg.image_size} (${l.probeTrain.size} train / ${l.test.size} test, ${l.layout}${held}${limited ? ', limited' : ''})`,
+    });
+  }
+  const root = requireRoot(cfg, 'the patch folder');
+  const p = await loadPatches(root, cfg.patches, ctx, cfg.limit);
+  logIsolated(p.neighbours, log);
+  const labelled = cfg.labelled.root === undefined ? undefined : await loadLabelledFolder(cfg.labelled.root, cfg.labelled, seed, ctx, { test: testLimit });
+  const test = labelled?.test ?? emptyDataset(cfg.image_size, cfg.image_size);
+  return finish({
+    train: p.train,
+    test,
+    probeTrain: labelled?.probeTrain,
+    neighbours: p.neighbours,
+    description:
+      `patches ${cfg.image_size}x${cfg.image_size} (${p.train.size} train on ${p.slides} slides, ${p.layout} layout, ` +
+      `${p.neighbours.isolated} without neighbour / ${labelled ? `${labelled.probeTrain.size} probe-train / ` : ''}${test.size} test${limited ? ', limited' : ''})`,
+  });
+}
+
+function logIsolated(neighbours: NeighbourIndex, log: (line: string) => void): void {
+  if (neighbours.isolated > 0) {
+    log(`neighbours: ${neighbours.isolated} patch(es) have no neighbour; their neighbour view is a second view of themselves`);
+  }
+}
+
+function syntheticSlides(cfg: DataConfig, seed: number, log: (line: string) => void): DataSplits {
+  const slides = makeSyntheticSlides(cfg.slides, seed, cfg.limit);
+  logIsolated(slides.neighbours, log);
+  const { labels, groups, groupNames } = slides.labelled;
+  const split = holdoutSplit(labels, groups, groupNames, cfg.labelled, seed);
+  const testLimit = cfg.test_limit ?? cfg.limit;
+  const probeTrain = slides.labelled.select(split.train);
+  const test = slides.labelled.select(split.test.subarray(0, testLimit ?? split.test.length));
+  const side = cfg.slides.patch_size;
+  return {
+    train: slides.train,
+    test,
+    probeTrain,
+    neighbours: slides.neighbours,
+    description:
+      `synthetic_slides ${side}x${side} (${slides.train.size} train on ${cfg.slides.train_slides} slides, ` +
+      `${slides.neighbours.isolated} without neighbour / ${probeTrain.size} probe-train / ${test.size} test on ${split.holdout}, ` +
+      `${slides.classNames.length} classes)`,
+  };
 }
 
 /**

@@ -63,19 +63,69 @@ export async function readImageResized(path: string, size: number, options: Resi
   return decodeRGB(path, pipeline);
 }
 
-/** Full paths of the image files directly in `dir`, sorted by file name (code-unit order, stable across locales). */
-export async function listImages(dir: string): Promise<string[]> {
-  let entries;
+/** Width and height from the file header, without decoding the pixels. */
+export async function readImageSize(path: string): Promise<{ width: number; height: number }> {
   try {
-    entries = await readdir(dir, { withFileTypes: true });
+    const { width, height } = await open(path).metadata();
+    if (!width || !height) throw new Error('no dimensions in the header');
+    return { width, height };
+  } catch (err) {
+    throw new InputFileError(path, `cannot read image: ${(err as Error).message}`);
+  }
+}
+
+function byCodeUnits(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+async function readDirectory(dir: string) {
+  try {
+    return await readdir(dir, { withFileTypes: true });
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     const reason = code === 'ENOENT' ? 'no such directory' : code === 'ENOTDIR' ? 'not a directory' : (err as Error).message;
     throw new InputFileError(dir, reason);
   }
+}
+
+function isImageName(name: string): boolean {
+  return IMAGE_EXTENSIONS.includes(extname(name).toLowerCase());
+}
+
+/** Full paths of the image files directly in `dir`, sorted by file name (code-unit order, stable across locales). */
+export async function listImages(dir: string): Promise<string[]> {
+  const entries = await readDirectory(dir);
   return entries
-    .filter((e) => (e.isFile() || e.isSymbolicLink()) && IMAGE_EXTENSIONS.includes(extname(e.name).toLowerCase()))
+    .filter((e) => (e.isFile() || e.isSymbolicLink()) && isImageName(e.name))
     .map((e) => e.name)
-    .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))
+    .sort(byCodeUnits)
     .map((name) => join(dir, name));
+}
+
+/**
+ * Full paths of the image files under `dir` at any depth, sorted by path. Entries whose name starts
+ * with a dot are skipped: tool folders such as .ipynb_checkpoints hold stale copies of images.
+ * Symbolic links to directories are not followed (no cycles).
+ */
+export async function listImagesRecursive(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  const walk = async (at: string): Promise<void> => {
+    for (const e of await readDirectory(at)) {
+      if (e.name.startsWith('.')) continue;
+      const path = join(at, e.name);
+      if (e.isDirectory()) await walk(path);
+      else if ((e.isFile() || e.isSymbolicLink()) && isImageName(e.name)) out.push(path);
+    }
+  };
+  await walk(dir);
+  return out.sort(byCodeUnits);
+}
+
+/** Names of the sub-directories directly in `dir` (dot-names skipped), sorted. */
+export async function listSubdirectories(dir: string): Promise<string[]> {
+  const entries = await readDirectory(dir);
+  return entries
+    .filter((e) => e.isDirectory() && !e.name.startsWith('.'))
+    .map((e) => e.name)
+    .sort(byCodeUnits);
 }

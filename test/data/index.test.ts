@@ -30,6 +30,18 @@ describe('loadDataSplits', () => {
     expect((err as Error).message).toBe("data.root: required for data.kind 'cifar10' (the cifar-10-batches-bin folder)");
   });
 
+  it('requires data.root for the file-based medical kinds', async () => {
+    for (const [kind, what] of [
+      ['ham10000', /data\.root: required for data\.kind 'ham10000' \(the folder with HAM10000_metadata\.csv and the images\)/],
+      ['patches', /data\.root: required for data\.kind 'patches' \(the patch folder\)/],
+      ['folder', /data\.root: required for data\.kind 'folder' \(the labelled folder/],
+    ] as const) {
+      const err = await loadDataSplits(DataSchema.parse({ kind }), 0).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(UserError);
+      expect((err as Error).message).toMatch(what);
+    }
+  });
+
   it('reads cifar10 with limits', async () => {
     const root = mkdtempSync(join(tmpdir(), 'simtrip-cifar-idx-'));
     try {

@@ -2,7 +2,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
-import { listImages, readImageResized, readImageRGB } from '../../src/io/image.js';
+import { listImages, listImagesRecursive, listSubdirectories, readImageResized, readImageRGB, readImageSize } from '../../src/io/image.js';
 import { expectInputFileError, fixture, tempDir } from './tmp.js';
 
 /** Writes a lossless PNG from raw interleaved pixels. */
@@ -121,5 +121,26 @@ describe('listImages', () => {
     await expectInputFileError(listImages(join(dir, 'nope')), join(dir, 'nope'), /no such directory/);
     writeFileSync(join(dir, 'f'), '');
     await expectInputFileError(listImages(join(dir, 'f')), join(dir, 'f'), /not a directory/);
+  });
+});
+
+describe('listImagesRecursive, listSubdirectories, readImageSize', () => {
+  it('lists images at any depth sorted by path, skipping dot-entries and other files', async () => {
+    const dir = tempDir();
+    for (const rel of ['b.png', 'a/z.JPG', 'a/b/c.tif', 'a/notes.txt', '.hidden/x.png', 'a/.ipynb_checkpoints/z.JPG', '.dot.png']) {
+      mkdirSync(join(dir, rel, '..'), { recursive: true });
+      writeFileSync(join(dir, rel), '');
+    }
+    expect(await listImagesRecursive(dir)).toEqual(['a/b/c.tif', 'a/z.JPG', 'b.png'].map((r) => join(dir, r)));
+    expect(await listSubdirectories(dir)).toEqual(['a']);
+    await expectInputFileError(listImagesRecursive(join(dir, 'nope')), join(dir, 'nope'), /no such directory/);
+  });
+
+  it('reads the size from the header and reports unreadable files', async () => {
+    const dir = tempDir();
+    await writePng(join(dir, 'g.png'), gradient(5, 3), 5, 3, 3);
+    expect(await readImageSize(join(dir, 'g.png'))).toEqual({ width: 5, height: 3 });
+    writeFileSync(join(dir, 'bad.png'), 'nope');
+    await expectInputFileError(readImageSize(join(dir, 'bad.png')), join(dir, 'bad.png'), /cannot read image/);
   });
 });

@@ -1,0 +1,107 @@
+import { readdirSync, readFileSync, statSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { cacheEntryPath, decodeImages, defaultDecoder, type Decoder } from '../../src/data/decode_cache.js';
+import { readImageResized } from '../../src/io/image.js';
+import { Rng } from '../../src/util/rng.js';
+import { noisyImage, scratchDir, writeImage } from './fixtures.js';
+
+/** Three 30x20 images (JPEG, PNG, TIFF) of different colours. */
+async function images(dir: string): Promise<string[]> {
+  const rng = new Rng(1);
+  const paths = [join(dir, 'a.jpg'), join(dir, 'sub', 'b.png'), join(dir, 'c.tif')];
+  const formats = ['jpeg', 'png', 'tiff'] as const;
+  for (const [i, p] of paths.entries()) await writeImage(p, noisyImage(30, 20, [40 + 80 * i, 200 - 60 * i, 90], rng), 30, 20, formats[i]);
+  return paths;
+}
+
+function countingDecoder(): { decoder: Decoder; calls: string[] } {
+  const calls: string[] = [];
+  return { calls, decoder: (path, size, fit) => (calls.push(path), defaultDecoder(path, size, fit)) };
+}
+
+describe('decodeImages', () => {
+  it('decodes to size x size like readImageResized, in input order', async () => {
+    const paths = await images(scratchDir());
+    const out = await decodeImages(paths, { size: 8 });
+    expect(out.pixels.length).toBe(3 * 8 * 8 * 3);
+    expect([...out.kept]).toEqual([0, 1, 2]);
+    for (const [i, p] of paths.entries()) {
+      const ref = await readImageResized(p, 8);
+      expect(Buffer.from(out.pixels.subarray(i * 192, (i + 1) * 192)).equals(Buffer.from(ref.data))).toBe(true);
+    }
+    expect([out.decoded, out.cached]).toEqual([3, 0]);
+  });
+
+  it('serves a second load from the cache without decoding, with identical pixels', async () => {
+    const dir = scratchDir();
+    const paths = await images(dir);
+    const cacheDir = join(dir, 'cache');
+    const first = countingDecoder();
+    const a = await decodeImages(paths, { size: 8, cacheDir, decoder: first.decoder });
+    expect(first.calls).toHaveLength(3);
+    const second = countingDecoder();
+    const b = await decodeImages(paths, { size: 8, cacheDir, decoder: second.decoder });
+    expect(second.calls).toEqual([]);
+    expect([b.decoded, b.cached]).toEqual([0, 3]);
+    expect(Buffer.from(b.pixels).equals(Buffer.from(a.pixels))).toBe(true);
+    // Another size is another entry.
+    const third = countingDecoder();
+    await decodeImages(paths, { size: 6, cacheDir, decoder: third.decoder });
+    expect(third.calls).toHaveLength(3);
+  });
+
+  it('reads no image file on a hit: a JPEG replaced by garbage of the same size and mtime still loads', async () => {
+    const dir = scratchDir();
+    const [jpeg] = await images(dir);
+    const cacheDir = join(dir, 'cache');
+    // Whole seconds, so that restoring the mtime below is exact on every file system.
+    const mtime = 1_700_000_000;
+    utimesSync(jpeg!, mtime, mtime);
+    const a = await decodeImages([jpeg!], { size: 8, cacheDir });
+    writeFileSync(jpeg!, Buffer.alloc(statSync(jpeg!).size, 0x55));
+    utimesSync(jpeg!, mtime, mtime);
+    const b = await decodeImages([jpeg!], { size: 8, cacheDir });
+    expect(b.failures).toEqual([]);
+    expect(Buffer.from(b.pixels).equals(Buffer.from(a.pixels))).toBe(true);
+    // A new mtime is a new version of the file: it is decoded again, and now fails.
+    utimesSync(jpeg!, mtime, mtime + 5);
+    const c = await decodeImages([jpeg!], { size: 8, cacheDir });
+    expect(c.failures.map((f) => [f.path, f.kind])).toEqual([[jpeg, 'unreadable image']]);
+  });
+
+  it('ignores and rewrites a torn cache entry', async () => {
+    const dir = scratchDir();
+    const paths = await images(dir);
+    const cacheDir = join(dir, 'cache');
+    const a = await decodeImages(paths, { size: 8, cacheDir });
+    const info = statSync(paths[1]!, { bigint: true });
+    const entry = cacheEntryPath(cacheDir, paths[1]!, 8, 'cover', info.mtimeNs, info.size);
+    truncateSync(entry, 50);
+    const counting = countingDecoder();
+    const b = await decodeImages(paths, { size: 8, cacheDir, decoder: counting.decoder });
+    expect(counting.calls).toEqual([paths[1]]);
+    expect(Buffer.from(b.pixels).equals(Buffer.from(a.pixels))).toBe(true);
+    expect(readFileSync(entry).length).toBe(16 + 8 * 8 * 3);
+    // One entry per (file, size) and no temporary files left behind.
+    const files = readdirSync(join(cacheDir, 'images-v1'), { recursive: true, withFileTypes: true }).filter((e) => e.isFile());
+    expect(files.map((e) => e.name.endsWith('.rgb'))).toEqual([true, true, true]);
+  });
+
+  it('reports missing and undecodable files with their paths and packs the rest in order', async () => {
+    const dir = scratchDir();
+    const paths = await images(dir);
+    const broken = join(dir, 'broken.png');
+    writeFileSync(broken, 'not a png');
+    const absent = join(dir, 'absent.jpg');
+    const out = await decodeImages([absent, paths[0]!, broken, paths[2]!], { size: 8, cacheDir: join(dir, 'cache') });
+    expect(out.failures.map((f) => [f.index, f.path, f.kind])).toEqual([
+      [0, absent, 'missing image'],
+      [2, broken, 'unreadable image'],
+    ]);
+    expect(out.failures[1]!.detail).toMatch(/cannot read image/);
+    expect([...out.kept]).toEqual([1, 3]);
+    const ref = await decodeImages([paths[0]!, paths[2]!], { size: 8 });
+    expect(Buffer.from(out.pixels).equals(Buffer.from(ref.pixels))).toBe(true);
+  });
+});
