@@ -138,9 +138,12 @@ static napi_value init(napi_env env, napi_value exports) {
       {"maxPoolGrad", nullptr, wrapKernel<maxPoolGrad>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"batchNormForward", nullptr, wrapKernel<batchNormForward>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"batchNormBackward", nullptr, wrapKernel<batchNormBackward>, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"groupNormForward", nullptr, wrapKernel<groupNormForward>, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"groupNormBackward", nullptr, wrapKernel<groupNormBackward>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"eltwiseUnary", nullptr, wrapKernel<eltwiseUnary>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"eltwiseBinary", nullptr, wrapKernel<eltwiseBinary>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"reduceMid", nullptr, wrapKernel<reduceMid>, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"roundToHalf", nullptr, wrapKernel<roundToHalf>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"sgdUpdate", nullptr, wrapKernel<sgdUpdate>, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);

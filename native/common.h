@@ -50,9 +50,12 @@ void maxPool(napi_env env, napi_value *args, size_t argc);
 void maxPoolGrad(napi_env env, napi_value *args, size_t argc);
 void batchNormForward(napi_env env, napi_value *args, size_t argc);
 void batchNormBackward(napi_env env, napi_value *args, size_t argc);
+void groupNormForward(napi_env env, napi_value *args, size_t argc);
+void groupNormBackward(napi_env env, napi_value *args, size_t argc);
 void eltwiseUnary(napi_env env, napi_value *args, size_t argc);
 void eltwiseBinary(napi_env env, napi_value *args, size_t argc);
 void reduceMid(napi_env env, napi_value *args, size_t argc);
+void roundToHalf(napi_env env, napi_value *args, size_t argc);
 void sgdUpdate(napi_env env, napi_value *args, size_t argc);
 
 std::string convImplInfo(napi_env env, napi_value *args, size_t argc);

@@ -5,6 +5,7 @@
  */
 import { writeFileAtomic } from './atomic.js';
 import { byteSwapInPlace, DTYPE_BYTES, shapeSize, toFloat32, viewAs, type DType, type TypedArray } from './dtype.js';
+import { float32ArrayToFloat16 } from './float16.js';
 import { parsePythonLiteral, type PyValue } from './pyliteral.js';
 import { FormatError, openRangeReader, withInputFile } from './source.js';
 
@@ -148,6 +149,35 @@ function decode(bytes: Uint8Array): NpyArray {
   return makeArray(descr.dtype, shape, data);
 }
 
+/** What a .npy header declares, without the data. */
+export interface NpyInfo {
+  readonly dtype: DType;
+  readonly shape: readonly number[];
+  /** Bytes of data the header announces (elements x element size). */
+  readonly dataBytes: number;
+}
+
+/**
+ * Parses only the header of a .npy image. `bytes` may be a prefix of the file; returns null when the
+ * prefix is too short to hold the whole header, so a caller can read more and retry.
+ */
+export function decodeNpyInfo(bytes: Uint8Array, path: string, member?: string): NpyInfo | null {
+  return withInputFile(
+    path,
+    () => {
+      if (MAGIC.some((b, i) => i < bytes.length && bytes[i] !== b)) {
+        throw new FormatError('not a .npy file (missing \\x93NUMPY magic)');
+      }
+      if (bytes.length < 12) return null;
+      const { headerStart, headerLength } = readPreamble(bytes);
+      if (headerStart + headerLength > bytes.length) return null;
+      const { descr, shape } = parseHeader(bytes);
+      return { dtype: descr.dtype, shape, dataBytes: shapeSize(shape) * DTYPE_BYTES[descr.dtype] };
+    },
+    member === undefined ? '' : `member '${member}'`,
+  );
+}
+
 /**
  * Decodes an in-memory .npy image. The result may share memory with `bytes`. Errors are
  * InputFileErrors naming `path` (and `member`, for arrays inside an archive).
@@ -161,17 +191,44 @@ export async function readNpy(path: string): Promise<NpyArray> {
   return decodeNpy(source.read(0, source.stamp.size), path);
 }
 
-function headerText(shape: readonly number[]): string {
+/** Element types the writer produces: float32, or float16 to halve feature files. */
+export type NpyWriteDtype = 'float32' | 'float16';
+
+/** Smallest magnitude float16 rounds to Inf (the tie between 65504 and 2^16 goes to the even 2^16). */
+const HALF_OVERFLOW = 65520;
+
+const WRITE_DESCR: Readonly<Record<NpyWriteDtype, string>> = { float32: '<f4', float16: '<f2' };
+
+function headerText(shape: readonly number[], dtype: NpyWriteDtype): string {
   const dims = shape.length === 1 ? `${shape[0]},` : shape.join(', ');
-  return `{'descr': '<f4', 'fortran_order': False, 'shape': (${dims}), }`;
+  return `{'descr': '${WRITE_DESCR[dtype]}', 'fortran_order': False, 'shape': (${dims}), }`;
 }
 
-/** A version 1.0 little-endian float32 C-order .npy, header padded so the data is 64-byte aligned. */
-export function encodeNpy(data: Float32Array, shape: readonly number[]): Buffer[] {
+/**
+ * float16 bit patterns of `data`, rounded to nearest even. A finite value beyond the half range would
+ * be stored as Inf: refused, so a feature file never silently holds infinities.
+ */
+function toHalfData(data: Float32Array): Uint16Array {
+  for (let i = 0; i < data.length; i++) {
+    const v = data[i]!;
+    if (Number.isFinite(v) && Math.abs(v) >= HALF_OVERFLOW) {
+      throw new RangeError(`value ${v} at index ${i} is beyond the float16 range (largest 65504); write float32 instead`);
+    }
+  }
+  return float32ArrayToFloat16(data);
+}
+
+/**
+ * A version 1.0 little-endian C-order .npy of float32 values stored as float32 ('<f4') or float16
+ * ('<f2'), header padded so the data is 64-byte aligned.
+ */
+export function encodeNpy(data: Float32Array, shape: readonly number[], dtype: NpyWriteDtype = 'float32'): Buffer[] {
   if (!shape.every((d) => Number.isSafeInteger(d) && d >= 0) || shapeSize(shape) !== data.length) {
     throw new RangeError(`shape [${shape.join(', ')}] does not hold ${data.length} values`);
   }
-  const text = headerText(shape);
+  if (!Object.hasOwn(WRITE_DESCR, dtype)) throw new RangeError(`cannot write .npy dtype '${dtype}' (float32 or float16)`);
+  const stored = dtype === 'float16' ? toHalfData(data) : data;
+  const text = headerText(shape, dtype);
   const preamble = 10;
   const padded = text + ' '.repeat((64 - ((preamble + text.length + 1) % 64)) % 64) + '\n';
   if (padded.length > 0xffff) throw new RangeError('.npy header too long for format version 1.0');
@@ -181,9 +238,9 @@ export function encodeNpy(data: Float32Array, shape: readonly number[]): Buffer[
   head[7] = 0;
   head.writeUInt16LE(padded.length, 8);
   head.write(padded, preamble, 'latin1');
-  return [head, Buffer.from(data.buffer, data.byteOffset, data.byteLength)];
+  return [head, Buffer.from(stored.buffer, stored.byteOffset, stored.byteLength)];
 }
 
-export async function writeNpy(path: string, data: Float32Array, shape: readonly number[]): Promise<void> {
-  await writeFileAtomic(path, encodeNpy(data, shape));
+export async function writeNpy(path: string, data: Float32Array, shape: readonly number[], dtype: NpyWriteDtype = 'float32'): Promise<void> {
+  await writeFileAtomic(path, encodeNpy(data, shape, dtype));
 }

@@ -1,24 +1,54 @@
 /**
  * The layers simtrip's models are drawn with. Each owns its parameters in a ParamStore under a
  * PyTorch-style name and applies them in tfjs' NHWC layout.
+ *
+ * Precision policy (engine.precision, Context.precision): under 'mixed16' the layers reproduce the
+ * numerics of torch.autocast(dtype=float16) on float32 tensors by rounding to the half grid
+ * (src/ops/fp16_round.ts) where autocast holds half tensors:
+ *  - Conv2d and Linear are on autocast's float16 list (conv*, linear, matmul, addmm): their input,
+ *    weight and bias are cast to half and their output is half. Here: input, weight and bias rounded,
+ *    the product accumulated in float32 (as cuDNN/cuBLAS accumulate fp16 products in fp32), the
+ *    output rounded once.
+ *  - BatchNorm is on no list, so it runs in its input's dtype: half in, half out, statistics and
+ *    running buffers in float32 (cuDNN's fp16 batch norm). Here: output rounded.
+ *  - GroupNorm, layer_norm, cosine_similarity, softmax, the losses (autocast's float32 list) and
+ *    everything this file does not define stay float32.
+ * The parameters themselves stay float32 variables (the fp32 master copy the optimiser updates); the
+ * rounding happens on every application, and its straight-through gradient leaves each weight's
+ * gradient on the half grid, as the fp16 kernels of autocast's backward produce it.
  */
 import { tf } from '../engine/tf.js';
 import { Rng } from '../util/rng.js';
 import { ParamStore } from './params.js';
 import { kaimingNormalConv, linearUniform } from './init.js';
 import { batchNormTrain } from '../ops/batch_norm.js';
+import { roundToHalf } from '../ops/fp16_round.js';
+
+/** engine.precision: 'mixed16' emulates float16 autocast (see the top of this file). */
+export type Precision = 'fp32' | 'mixed16';
 
 export interface Context {
   store: ParamStore;
   rng: Rng;
   /** Optimiser group for the parameters created with this context. */
   group?: string;
+  /** Numerics of the layers created with this context; fp32 when left out. */
+  precision?: Precision;
+}
+
+/**
+ * What autocast does to a tensor entering or leaving an fp16 op: rounded to the half grid under
+ * mixed16, untouched under fp32. For layers outside this file that autocast runs in half.
+ */
+export function autocastHalf<T extends tf.Tensor>(precision: Precision | undefined, x: T): T {
+  return precision === 'mixed16' ? roundToHalf(x) : x;
 }
 
 /** Conv2d with PyTorch's symmetric zero padding (tfjs 'same' pads asymmetrically at stride 2). */
 export class Conv2d {
   readonly weight: tf.Variable;
   readonly bias?: tf.Variable;
+  readonly precision: Precision;
   private readonly pad: [[number, number], [number, number], [number, number], [number, number]];
 
   constructor(
@@ -31,6 +61,7 @@ export class Conv2d {
     padding = 0,
     withBias = false,
   ) {
+    this.precision = ctx.precision ?? 'fp32';
     this.weight = ctx.store.add(`${name}.weight`, kaimingNormalConv([kernel, kernel, cin, cout], ctx.rng), {
       layout: 'conv',
       group: ctx.group,
@@ -46,9 +77,21 @@ export class Conv2d {
     ];
   }
 
+  /**
+   * `weight` replaces the layer's own kernel for this call (a weight-standardised kernel, BiT's
+   * StdConv2d); under mixed16 it is rounded like the layer's own.
+   */
   apply(x: tf.Tensor4D, weight: tf.Tensor4D = this.weight as tf.Tensor4D): tf.Tensor4D {
+    if (this.precision === 'fp32') return this.convolve(x, weight, this.bias);
+    return tf.tidy(() => {
+      const y = this.convolve(roundToHalf(x), roundToHalf(weight), this.bias && roundToHalf(this.bias));
+      return roundToHalf(y);
+    });
+  }
+
+  private convolve(x: tf.Tensor4D, weight: tf.Tensor4D, bias: tf.Tensor | undefined): tf.Tensor4D {
     const y = tf.conv2d(x, weight, this.stride, this.pad);
-    return this.bias ? (tf.add(y, this.bias) as tf.Tensor4D) : y;
+    return bias ? (tf.add(y, bias) as tf.Tensor4D) : y;
   }
 }
 
@@ -76,6 +119,7 @@ export class BatchNorm {
   readonly runningVar: tf.Variable;
   private readonly eps: number;
   private readonly momentum: number;
+  readonly precision: Precision;
 
   constructor(
     ctx: Context,
@@ -83,6 +127,7 @@ export class BatchNorm {
     readonly channels: number,
     opts: BatchNormOptions = {},
   ) {
+    this.precision = ctx.precision ?? 'fp32';
     this.eps = opts.eps ?? 1e-5;
     this.momentum = opts.momentum ?? 0.1;
     if (opts.affine ?? true) {
@@ -98,6 +143,11 @@ export class BatchNorm {
   }
 
   apply<T extends tf.Tensor>(x: T, training: boolean): T {
+    if (this.precision === 'fp32') return this.normalize(x, training);
+    return tf.tidy(() => roundToHalf(this.normalize(x, training)));
+  }
+
+  private normalize<T extends tf.Tensor>(x: T, training: boolean): T {
     if (!training) {
       return tf.batchNorm(x, this.runningMean, this.runningVar, this.offset, this.scale, this.eps) as T;
     }
@@ -121,8 +171,10 @@ export class BatchNorm {
 export class Linear {
   readonly weight: tf.Variable;
   readonly bias?: tf.Variable;
+  readonly precision: Precision;
 
   constructor(ctx: Context, readonly name: string, cin: number, cout: number, withBias = true) {
+    this.precision = ctx.precision ?? 'fp32';
     this.weight = ctx.store.add(`${name}.weight`, linearUniform([cin, cout], cin, ctx.rng), { layout: 'linear', group: ctx.group });
     if (withBias) {
       this.bias = ctx.store.add(`${name}.bias`, linearUniform([cout], cin, ctx.rng), {
@@ -134,8 +186,13 @@ export class Linear {
   }
 
   apply(x: tf.Tensor2D): tf.Tensor2D {
-    const y = tf.matMul(x, this.weight) as tf.Tensor2D;
-    return this.bias ? (tf.add(y, this.bias) as tf.Tensor2D) : y;
+    if (this.precision === 'fp32') return Linear.affine(x, this.weight, this.bias);
+    return tf.tidy(() => roundToHalf(Linear.affine(roundToHalf(x), roundToHalf(this.weight), this.bias && roundToHalf(this.bias))));
+  }
+
+  private static affine(x: tf.Tensor2D, weight: tf.Tensor, bias: tf.Tensor | undefined): tf.Tensor2D {
+    const y = tf.matMul(x, weight) as tf.Tensor2D;
+    return bias ? (tf.add(y, bias) as tf.Tensor2D) : y;
   }
 }
 

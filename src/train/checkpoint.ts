@@ -2,8 +2,9 @@
  * simtrip checkpoints: one .safetensors file per checkpoint, so that replacing one is a single atomic
  * rename and PyTorch tools can read the weights directly.
  *
- *   <param name>                       every ParamStore entry (incl. BN running stats), PyTorch layout, F32
- *   optimizer.momentum.<param name>    SGD momentum buffers (same layout conversion), when present
+ *   <param name>                       every ParamStore entry (incl. BN running stats), PyTorch layout, F32;
+ *                                      trainable weights F16 with train.save_dtype f16
+ *   optimizer.momentum.<param name>    SGD momentum buffers (same layout conversion), when present, F32
  *   __metadata__.simtrip               JSON CheckpointState (epoch, step, resolved config, ...)
  *   __metadata__.format                "pt": what safetensors.torch writes, so torch-side loaders accept it
  */
@@ -18,6 +19,8 @@ import { writeFileAtomic } from '../io/atomic.js';
 import { encodeSafetensors, readSafetensors, type SafetensorsFile, type TensorToWrite } from '../io/safetensors.js';
 import { fromTorchPerm, permuteShape, toTorchPerm, type Param, type ParamStore } from '../model/params.js';
 import type { Sgd } from '../optim/sgd.js';
+import { LossScalerStateSchema } from '../optim/loss_scale.js';
+import { HALF_MAX } from '../ops/fp16_round.js';
 import { InputFileError } from '../util/errors.js';
 import { isDirectory, isFile } from '../util/fs.js';
 
@@ -51,6 +54,14 @@ export const CheckpointStateSchema = z.object({
   engine: z.string(),
   created: z.string(),
   metrics: z.record(z.unknown()).default({}),
+  /** engine.precision mixed16: the dynamic loss scaler, so a resumed run keeps its scale. */
+  loss_scaling: z
+    .object({
+      scaler: LossScalerStateSchema,
+      /** Steps skipped for non-finite gradients so far. */
+      skipped_steps: z.number().int().nonnegative(),
+    })
+    .optional(),
 });
 
 export type CheckpointState = z.infer<typeof CheckpointStateSchema>;
@@ -59,6 +70,9 @@ export type ArchInfo = z.infer<typeof ArchInfoSchema>;
 /** What the trainer supplies; format, created time, arch info and metrics are filled in when missing. */
 export type CheckpointStateInput = Omit<CheckpointState, 'format' | 'created' | 'metrics'> &
   Partial<Pick<CheckpointState, 'format' | 'created' | 'metrics'>>;
+
+/** train.save_dtype: the safetensors dtype of trainable weights. */
+export type WeightDtype = 'F32' | 'F16';
 
 export interface SaveCheckpointOptions {
   store: ParamStore;
@@ -99,11 +113,30 @@ function archInfo(state: CheckpointStateInput, store: ParamStore): ArchInfo {
   return { arch: m.arch, stem: m.stem, width: m.width, params: store.count() };
 }
 
-export async function checkpointTensors(store: ParamStore, optimizer?: Sgd): Promise<TensorToWrite[]> {
+/**
+ * F16 for a trainable weight unless a finite value is beyond the half range (it would be stored as
+ * Inf): such a tensor stays F32 rather than be corrupted. Loading accepts either per tensor.
+ */
+function storedDtype(data: Float32Array, wanted: WeightDtype): WeightDtype {
+  if (wanted === 'F32') return 'F32';
+  for (let i = 0; i < data.length; i++) {
+    const v = data[i]!;
+    if (Number.isFinite(v) && Math.abs(v) > HALF_MAX) return 'F32';
+  }
+  return 'F16';
+}
+
+/**
+ * The tensors of a checkpoint. With weightDtype F16 only the trainable weights are halved: BN running
+ * statistics (running_var can exceed the half range and accumulates small updates) and momentum
+ * buffers stay F32, so the optimiser state resumes exactly. The weights themselves resume rounded to
+ * half (relative error <= 2^-11), which is the price of the smaller file.
+ */
+export async function checkpointTensors(store: ParamStore, optimizer?: Sgd, weightDtype: WeightDtype = 'F32'): Promise<TensorToWrite[]> {
   const tensors: TensorToWrite[] = [];
   for (const p of store.list()) {
     const { shape, data } = await torchData(p.variable, p);
-    tensors.push({ name: p.name, dtype: 'F32', shape, data });
+    tensors.push({ name: p.name, dtype: p.trainable ? storedDtype(data, weightDtype) : 'F32', shape, data });
   }
   if (optimizer) {
     for (const p of store.list()) {
@@ -133,8 +166,10 @@ export async function saveCheckpoint(runDir: string, opts: SaveCheckpointOptions
     engine: state.engine,
     created: state.created ?? new Date().toISOString(),
     metrics: state.metrics ?? {},
+    ...(state.loss_scaling ? { loss_scaling: state.loss_scaling } : {}),
   };
-  const chunks = encodeSafetensors(await checkpointTensors(store, optimizer), {
+  const weightDtype: WeightDtype = state.config.train.save_dtype === 'f16' ? 'F16' : 'F32';
+  const chunks = encodeSafetensors(await checkpointTensors(store, optimizer, weightDtype), {
     format: 'pt',
     [METADATA_KEY]: JSON.stringify(full),
   });

@@ -1,6 +1,7 @@
-import { writeFileSync } from 'node:fs';
+import { statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { roundToFloat16 } from '../../src/io/float16.js';
 import { decodeNpy, encodeNpy, readNpy, writeNpy } from '../../src/io/npy.js';
 import { bytesOf, npyBytes, npyHeader } from './npy-bytes.js';
 import { expectInputFileError, fixture, tempDir } from './tmp.js';
@@ -50,6 +51,36 @@ describe('npy writer', () => {
   it('rejects a shape that does not match the data', () => {
     expect(() => encodeNpy(new Float32Array(6), [2, 2])).toThrow(/does not hold 6/);
     expect(() => encodeNpy(new Float32Array(0), [-1, 0])).toThrow(RangeError);
+  });
+
+  it("writes float16 ('<f2') as numpy.save does, rounded to nearest even, at half the size", async () => {
+    // Reference: np.save(f, np.array([[0, 1, -2], [65504, 2**-24, 1/3]], dtype='<f2')).
+    const values = new Float32Array([0, 1, -2, 65504, 2 ** -24, 1 / 3]);
+    const bytes = Buffer.concat(encodeNpy(values, [2, 3], 'float16'));
+    const header = "{'descr': '<f2', 'fortran_order': False, 'shape': (2, 3), }";
+    expect(bytes.length).toBe(128 + 12);
+    expect(bytes.subarray(10, 128).toString('latin1')).toBe(header.padEnd(117, ' ') + '\n');
+    expect([...new Uint16Array(bytes.buffer.slice(bytes.byteOffset + 128, bytes.byteOffset + 140))]).toEqual([
+      0x0000, 0x3c00, 0xc000, 0x7bff, 0x0001, 0x3555,
+    ]);
+
+    const data = Float32Array.from({ length: 64 * 100 }, (_, i) => Math.sin(i) * 10);
+    const dir = tempDir();
+    await writeNpy(join(dir, 'f32.npy'), data, [64, 100]);
+    await writeNpy(join(dir, 'f16.npy'), data, [64, 100], 'float16');
+    const back = await readNpy(join(dir, 'f16.npy'));
+    expect(back).toMatchObject({ dtype: 'float16', shape: [64, 100] });
+    expect(back.toFloat32()).toEqual(Float32Array.from(data, (v) => roundToFloat16(v)));
+    const half = statSync(join(dir, 'f16.npy')).size;
+    const full = statSync(join(dir, 'f32.npy')).size;
+    expect(half - 128).toBe((full - 128) / 2);
+  });
+
+  it('refuses float16 values beyond the half range rather than writing Inf', () => {
+    expect(() => encodeNpy(new Float32Array([1, 70000]), [2], 'float16')).toThrow(/70000 at index 1 is beyond the float16 range/);
+    // Infinity and NaN are what they are, and values that round down to 65504 are in range.
+    expect(() => encodeNpy(new Float32Array([Infinity, NaN, 65519]), [3], 'float16')).not.toThrow();
+    expect(() => encodeNpy(new Float32Array(1), [1], 'int8' as never)).toThrow(/cannot write .npy dtype 'int8'/);
   });
 });
 

@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readdirSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { tf } from '../../src/engine/tf.js';
@@ -13,6 +13,8 @@ import {
   type CheckpointStateInput,
 } from '../../src/train/checkpoint.js';
 import type { Config } from '../../src/config/schema.js';
+import { roundToFloat16 } from '../../src/io/float16.js';
+import { loadWeights } from '../../src/model/weights.js';
 import type { ParamStore } from '../../src/model/params.js';
 import type { Sgd } from '../../src/optim/sgd.js';
 import { useCpuBackend } from '../helpers.js';
@@ -174,6 +176,78 @@ describe('saveCheckpoint / restoreCheckpoint', () => {
     }
     expect(await pruneCheckpoints(runDir, 1)).toEqual([join(runDir, 'checkpoints', 'epoch-1.safetensors')]);
     expect(await pruneCheckpoints(tempDir(), 3)).toEqual([]);
+  });
+});
+
+describe('train.save_dtype f16', () => {
+  const withSaveDtype = (config: Config, save_dtype: 'f32' | 'f16'): Config => ({ ...config, train: { ...config.train, save_dtype } });
+
+  it('writes trainable weights as F16 (about half the file), running stats and momentum as F32', async () => {
+    const config = tinyConfig();
+    const a = tinyModel(1, config);
+    const sgdA = tinySgd(a.store);
+    perturb(a.store, sgdA, 11);
+    const save = async (dtype: 'f32' | 'f16', optimizer?: Sgd) =>
+      saveCheckpoint(tempDir(), { store: a.store, optimizer, state: stateFor(withSaveDtype(config, dtype), 1) });
+    const path32 = await save('f32');
+    const path16 = await save('f16');
+    const ratio = statSync(path16).size / statSync(path32).size;
+    expect(ratio).toBeGreaterThan(0.45);
+    expect(ratio).toBeLessThan(0.56);
+
+    const file = await readSafetensors(await save('f16', sgdA));
+    expect(file.info('backbone.conv1.weight').dtype).toBe('F16');
+    expect(file.info('backbone.bn1.weight').dtype).toBe('F16');
+    expect(file.info('backbone.bn1.running_var').dtype).toBe('F32');
+    expect(file.info('backbone.bn1.running_mean').dtype).toBe('F32');
+    expect(file.info(`${MOMENTUM_PREFIX}backbone.conv1.weight`).dtype).toBe('F32');
+    dispose(a, sgdA);
+  });
+
+  it('restores the weights rounded to half and the optimiser state exactly; loadWeights reads it too', async () => {
+    const config = withSaveDtype(tinyConfig(), 'f16');
+    const runDir = tempDir();
+    const a = tinyModel(1, config);
+    const sgdA = tinySgd(a.store);
+    perturb(a.store, sgdA, 12);
+    // A weight beyond the half range would become Inf as F16: that tensor is kept F32 instead.
+    const big = a.store.get('projector.0.weight').variable;
+    tf.tidy(() => big.assign(tf.mul(big, 1e6)));
+    await saveCheckpoint(runDir, { store: a.store, optimizer: sgdA, state: stateFor(config, 4) });
+
+    const b = tinyModel(2, config);
+    const sgdB = tinySgd(b.store);
+    const ckpt = await readCheckpoint(runDir);
+    expect(ckpt.file.info('projector.0.weight').dtype).toBe('F32');
+    restoreCheckpoint(ckpt, b.store, sgdB);
+    const after = snapshot(b.store);
+    let changed = 0;
+    for (const p of a.store.list()) {
+      const original = p.variable.dataSync() as Float32Array;
+      const halfStored = p.trainable && p.name !== 'projector.0.weight';
+      const expected = halfStored ? Float32Array.from(original, (v) => roundToFloat16(v)) : original;
+      expect(after.get(p.name), p.name).toEqual(expected);
+      if (halfStored && expected.some((v, i) => v !== original[i])) changed++;
+    }
+    expect(changed).toBeGreaterThan(0);
+    expectSameValues(bufferSnapshot(sgdA), bufferSnapshot(sgdB));
+
+    const c = tinyModel(3, config);
+    await loadWeights(c.store, runDir);
+    expectSameValues(after, snapshot(c.store));
+    dispose(a, b, c, sgdA, sgdB);
+  });
+
+  it('keeps the loss scaler state of a mixed16 run', async () => {
+    const config = tinyConfig();
+    const runDir = tempDir();
+    const m = tinyModel(1, config);
+    const loss_scaling = { scaler: { scale: 2 ** 13, goodSteps: 17 }, skipped_steps: 3 };
+    await saveCheckpoint(runDir, { store: m.store, state: { ...stateFor(config, 2), loss_scaling } });
+    expect((await readCheckpoint(runDir)).state.loss_scaling).toEqual(loss_scaling);
+    await saveCheckpoint(runDir, { store: m.store, state: stateFor(config, 3) });
+    expect((await readCheckpoint(runDir)).state.loss_scaling).toBeUndefined();
+    dispose(m);
   });
 });
 

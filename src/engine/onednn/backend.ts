@@ -12,7 +12,9 @@ import { conv2D, conv2DBackpropFilter, conv2DBackpropInput, fusedConv2D } from '
 import { batchMatMul, fusedMatMul } from './kernels/matmul.js';
 import { maxPool, maxPoolGrad } from './kernels/pool.js';
 import { registerBatchNormKernels } from './kernels/batch_norm.js';
+import { registerGroupNormKernels } from './kernels/group_norm.js';
 import { registerSgdKernel } from './kernels/sgd.js';
+import { registerRoundToHalfKernel } from './kernels/fp16_round.js';
 import { add, mean, multiply, relu, step, sum } from './kernels/eltwise.js';
 
 export const BACKEND_NAME = 'onednn';
@@ -47,10 +49,12 @@ export function registerOnednnBackend(addon: NativeAddon): void {
       kernelFunc: native ? withFallback(config.kernelName, native, addon) : config.kernelFunc,
     });
   }
-  // Kernels with no cpu counterpart, run only by ops that look for them (src/ops/batch_norm.ts,
-  // src/optim/sgd.ts).
+  // Kernels with no cpu counterpart, run only by ops that look for them (src/ops/batch_norm.ts, src/ops/group_norm.ts,
+  // src/optim/sgd.ts, src/ops/fp16_round.ts).
   registerBatchNormKernels(BACKEND_NAME, addon);
+  registerGroupNormKernels(BACKEND_NAME, addon);
   registerSgdKernel(BACKEND_NAME, addon);
+  registerRoundToHalfKernel(BACKEND_NAME, addon);
   // Priority 0 (cpu has 1): a program that never picks a backend keeps getting the cpu backend.
   tf.registerBackend(BACKEND_NAME, () => new MathBackendCPU(), 0);
 }

@@ -32,12 +32,17 @@ export interface NativeAddon {
     params: Int32Array,
     eps: number,
   ): void;
+  // Optional for the same reason (native/group_norm.cc; params: [N, HW, C, G], statistics per (n, g)).
+  groupNormForward?: NativeAddon['batchNormForward'];
+  groupNormBackward?: NativeAddon['batchNormBackward'];
   // Optional for the same reason. op codes: see native/eltwise.cc.
   eltwiseUnary?(x: Float32Array, out: Float32Array, op: number, alpha: number): void;
   eltwiseBinary?(a: Float32Array, b: Float32Array, out: Float32Array, op: number, params: Int32Array): void;
   reduceMid?(x: Float32Array, out: Float32Array, params: Int32Array, mean: boolean): void;
   // Optional for the same reason (native/sgd.cc). A null buf means the first step (buf' = d).
   sgdUpdate?(w: Float32Array, g: Float32Array, buf: Float32Array | null, wOut: Float32Array, bufOut: Float32Array, lr: number, momentum: number, weightDecay: number): void;
+  // Optional for the same reason (native/eltwise.cc): out = x rounded to the float16 grid.
+  roundToHalf?(x: Float32Array, out: Float32Array): void;
 }
 
 export const ADDON_RELATIVE_PATH = 'build/Release/simtrip_onednn.node';
