@@ -62,7 +62,7 @@ export function buildProgram(): Command {
   configOptions(
     program
       .command('train')
-      .description('train an encoder with the config\'s SSL method; writes runs/<name>/ (config, metrics.jsonl, checkpoints, plots)'),
+      .description('train an encoder with the config\'s SSL method; writes runs/<name>/ (config, metrics.jsonl, checkpoints, report/)'),
   )
     .option('--run-dir <dir>', 'run directory (default: runs/<config name>)')
     .option('--resume', 'continue the run in the run directory from its last checkpoint, exactly where it stopped')
@@ -90,17 +90,23 @@ export function buildProgram(): Command {
   configOptions(
     program
       .command('eval')
-      .description('evaluate a frozen encoder: linear probe and/or weighted kNN on the config\'s data; writes a JSON report'),
+      .description(
+        'evaluate a frozen encoder: linear probe and/or weighted kNN on the config\'s data, under eval.protocol ' +
+          '(split: train -> test, lr/epoch chosen on val when the data has one; logo: leave-one-group-out folds + ensemble on the held-out group; ' +
+          'auto: logo when the labelled data has groups); writes a JSON report and refreshes the run\'s report',
+      ),
   )
     .option('--checkpoint <path>', 'simtrip checkpoint (.safetensors, .../checkpoints/last, or a run dir); default: the config\'s model (random init or model.weights)')
     .option('--linear-probe', 'train a linear classifier on frozen features (eval.linear.*)')
     .option('--knn', 'weighted kNN on frozen features (eval.knn.k, eval.knn.t)')
     .option('--label-fraction <list>', 'labelled fraction(s) for the probe, class-stratified and seeded, e.g. 0.01,0.1,1')
     .option('--out <file.json>', 'where to write the report (default: <run dir>/eval.json)')
-    .action(async (opts: { config: string; set: string[]; checkpoint?: string; linearProbe?: boolean; knn?: boolean; labelFraction?: string; out?: string }) => {
+    .option('--cache-features', 'keep the features as float16 .npy in features/ beside the report and reuse them while encoder and data are unchanged (features rounded to float16)')
+    .action(async (opts: { config: string; set: string[]; checkpoint?: string; linearProbe?: boolean; knn?: boolean; labelFraction?: string; out?: string; cacheFeatures?: boolean }) => {
       const cfg = await resolveConfig(opts);
       if (!opts.linearProbe && !opts.knn) throw new UserError('eval: choose --linear-probe and/or --knn');
       const labelFractions = opts.labelFraction ? parseFractions(opts.labelFraction) : undefined;
+      const out = opts.out ?? defaultEvalOut(cfg, opts.checkpoint);
       const engine = await startEngine(cfg, false);
       const { evaluate } = await import('../eval/evaluate.js');
       const report = await evaluate({
@@ -111,28 +117,67 @@ export function buildProgram(): Command {
         labelFractions,
         engine: engine.engine,
         log,
+        featureCache: opts.cacheFeatures ? join(dirname(out), 'features') : undefined,
       });
-      const out = opts.out ?? defaultEvalOut(cfg, opts.checkpoint);
       await writeJsonAtomic(out, report);
       const summary = report.results
         .map((r) => {
-          const name = r.protocol === 'linear' ? `linear@${(r.settings as { label_fraction: number }).label_fraction}` : 'knn';
+          const name = r.classifier === 'linear' ? `linear@${r.label_fraction}` : 'knn';
           return `${name} acc ${(100 * r.metrics.accuracy).toFixed(2)}% bal ${(100 * r.metrics.balanced_accuracy).toFixed(2)}% f1 ${(100 * r.metrics.macro_f1).toFixed(2)}%`;
         })
         .join(' | ');
       process.stdout.write(`${summary} (${report.train_samples} train / ${report.test_samples} test) -> ${out}\n`);
+      // Beside a training run, the run's report is refreshed so it shows these numbers.
+      const { isRunDir } = await import('../report/run_data.js');
+      if (await isRunDir(dirname(out))) {
+        const { writeRunReport } = await import('../report/run_report.js');
+        log(`report   ${(await writeRunReport(dirname(out))).summary}`);
+      }
     });
 
-  configOptions(program.command('embed').description('write backbone features (global-average-pooled) of every image in a folder as float32 .npy [N, D]'))
+  configOptions(program.command('embed').description('write backbone features (global-average-pooled) of every image in a folder as a float32 (or --dtype f16) .npy [N, D]'))
     .option('--checkpoint <path>', 'simtrip checkpoint; default: the config\'s model (random init or model.weights)')
     .requiredOption('--images <dir>', 'folder of images (png, jpg, tif, ...), embedded in file-name order')
     .requiredOption('--out <file.npy>', 'output .npy; a .txt beside it lists the image of each row')
-    .action(async (opts: { config: string; set: string[]; checkpoint?: string; images: string; out: string }) => {
+    .option('--dtype <f32|f16>', 'element type of the .npy: f16 halves the file (values rounded to float16)', 'f32')
+    .action(async (opts: { config: string; set: string[]; checkpoint?: string; images: string; out: string; dtype: string }) => {
+      if (opts.dtype !== 'f32' && opts.dtype !== 'f16') throw new UserError(`--dtype: got '${opts.dtype}', expected f32 or f16`);
       const cfg = await resolveConfig(opts);
       await startEngine(cfg, false);
       const { embedFolder } = await import('../eval/embed.js');
-      const r = await embedFolder({ config: cfg, checkpoint: opts.checkpoint, imagesDir: opts.images, out: opts.out, log });
+      const dtype = opts.dtype === 'f16' ? 'float16' : 'float32';
+      const r = await embedFolder({ config: cfg, checkpoint: opts.checkpoint, imagesDir: opts.images, out: opts.out, dtype, log });
       process.stdout.write(`embedded ${r.count} images -> ${r.out} [${r.count}, ${r.dim}] (names in ${r.names})\n`);
+    });
+
+  program
+    .command('weights')
+    .description('pretrained weight files')
+    .command('inspect')
+    .description('format, tensor count, size, dtypes and detected architecture of a weight file (headers only), and the config lines that use it')
+    .argument('<file>', '.safetensors, BiT .npz, or a simtrip checkpoint / run directory')
+    .option('--json', 'print the summary as JSON')
+    .action(async (file: string, opts: { json?: boolean }) => {
+      const { inspectWeights, formatWeightsSummary } = await import('../model/inspect.js');
+      const summary = await inspectWeights(file);
+      process.stdout.write(opts.json ? `${JSON.stringify(summary, null, 2)}\n` : formatWeightsSummary(summary));
+    });
+
+  program
+    .command('report')
+    .description('write a run\'s report (<run>/report/: PNG charts and summary.md); with several runs, also a side-by-side comparison')
+    .argument('<run_dirs...>', 'run directories (each with metrics.jsonl and config.yaml, as simtrip train writes them)')
+    .option('--out <dir>', 'where to write: the comparison (default: runs/compare-<names>), or one run\'s report (default: <run>/report)')
+    .action(async (dirs: string[], opts: { out?: string }) => {
+      if (dirs.length === 1) {
+        const { writeRunReport } = await import('../report/run_report.js');
+        const r = await writeRunReport(dirs[0]!, { outDir: opts.out });
+        process.stdout.write(`report: ${r.summary} (${r.files.length - 1} charts)\n`);
+        return;
+      }
+      const { compareRuns } = await import('../report/compare.js');
+      const c = await compareRuns(dirs, opts.out);
+      process.stdout.write(`comparison of ${dirs.length} runs: ${c.summary} (${c.files.length - 1} charts)\n`);
     });
 
   program

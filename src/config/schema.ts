@@ -21,6 +21,8 @@ export const EngineSchema = z
      * the float16 grid at layer boundaries, fp32 master weights, dynamic loss scaling).
      */
     precision: z.enum(['fp32', 'mixed16']).default('fp32'),
+    /** mixed16: the first dynamic loss scale (GradScaler's init_scale); halved on overflow, x2 after 2000 clean steps. */
+    loss_scale_init: z.number().positive().max(2 ** 127).default(2 ** 16),
   })
   .strict()
   .default({});
@@ -57,7 +59,7 @@ const fraction = z.number().min(0).max(1);
 
 export const SplitSchema = z
   .object({
-    /** Fractions of lesions (HAM10000) or items per split; they must add up to 1. */
+    /** Fractions of images per split, per dx class (HAM10000 moves whole lesions); they must add up to 1. */
     train: fraction.default(0.7),
     val: fraction.default(0.15),
     test: fraction.default(0.15),
@@ -77,7 +79,7 @@ export const PatchesSchema = z
     units: z.enum(['pixels', 'grid']).default('pixels'),
     /** Pixels between neighbouring patches when units is 'pixels' (default: the patch width). */
     stride: posInt.optional(),
-    /** 'names': coordinates in file names; 'simtriplet': the released layout (original/ + neighbour files _<k>). 'auto' picks. */
+    /** 'names': coordinates in file names; 'simtriplet': the released layout (original/ + neighbour files <name>_<k>). 'auto': simtriplet when <root>/original exists. */
     layout: z.enum(['auto', 'names', 'simtriplet']).default('auto'),
   })
   .strict()
@@ -179,6 +181,13 @@ export const TrainSchema = z
     epochs: posInt.default(100),
     batch_size: posInt.min(2).default(512),
     base_lr: z.number().positive().default(0.03),
+    /**
+     * lr = base_lr x batch_size / lr_batch_ref: 256 in SimSiam's linear scaling rule, 512 in
+     * BiT-HyperRule (lr 0.003 x batch/512 for method.name supervised).
+     */
+    lr_batch_ref: posInt.default(256),
+    /** After the warm-up: 'cosine' decay to 0 (SimSiam) or 'steps', x0.1 at 30/60/90 % of all steps (BiT-HyperRule). */
+    schedule: z.enum(['cosine', 'steps']).default('cosine'),
     weight_decay: z.number().min(0).default(5e-4),
     momentum: z.number().min(0).max(0.999).default(0.9),
     warmup_epochs: z.number().min(0).default(0),
@@ -210,6 +219,11 @@ export const LinearEvalSchema = z
     normalize: z.boolean().default(true),
     /** Fraction of labelled train items used, class-stratified and seeded. */
     label_fraction: z.number().gt(0).max(1).default(1),
+    /**
+     * base_lr values tried when the data has a validation split: the probe (lr and epoch) with the best
+     * validation balanced accuracy is the one reported on test. Absent: base_lr x 0.1, 1 and 10.
+     */
+    lr_grid: z.array(z.number().positive()).min(1).optional(),
   })
   .strict()
   .default({});

@@ -1,6 +1,7 @@
 /**
  * `simtrip eval`: frozen-encoder evaluation. Features are extracted once per split, then the linear
- * probe (one per label fraction) and/or the weighted kNN classifier run on them.
+ * probe (one per label fraction, under the split or leave-one-group-out protocol, see protocols.ts)
+ * and/or the weighted kNN classifier run on them.
  *
  * The encoder is a simtrip checkpoint, else the config's `model.weights`, else the seeded random
  * initialisation: the last two are the baselines papers compare against.
@@ -11,10 +12,26 @@ import { buildEncoder, type EncoderModel } from '../model/build.js';
 import { loadWeights, formatWeightsReport } from '../model/weights.js';
 import { readCheckpoint, resolveCheckpointPath } from '../train/checkpoint.js';
 import { createProgress } from '../report/progress.js';
+import type { DataSplits, ImageDataset } from '../data/dataset.js';
+import { UserError } from '../util/errors.js';
+import { cachedFeatures, FeatureCache, fileIdentity } from './feature_cache.js';
 import { extractFeatures } from './features.js';
-import { knnClassify } from './knn.js';
-import { runLinearProbe, type ProbeProtocol } from './linear_probe.js';
-import { classificationMetrics, type ClassificationMetrics } from './metrics.js';
+import { logoProbe } from './logo.js';
+import type { ClassificationMetrics } from './metrics.js';
+import {
+  groupName,
+  knnProbe,
+  labelledGroups,
+  labelledRows,
+  resolveProtocol,
+  splitProbe,
+  type EvalResult,
+  type FeatureSet,
+  type LinearResult,
+  type ProbeData,
+  type ProbeProgress,
+  type ProtocolName,
+} from './protocols.js';
 
 export interface EvalOptions {
   config: Config;
@@ -26,30 +43,44 @@ export interface EvalOptions {
   engine: string;
   log: (line: string) => void;
   progressStream?: NodeJS.WriteStream;
+  /** Splits already in memory (tests, callers that built them); loaded from config.data when absent. */
+  data?: DataSplits;
+  /** Folder to cache features in as float16 .npy (see feature_cache.ts); no caching when absent. */
+  featureCache?: string;
 }
 
-export interface EvalResult {
-  protocol: 'linear' | 'knn';
-  /** Linear: the probe's optimiser and data settings; kNN: k and temperature. */
-  settings: ProbeProtocol | { k: number; t: number; train_samples: number; test_samples: number };
-  metrics: ClassificationMetrics;
-}
+export type { EvalResult } from './protocols.js';
 
 export interface EvalReport {
   encoder: string;
   config_name: string;
   engine: string;
   data: string;
+  /** 'split' (train -> test, model selection on val when there is one) or 'logo' (SimTriplet's). */
+  protocol: ProtocolName;
   feature_dim: number;
+  /** Labelled items the probes fit on (logo: over all groups). */
   train_samples: number;
+  val_samples?: number;
   test_samples: number;
   class_names: readonly string[];
+  /** logo: the groups folded over. */
+  groups?: string[];
+  /** float16 when the features went through the cache (rounded so every cached run sees the same). */
+  features: { dtype: 'float32' | 'float16'; cache?: string };
   results: EvalResult[];
   created: string;
 }
 
-/** Builds the encoder and says where its weights came from. */
-export async function loadEncoder(cfg: Config, checkpoint: string | undefined, log: (line: string) => void): Promise<{ model: EncoderModel; source: string }> {
+/**
+ * Builds the encoder and says where its weights came from. `identity` names those weights for the
+ * feature cache: the file's path, size and modification time, or the model config and seed.
+ */
+export async function loadEncoder(
+  cfg: Config,
+  checkpoint: string | undefined,
+  log: (line: string) => void,
+): Promise<{ model: EncoderModel; source: string; identity: unknown }> {
   if (checkpoint) {
     const path = resolveCheckpointPath(checkpoint);
     const ckpt = await readCheckpoint(path);
@@ -58,14 +89,14 @@ export async function loadEncoder(cfg: Config, checkpoint: string | undefined, l
     model.normalization = ckpt.state.normalization;
     const report = await loadWeights(model.store, path);
     if (report.missing.length > 0) log(`checkpoint: ${formatWeightsReport(report)}`);
-    return { model, source: `checkpoint ${path} (epoch ${ckpt.state.epoch})` };
+    return { model, source: `checkpoint ${path} (epoch ${ckpt.state.epoch})`, identity: { checkpoint: await fileIdentity(path), seed: cfg.seed } };
   }
   const model = buildEncoder(cfg.model, cfg.seed);
   if (cfg.model.weights) {
     log(`weights: ${formatWeightsReport(await loadWeights(model.store, cfg.model.weights))}`);
-    return { model, source: `weights ${cfg.model.weights}` };
+    return { model, source: `weights ${cfg.model.weights}`, identity: { model: cfg.model, weights: await fileIdentity(cfg.model.weights), seed: cfg.seed } };
   }
-  return { model, source: `random initialisation (seed ${cfg.seed})` };
+  return { model, source: `random initialisation (seed ${cfg.seed})`, identity: { model: cfg.model, seed: cfg.seed } };
 }
 
 function accuracyLine(name: string, m: ClassificationMetrics): string {
@@ -73,63 +104,104 @@ function accuracyLine(name: string, m: ClassificationMetrics): string {
   return `${name}: accuracy ${pct(m.accuracy)}, balanced accuracy ${pct(m.balanced_accuracy)}, macro F1 ${pct(m.macro_f1)}`;
 }
 
+/** What a linear result adds to its log line: the chosen setting (split with val) or the fold scores (logo). */
+function resultDetail(r: LinearResult): string {
+  if (r.selection) {
+    const { chosen, val } = r.selection;
+    return ` [chosen on val: base_lr ${chosen.base_lr}, epoch ${chosen.epoch}, val balanced accuracy ${(100 * val.balanced_accuracy).toFixed(2)}%]`;
+  }
+  if (r.fold_summary) {
+    const b = r.fold_summary.balanced_accuracy;
+    return ` [${r.folds!.length} folds: balanced accuracy ${(100 * b.mean).toFixed(2)} ± ${(100 * b.std).toFixed(2)}%; test = fold ensemble]`;
+  }
+  return '';
+}
+
+/** Probes need labels on both sides, in the same class order. */
+function checkLabelled(name: string, ds: ImageDataset, classNames: readonly string[]): void {
+  if (ds.classNames.length === 0 || !ds.labels.some((l) => l >= 0)) throw new UserError(`${name} has no labels to evaluate with`);
+  if (ds.classNames.join('\n') !== classNames.join('\n')) {
+    throw new UserError(`${name} has classes [${ds.classNames.join(', ')}] but the probe's training data has [${classNames.join(', ')}]`);
+  }
+}
+
+function featureSet(ds: ImageDataset, x: Float32Array): FeatureSet {
+  return { x, y: ds.labels, groups: ds.groups, groupNames: ds.groupNames };
+}
+
 export async function evaluate(opts: EvalOptions): Promise<EvalReport> {
   const cfg = opts.config;
-  const data = await loadDataSplits(cfg.data, cfg.seed);
-  if (data.train.classNames.length === 0) throw new Error(`${data.description} has no labels to evaluate with`);
-  const { model, source } = await loadEncoder(cfg, opts.checkpoint, opts.log);
+  const data = opts.data ?? (await loadDataSplits(cfg.data, cfg.seed));
+  // Unlabelled SSL data (patches) comes with separate labelled data to fit the probes on.
+  const pool = data.probeTrain ?? data.train;
+  const poolName = data.probeTrain ? 'the labelled probe data' : 'the training split';
+  const classNames = pool.classNames;
+  checkLabelled(poolName, pool, classNames);
+  checkLabelled('the test split', data.test, classNames);
+  const protocol = resolveProtocol(cfg.eval.protocol, { y: pool.labels, groups: pool.groups }, poolName);
+  const val = protocol === 'split' ? data.val : undefined;
+  if (val && opts.linear) checkLabelled('the validation split', val, classNames);
+  if (data.val && protocol === 'logo') opts.log('note: the validation split is not used by the logo protocol');
+  const { model, source, identity } = await loadEncoder(cfg, opts.checkpoint, opts.log);
+  const cache = opts.featureCache === undefined ? undefined : new FeatureCache(opts.featureCache);
   try {
     opts.log(`encoder  ${source}`);
     opts.log(`data     ${data.description}`);
+    opts.log(`protocol ${protocol}`);
     const featureOpts = { imageSize: cfg.data.image_size, normalization: model.normalization, batchSize: cfg.eval.batch_size };
-    const embed = (split: 'train' | 'test') => {
-      const ds = data[split];
-      const bar = createProgress({ label: `features ${split}`, total: ds.size, unit: 'img', stream: opts.progressStream });
-      const x = extractFeatures(model.backbone, ds, { ...featureOpts, onProgress: (done) => bar.update(done) });
-      bar.finish();
-      return x;
-    };
-    const trainX = embed('train');
-    const testX = embed('test');
     const dim = model.backbone.featureDim;
-    const classNames = data.train.classNames;
+    // Features are extracted once per split (or read from the cache); every probe, fold and kNN reuses them.
+    const embed = async (name: string, ds: ImageDataset): Promise<FeatureSet> => {
+      const key = { encoder: identity, data: cfg.data, split: name, count: ds.size, dim, normalization: model.normalization };
+      const { x, hit } = await cachedFeatures(cache, key, () => {
+        const bar = createProgress({ label: `features ${name}`, total: ds.size, unit: 'img', stream: opts.progressStream });
+        const extracted = extractFeatures(model.backbone, ds, { ...featureOpts, onProgress: (done) => bar.update(done) });
+        bar.finish();
+        return extracted;
+      });
+      if (hit) opts.log(`features ${name}: from the cache in ${cache!.dir}`);
+      return featureSet(ds, x);
+    };
+    const features: ProbeData = {
+      dim,
+      classNames,
+      train: await embed(data.probeTrain ? 'probe_train' : 'train', pool),
+      val: val && opts.linear ? await embed('val', val) : undefined,
+      test: await embed('test', data.test),
+    };
+    const progress = (label: string, epochs: number): ProbeProgress => {
+      const bar = createProgress({ label, total: epochs, unit: 'epoch', stream: opts.progressStream });
+      return { onEpoch: (e) => bar.update(e.epoch, { loss: e.loss.toFixed(4) }), finish: () => bar.finish() };
+    };
+    const protocolOpts = { cfg: cfg.eval.linear, seed: cfg.seed, progress };
     const results: EvalResult[] = [];
     if (opts.linear) {
       for (const fraction of opts.labelFractions ?? [cfg.eval.linear.label_fraction]) {
-        const linearCfg = { ...cfg.eval.linear, label_fraction: fraction };
-        const bar = createProgress({ label: `linear probe ${fraction}`, total: linearCfg.epochs, unit: 'epoch', stream: opts.progressStream });
-        const r = runLinearProbe({
-          trainX,
-          trainY: data.train.labels,
-          testX,
-          testY: data.test.labels,
-          dim,
-          classNames,
-          cfg: linearCfg,
-          seed: cfg.seed,
-          onEpoch: (e) => bar.update(e.epoch, { loss: e.loss.toFixed(4) }),
-        });
-        bar.finish();
-        results.push({ protocol: 'linear', settings: r.protocol, metrics: r.metrics });
-        opts.log(accuracyLine(`linear probe (${fraction * 100}% labels)`, r.metrics));
+        const r = protocol === 'logo' ? logoProbe(features, fraction, protocolOpts) : splitProbe(features, fraction, protocolOpts);
+        results.push(r);
+        opts.log(accuracyLine(`linear probe (${fraction * 100}% labels, ${protocol})`, r.metrics) + resultDetail(r));
       }
     }
     if (opts.knn) {
       const { k, t } = cfg.eval.knn;
-      const pred = knnClassify(trainX, data.train.labels, testX, dim, classNames.length, k, t);
-      const metrics = classificationMetrics(data.test.labels, pred, classNames);
-      results.push({ protocol: 'knn', settings: { k, t, train_samples: data.train.size, test_samples: data.test.size }, metrics });
-      opts.log(accuracyLine(`kNN (k ${k}, t ${t})`, metrics));
+      const r = knnProbe(features, k, t);
+      results.push(r);
+      opts.log(accuracyLine(`kNN (k ${k}, t ${t})`, r.metrics));
     }
+    const labelled = (set: FeatureSet | undefined) => (set ? labelledRows(set.y).length : undefined);
     return {
       encoder: source,
       config_name: cfg.name,
       engine: opts.engine,
       data: data.description,
+      protocol,
       feature_dim: dim,
-      train_samples: data.train.size,
-      test_samples: data.test.size,
+      train_samples: labelled(features.train)!,
+      val_samples: labelled(features.val),
+      test_samples: labelled(features.test)!,
       class_names: classNames,
+      groups: protocol === 'logo' ? labelledGroups(features.train).map((g) => groupName(features.train, g)) : undefined,
+      features: cache ? { dtype: 'float16', cache: cache.dir } : { dtype: 'float32' },
       results,
       created: new Date().toISOString(),
     };

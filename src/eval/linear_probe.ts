@@ -140,17 +140,32 @@ function makeProbe(dim: number, numClasses: number, weights: Float32Array, bias:
     }
     return out;
   };
-  const predict = (x: Float32Array): Int32Array => {
-    const scores = logits(x);
-    const pred = new Int32Array(scores.length / numClasses);
-    for (let i = 0; i < pred.length; i++) {
-      let best = 0;
-      for (let c = 1; c < numClasses; c++) if (scores[i * numClasses + c]! > scores[i * numClasses + best]!) best = c;
-      pred[i] = best;
-    }
-    return pred;
-  };
+  const predict = (x: Float32Array): Int32Array => argmaxRows(logits(x), numClasses);
   return { dim, numClasses, weights, bias, mean: stats?.mean, std: stats?.std, logits, predict };
+}
+
+/** Index of each row's largest score (the lowest index on ties), for [n x numClasses] scores. */
+export function argmaxRows(scores: ArrayLike<number>, numClasses: number): Int32Array {
+  const pred = new Int32Array(scores.length / numClasses);
+  for (let i = 0; i < pred.length; i++) {
+    let best = 0;
+    for (let c = 1; c < numClasses; c++) if (scores[i * numClasses + c]! > scores[i * numClasses + best]!) best = c;
+    pred[i] = best;
+  }
+  return pred;
+}
+
+/** Row-wise softmax of [n x numClasses] logits, in float64 (max-shifted so exp cannot overflow). */
+export function softmaxRows(logits: Float32Array, numClasses: number): Float64Array {
+  const out = new Float64Array(logits.length);
+  for (let row = 0; row < logits.length; row += numClasses) {
+    let max = -Infinity;
+    for (let c = 0; c < numClasses; c++) max = Math.max(max, logits[row + c]!);
+    let sum = 0;
+    for (let c = 0; c < numClasses; c++) sum += out[row + c] = Math.exp(logits[row + c]! - max);
+    for (let c = 0; c < numClasses; c++) out[row + c]! /= sum;
+  }
+  return out;
 }
 
 /** lr = base_lr x batch / 256, the linear scaling rule of the SimSiam protocol. */
@@ -173,6 +188,11 @@ export interface TrainOptions {
    * loops take a few seconds); every other backend gets the tfjs ops.
    */
   kernel?: ProbeKernel;
+  /**
+   * Called after every epoch with the probe as it stands then (its own copy of the parameters), so a
+   * caller can score each epoch on a validation set and keep the best one.
+   */
+  onSnapshot?: (epoch: number, probe: LinearProbe) => void;
 }
 
 /** What a step needs besides the batch: the optimiser's constants. */
@@ -234,7 +254,8 @@ function tfjsTrainer(x: Float32Array, y: Int32Array, dim: number, numClasses: nu
       tf.tidy(() => lossSum.assign(tf.zerosLike(lossSum)));
       return total;
     },
-    parameters: () => ({ weights: w.dataSync() as Float32Array, bias: b.dataSync() as Float32Array }),
+    // Copies: some backends hand out their own storage, and a snapshot must not change with later steps.
+    parameters: () => ({ weights: Float32Array.from(w.dataSync()), bias: Float32Array.from(b.dataSync()) }),
     dispose: () => tf.dispose([xAll, yAll, w, b, vW, vB, lossSum]),
   };
 }
@@ -401,6 +422,10 @@ export function trainLinearProbe(
       }
       const loss = trainer.takeLossSum() / n;
       options.onEpoch?.({ epoch: epoch + 1, epochs: cfg.epochs, loss, lr });
+      if (options.onSnapshot) {
+        const { weights, bias } = trainer.parameters();
+        options.onSnapshot(epoch + 1, makeProbe(dim, numClasses, weights, bias, stats));
+      }
     }
     const { weights, bias } = trainer.parameters();
     return makeProbe(dim, numClasses, weights, bias, stats);
@@ -410,7 +435,7 @@ export function trainLinearProbe(
 }
 
 /** Takes the rows `idx` of a [n x dim] matrix. */
-function takeRows(x: Float32Array, dim: number, idx: Int32Array): Float32Array {
+export function takeRows(x: Float32Array, dim: number, idx: Int32Array): Float32Array {
   const out = new Float32Array(idx.length * dim);
   idx.forEach((row, i) => out.set(x.subarray(row * dim, (row + 1) * dim), i * dim));
   return out;
@@ -428,20 +453,25 @@ export function runLinearProbe(input: LinearProbeInput): LinearProbeResult {
   const probe = trainLinearProbe(x, y, dim, numClasses, cfg, seed, { onEpoch, kernel: input.kernel });
   return {
     metrics: classificationMetrics(testY, probe.predict(testX), classNames),
-    protocol: {
-      optimizer: 'sgd',
-      momentum: cfg.momentum,
-      lr: probeLr(cfg),
-      base_lr: cfg.base_lr,
-      epochs: cfg.epochs,
-      batch_size: cfg.batch_size,
-      weight_decay: cfg.weight_decay,
-      schedule: 'cosine',
-      normalize: cfg.normalize,
-      label_fraction: cfg.label_fraction,
-      train_samples: subset.length,
-      test_samples: nTest,
-    },
+    protocol: probeProtocol(cfg, subset.length, nTest),
+  };
+}
+
+/** The settings a probe ran with, as reports record them. */
+export function probeProtocol(cfg: LinearEvalConfig, trainSamples: number, testSamples: number): ProbeProtocol {
+  return {
+    optimizer: 'sgd',
+    momentum: cfg.momentum,
+    lr: probeLr(cfg),
+    base_lr: cfg.base_lr,
+    epochs: cfg.epochs,
+    batch_size: cfg.batch_size,
+    weight_decay: cfg.weight_decay,
+    schedule: 'cosine',
+    normalize: cfg.normalize,
+    label_fraction: cfg.label_fraction,
+    train_samples: trainSamples,
+    test_samples: testSamples,
   };
 }
 

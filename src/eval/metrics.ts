@@ -81,3 +81,27 @@ export function classificationMetrics(
     confusion_matrix: cm,
   };
 }
+
+/** The three headline numbers of a classifier, as tables and model selection use them. */
+export interface MetricSummary {
+  accuracy: number;
+  balanced_accuracy: number;
+  macro_f1: number;
+}
+
+export const HEADLINE_METRICS = ['accuracy', 'balanced_accuracy', 'macro_f1'] as const;
+
+export function summarizeMetrics(m: MetricSummary): MetricSummary {
+  return { accuracy: m.accuracy, balanced_accuracy: m.balanced_accuracy, macro_f1: m.macro_f1 };
+}
+
+export interface MeanStd {
+  mean: number;
+  /** Population standard deviation (numpy's default, ddof 0), as cross-validation tables report it. */
+  std: number;
+}
+
+export function meanStd(values: readonly number[]): MeanStd {
+  const m = mean(values);
+  return { mean: m, std: Math.sqrt(mean(values.map((v) => (v - m) ** 2))) };
+}

@@ -5,6 +5,7 @@ import sharp from 'sharp';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { main } from '../../src/cli/main.js';
 import { readNpy } from '../../src/io/npy.js';
+import { writeFakeRun } from '../report/fake_run.js';
 
 /** Runs the CLI in-process and captures what it prints. */
 async function run(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -61,7 +62,7 @@ describe('usage and config errors exit 2 with one line', () => {
   it('--help lists every command', async () => {
     const r = await run('--help');
     expect(r.code).toBe(0);
-    for (const cmd of ['train', 'eval', 'embed', 'doctor', 'config']) expect(r.stdout).toContain(cmd);
+    for (const cmd of ['train', 'eval', 'embed', 'report', 'weights', 'doctor', 'config']) expect(r.stdout).toContain(cmd);
   });
 
   it('train --help explains its options', async () => {
@@ -156,10 +157,18 @@ describe('train, eval, embed end to end', () => {
   });
 
   it('eval writes its report into the checkpoint\'s run dir by default', async () => {
-    const r = await run('eval', '--knn', '--config', config, '--checkpoint', runDir());
+    const r = await run('eval', '--knn', '--config', config, '--checkpoint', runDir(), '--cache-features');
     expect(r.code).toBe(0);
     expect(r.stdout).toContain(join(runDir(), 'eval.json'));
-    expect(JSON.parse(await readFile(join(runDir(), 'eval.json'), 'utf8')).results[0].protocol).toBe('knn');
+    expect((await readNpy(join(runDir(), 'features', 'train.npy'))).shape).toEqual([40, 32]);
+    const report = JSON.parse(await readFile(join(runDir(), 'eval.json'), 'utf8'));
+    expect(report.results[0].classifier).toBe('knn');
+    expect(report.protocol).toBe('split');
+    // The run's report is refreshed with the new numbers.
+    const knn = (100 * report.results[0].metrics.balanced_accuracy).toFixed(2);
+    expect(await readFile(join(runDir(), 'report', 'summary.md'), 'utf8')).toContain(`| kNN | split | 100% | 40 | 20 | `);
+    expect(await readFile(join(runDir(), 'report', 'summary.md'), 'utf8')).toContain(`${knn}%`);
+    expect(r.stderr).toContain(join(runDir(), 'report', 'summary.md'));
   });
 
   it('eval without a checkpoint evaluates the random-init baseline', async () => {
@@ -219,4 +228,70 @@ describe('the smoke-cifar10 preset on files in the CIFAR-10 binary format', () =
     expect(e.code).toBe(0);
     expect(e.stdout).toMatch(/linear@1 acc .*\(128 train \/ 64 test\)/);
   }, 600_000);
+});
+
+describe('report', () => {
+  it('one run: (re)writes its report', async () => {
+    const parent = await mkdtemp(join(tmpdir(), 'simtrip-cli-report-'));
+    const one = writeFakeRun(parent, { name: 'one', knn: 0.5 });
+    const r = await run('report', one);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain(join(one, 'report', 'summary.md'));
+    expect(await readFile(join(one, 'report', 'summary.md'), 'utf8')).toContain('# Run report: one');
+  });
+
+  it('two runs: a comparison in --out, table and overlaid charts', async () => {
+    const parent = await mkdtemp(join(tmpdir(), 'simtrip-cli-report-'));
+    const a = writeFakeRun(parent, { name: 'simsiam', knn: 0.5 });
+    const b = writeFakeRun(parent, { name: 'simtriplet', method: 'simtriplet', simtriplet: true, knn: 0.6 });
+    const out = join(parent, 'cmp');
+    const r = await run('report', a, b, '--out', out);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('comparison of 2 runs');
+    const md = await readFile(join(out, 'summary.md'), 'utf8');
+    expect(md).toMatch(/\| simsiam \| simsiam \| .* \| 50\.00% \| logo \| 40\.00% \|/);
+    expect(md).toMatch(/\| simtriplet \| simtriplet \| .* \| 60\.00% \| logo \| 40\.00% \|/);
+    for (const f of ['loss.png', 'knn.png', 'label_fraction.png']) expect((await readFile(join(out, f))).subarray(1, 4).toString()).toBe('PNG');
+  });
+
+  it('a folder that is not a run: exit 2, one line naming the path and what is missing', async () => {
+    const parent = await mkdtemp(join(tmpdir(), 'simtrip-cli-report-'));
+    const good = writeFakeRun(parent, { name: 'good' });
+    const bad = join(parent, 'empty');
+    await mkdir(bad);
+    const r = await run('report', good, bad);
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toContain(bad);
+    expect(r.stderr).toMatch(/not a simtrip run directory/);
+    const missing = await run('report', join(parent, 'nowhere'));
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain(join(parent, 'nowhere'));
+    expect((await run('report')).code).toBe(2);
+  });
+});
+
+describe('weights inspect', () => {
+  it('prints what a BiT .npz holds and the config lines that use it; --json for scripts', async () => {
+    const { bitNpzArrays, npzBytes, randomValues } = await import('../model/bit_files.js');
+    const arrays = bitNpzArrays({ depths: [3, 4, 6, 3], width: 4, numClasses: 10 });
+    const path = join(dir, 'BiT-tiny.npz');
+    await writeFile(path, npzBytes(arrays, randomValues(arrays, 1)));
+    const r = await run('weights', 'inspect', path);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^format {7}BiT npz/m);
+    expect(r.stdout).toMatch(new RegExp(`^tensors {6}${arrays.length}$`, 'm'));
+    expect(r.stdout).toMatch(/^dtypes {7}float32 x \d+$/m);
+    expect(r.stdout).toContain('BiT ResNet-v2 R50x1 (depths 3,4,6,3, width factor 1, root width 4, head 10 classes)');
+    expect(r.stdout).toMatch(/^use with {5}model\.arch: bit-r50x1$/m);
+    const json = await run('weights', 'inspect', path, '--json');
+    expect(JSON.parse(json.stdout)).toMatchObject({ format: 'BiT npz', tensors: arrays.length });
+  });
+
+  it('a missing file: exit 2, one line', async () => {
+    const r = await run('weights', 'inspect', join(dir, 'nope.npz'));
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(/nope\.npz: no such file/);
+  });
 });

@@ -5,11 +5,13 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import type { LinearEvalConfig } from '../../src/config/schema.js';
 import { tf } from '../../src/engine/tf.js';
 import {
+  argmaxRows,
   cosineLr,
   featureStats,
   probeLr,
   runLinearProbe,
   runLinearProbeFractions,
+  softmaxRows,
   trainLinearProbe,
   type EpochInfo,
   type LinearProbeInput,
@@ -258,5 +260,33 @@ describe('runLinearProbe', () => {
     expect(results.map((r) => r.protocol.train_samples)).toEqual([12, 120, 240]);
     expect(cfg.label_fraction).toBe(1);
     for (const r of results) expect(r.metrics.confusion_matrix.flat().reduce((a, b) => a + b, 0)).toBe(120);
+  });
+});
+
+describe('snapshots and probabilities', () => {
+  it('onSnapshot hands out an independent probe per epoch; the last one is the returned probe', () => {
+    for (const kernel of ['js', 'tfjs'] as const) {
+      const snaps: Array<{ epoch: number; weights: Float32Array; logits: Float32Array }> = [];
+      const probe = trainLinearProbe(TRAIN.x, TRAIN.y, DIM, 3, { ...CFG, epochs: 3 }, 0, {
+        kernel,
+        onSnapshot: (epoch, p) => snaps.push({ epoch, weights: p.weights, logits: p.logits(TEST.x) }),
+      });
+      expect(snaps.map((s) => s.epoch)).toEqual([1, 2, 3]);
+      // Later steps must not have changed an earlier snapshot's parameters.
+      expect(relativeError(snaps[0]!.weights, snaps[2]!.weights)).toBeGreaterThan(1e-3);
+      expect([...snaps[2]!.weights]).toEqual([...probe.weights]);
+      expect([...snaps[2]!.logits]).toEqual([...probe.logits(TEST.x)]);
+    }
+  });
+
+  it('softmaxRows sums to 1 per row, survives huge logits and keeps the argmax', () => {
+    const z = Float32Array.from([1, 2, 3, 1000, -1000, 999]);
+    const p = softmaxRows(z, 3);
+    expect(p[0]! + p[1]! + p[2]!).toBeCloseTo(1, 12);
+    expect(p[2]).toBeCloseTo(Math.exp(3) / (Math.exp(1) + Math.exp(2) + Math.exp(3)), 12);
+    expect(p[3]).toBeCloseTo(1 / (1 + Math.exp(-1)), 12);
+    expect(p[4]).toBe(0);
+    expect([...argmaxRows(z, 3)]).toEqual([2, 0]);
+    expect([...argmaxRows(p, 3)]).toEqual([2, 0]);
   });
 });

@@ -1,0 +1,146 @@
+/**
+ * A run's report: `<run>/report/` with PNG charts (each beside its SVG) and summary.md. Training
+ * writes it at its end and `simtrip eval` refreshes it after writing eval.json, so it always shows
+ * the latest numbers; `simtrip report RUN_DIR` rewrites it on demand.
+ */
+import { join } from 'node:path';
+import { writeFileAtomic } from '../io/atomic.js';
+import type { EvalReport } from '../eval/evaluate.js';
+import { lineChartSvg, PALETTE, smoothSeries, type Point, type Series } from './chart.js';
+import { confusionChartName, extraTrainFields, isKnn, linearResults, resultLabel } from './facts.js';
+import { confusionHeatmapSvg } from './heatmap.js';
+import { svgTextRenders, writeChart } from './png.js';
+import { configValue, readRun, seriesFrom, type RunData, type RunMetrics } from './run_data.js';
+import { runSummaryMarkdown } from './summary.js';
+
+/** A chart of the report: file-name stem, title (the link text in summary.md) and SVG. */
+export interface Chart {
+  name: string;
+  title: string;
+  svg: string;
+}
+
+/** From this many points on, a noisy per-step curve gets a smoothed trend drawn over it. */
+const SMOOTH_FROM = 50;
+
+const smooth = (points: Point[]): Point[] => smoothSeries(points, Math.ceil(points.length / 100));
+
+/** The loss and its terms: the raw loss faint under its trend once there are many points; terms as trends. */
+export function lossSeries(metrics: RunMetrics, x = (step: number) => step): Series[] {
+  const at = (key: string) => seriesFrom(metrics.train, 'step', key).map(([s, y]) => [x(s), y] as const);
+  const loss = at('loss');
+  const many = loss.length >= SMOOTH_FROM;
+  const series: Series[] = many
+    ? [
+        { name: 'loss', points: loss, faint: true, color: PALETTE[0] },
+        { name: 'loss (smoothed)', points: smooth(loss), color: PALETTE[0] },
+      ]
+    : [{ name: 'loss', points: loss, color: PALETTE[0] }];
+  extraTrainFields(metrics.train).terms.forEach((term, i) => {
+    const points = at(term);
+    series.push({ name: term, points: many ? smooth(points) : points, color: PALETTE[(i + 1) % PALETTE.length] });
+  });
+  return series;
+}
+
+/** Training curves: loss and terms, lr, loss scale, collapse std, kNN accuracy, any other logged number. */
+export function trainingCharts(metrics: RunMetrics, projDim?: number): Chart[] {
+  const { train, knn } = metrics;
+  const charts: Chart[] = [];
+  const line = (name: string, title: string, opts: Parameters<typeof lineChartSvg>[0]) => charts.push({ name, title, svg: lineChartSvg(opts) });
+  const terms = extraTrainFields(train);
+  const lossTitle = terms.terms.length ? 'Training loss and its terms' : 'Training loss';
+  line('loss', lossTitle, { title: lossTitle, xLabel: 'step', yLabel: 'loss', series: lossSeries(metrics), integerX: true });
+  line('lr', 'Learning rate', { title: 'Learning rate', xLabel: 'step', yLabel: 'lr', series: [{ name: 'lr', points: seriesFrom(train, 'step', 'lr') }], integerX: true });
+  const scale = seriesFrom(train, 'step', 'loss_scale');
+  if (scale.length > 0) {
+    // Powers of two that halve and double: a log axis shows each change as the same step.
+    line('loss_scale', 'Loss scale (mixed16)', { title: 'Loss scale (mixed16)', xLabel: 'step', yLabel: 'loss scale', series: [{ name: 'loss scale', points: scale }], integerX: true, logY: true });
+  }
+  const collapse = seriesFrom(train, 'step', 'collapse_std');
+  if (collapse.length > 0) {
+    const refs = projDim !== undefined && projDim > 0 ? [{ y: 1 / Math.sqrt(projDim), label: `1/sqrt(${projDim})` }] : [];
+    const title = 'Std of normalised output (collapse check)';
+    line('collapse', title, { title, xLabel: 'step', yLabel: 'std', series: [{ name: 'collapse std', points: collapse }], referenceLines: refs, integerX: true });
+  }
+  const accuracy = seriesFrom(knn, 'epoch', 'accuracy');
+  if (accuracy.length > 0) {
+    line('knn', 'kNN monitor accuracy', { title: 'kNN monitor accuracy', xLabel: 'epoch', yLabel: 'accuracy', series: [{ name: 'kNN accuracy', points: accuracy }], integerX: true, includeY: [0, 1], legendBottom: true });
+  }
+  for (const field of terms.other) {
+    line(`train-${field}`, field, { title: field, xLabel: 'step', yLabel: field, series: [{ name: field, points: seriesFrom(train, 'step', field) }], integerX: true });
+  }
+  return charts;
+}
+
+/** Balanced accuracy and macro F1 of the linear probes against the label fraction; kNN as a reference. */
+export function labelFractionChart(report: EvalReport): Chart | undefined {
+  const linear = linearResults(report);
+  if (linear.length === 0) return undefined;
+  const knn = report.results.find(isKnn);
+  const title = `Linear probe vs label fraction (${report.protocol})`;
+  const svg = lineChartSvg({
+    title,
+    xLabel: 'label fraction',
+    yLabel: 'score',
+    series: [
+      { name: 'balanced accuracy', points: linear.map((r) => [r.label_fraction, r.metrics.balanced_accuracy] as const), markers: true },
+      { name: 'macro F1', points: linear.map((r) => [r.label_fraction, r.metrics.macro_f1] as const), markers: true },
+    ],
+    referenceLines: knn ? [{ y: knn.metrics.balanced_accuracy, label: 'kNN balanced accuracy (all labels)' }] : [],
+    logX: true,
+    includeY: [0, 1], legendBottom: true,
+  });
+  return { name: 'label_fraction', title, svg };
+}
+
+/** One heat map per result of the report. */
+export function confusionCharts(report: EvalReport): Chart[] {
+  return report.results.map((r) => {
+    const title = `Confusion matrix: ${resultLabel(r)} (${r.protocol}${r.protocol === 'logo' && !isKnn(r) ? ', fold ensemble' : ''}, test)`;
+    return { name: confusionChartName(r), title, svg: confusionHeatmapSvg({ title, classNames: report.class_names, matrix: r.metrics.confusion_matrix }) };
+  });
+}
+
+export interface RunReportOptions {
+  /** Projector output size for the collapse chart's 1/sqrt(d) line; read from config.yaml when absent. */
+  projDim?: number;
+  /** Where to write; default <run>/report. */
+  outDir?: string;
+}
+
+export interface RunReport {
+  dir: string;
+  /** The PNG charts, then summary.md. */
+  files: string[];
+  summary: string;
+  lines: RunMetrics['lines'];
+  /** False when this system's librsvg drew the PNGs without text (no fonts); the SVGs have it. */
+  textRendered: boolean;
+}
+
+/** The charts of a run: training curves, then (from eval.json) the label-fraction plot and confusion maps. */
+export function runCharts(run: RunData, projDim?: number): Chart[] {
+  const dim = projDim ?? configValue(run.config, 'method.proj_dim');
+  const charts = trainingCharts(run.metrics, typeof dim === 'number' ? dim : undefined);
+  const main = run.evals[0]?.report;
+  if (main) {
+    const fractions = labelFractionChart(main);
+    if (fractions) charts.push(fractions);
+    charts.push(...confusionCharts(main));
+  }
+  return charts;
+}
+
+export async function writeRunReport(runDir: string, options: RunReportOptions = {}): Promise<RunReport> {
+  const run = await readRun(runDir);
+  const dir = options.outDir ?? join(runDir, 'report');
+  const charts = runCharts(run, options.projDim);
+  const files: string[] = [];
+  for (const chart of charts) files.push(await writeChart(dir, chart.name, chart.svg));
+  const textRendered = await svgTextRenders();
+  const summary = join(dir, 'summary.md');
+  await writeFileAtomic(summary, runSummaryMarkdown(run, charts, { textRendered }));
+  files.push(summary);
+  return { dir, files, summary, lines: run.metrics.lines, textRendered };
+}

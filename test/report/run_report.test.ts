@@ -1,0 +1,218 @@
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import sharp from 'sharp';
+import { afterAll, describe, expect, it } from 'vitest';
+import { writeRunPlots } from '../../src/report/plot.js';
+import { svgTextRenders } from '../../src/report/png.js';
+import { parseMetricsLog, readRun } from '../../src/report/run_data.js';
+import { writeRunReport } from '../../src/report/run_report.js';
+import { InputFileError } from '../../src/util/errors.js';
+import { CLASSES, writeFakeRun } from './fake_run.js';
+import { checkXml, polylines } from './svg_check.js';
+
+const dirs: string[] = [];
+afterAll(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+function tempDir(): string {
+  const d = mkdtempSync(join(tmpdir(), 'simtrip-report-'));
+  dirs.push(d);
+  return d;
+}
+
+const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
+
+/** Asserts a real PNG whose size is the SVG's beside it; returns its metadata. */
+async function expectPng(path: string): Promise<sharp.Metadata> {
+  const bytes = readFileSync(path);
+  expect([...bytes.subarray(0, 8)]).toEqual(PNG_SIGNATURE);
+  const meta = await sharp(bytes).metadata();
+  expect(meta.format).toBe('png');
+  const svg = readFileSync(path.replace(/\.png$/, '.svg'), 'utf8');
+  checkXml(svg);
+  const [, w, h] = /<svg [^>]*width="(\d+)" height="(\d+)"/.exec(svg)!;
+  expect([meta.width, meta.height]).toEqual([Number(w), Number(h)]);
+  return meta;
+}
+
+describe('writeRunReport on a SimTriplet run with a leave-one-group-out eval', () => {
+  const parent = tempDir();
+  const runDir = writeFakeRun(parent, { name: 'triplet', method: 'simtriplet', simtriplet: true, knn: 0.6 });
+  const report = writeRunReport(runDir);
+
+  it('writes every chart as PNG beside its SVG, then summary.md', async () => {
+    const r = await report;
+    expect(r.dir).toBe(join(runDir, 'report'));
+    const names = r.files.map((f) => f.slice(r.dir.length + 1));
+    expect(names).toEqual([
+      'loss.png',
+      'lr.png',
+      'loss_scale.png',
+      'collapse.png',
+      'knn.png',
+      'label_fraction.png',
+      'confusion-linear-1.png',
+      'confusion-linear-10.png',
+      'confusion-linear-100.png',
+      'confusion-knn.png',
+      'summary.md',
+    ]);
+    for (const f of r.files.filter((p) => p.endsWith('.png'))) {
+      const meta = await expectPng(f);
+      expect(meta.width).toBeGreaterThan(200);
+    }
+    expect(readdirSync(r.dir).filter((f) => f.endsWith('.svg'))).toHaveLength(10);
+    expect(r.lines).toEqual({ train: 20, knn: 4, other: 0, malformed: 0 });
+  });
+
+  it('draws the loss with its terms, and the loss scale on a log axis', async () => {
+    const r = await report;
+    const loss = readFileSync(join(r.dir, 'loss.svg'), 'utf8');
+    expect(polylines(loss)).toHaveLength(3);
+    expect(loss).toContain('>loss_inter</text>');
+    expect(loss).toContain('>loss_intra</text>');
+    expect(loss).toContain('Training loss and its terms');
+    const scale = readFileSync(join(r.dir, 'loss_scale.svg'), 'utf8');
+    expect(scale).toContain('>10000</text>');
+    expect(scale).toContain('>1e5</text>');
+  });
+
+  it('renders text into the PNGs on this system (fonts present), visible as dark pixels in the title', async () => {
+    const r = await report;
+    expect(r.textRendered).toBe(await svgTextRenders());
+    if (!r.textRendered) return; // a font-less system: the summary says so instead (next test)
+    // The title band of the loss chart (y 5..25 around the centre) holds dark text pixels.
+    const title = await sharp(join(r.dir, 'loss.png')).extract({ left: 200, top: 5, width: 240, height: 20 }).greyscale().raw().toBuffer();
+    expect(title.some((v) => v < 100)).toBe(true);
+  });
+
+  it('summary.md states the run, the training numbers and every eval table', async () => {
+    const r = await report;
+    const md = readFileSync(r.summary, 'utf8');
+    expect(md).toMatch(/^# Run report: triplet\n/);
+    expect(md).toContain('| method | simtriplet |');
+    expect(md).toContain('| backbone | resnet18 (cifar stem, width 8) |');
+    expect(md).toContain('| precision | mixed16 |');
+    expect(md).toContain('| steps | 40 (epoch 4 of 4) |');
+    expect(md).toContain('| final loss | -0.9000 |');
+    expect(md).toContain('| final loss_inter | -0.5500 |');
+    expect(md).toContain('| final loss_intra | -0.3500 |');
+    expect(md).toContain('| kNN monitor | 60.00% at epoch 4 (best 60.00% at epoch 4) |');
+    expect(md).toContain('| loss scale (final) | 32768 |');
+    expect(md).toContain('protocol: logo (leave one group out over slideA, slideB');
+    // Balanced accuracy 0.4 / 0.6 / 0.9 at 1 / 10 / 100 % labels (fake_run.ts), kNN 0.7.
+    expect(md).toMatch(/\| linear \| logo \| 1% \| 1 \| 30 \| 40\.00% \| 40\.00% \| [\d.]+% \| folds bal\. acc\. 40\.00% ± 10\.00%; test = ensemble of 2 fold probes \|/);
+    expect(md).toMatch(/\| linear \| logo \| 10% \| 9 \| 30 \| 60\.00% \| 60\.00% \|/);
+    expect(md).toMatch(/\| linear \| logo \| 100% \| 90 \| 30 \| 90\.00% \| 90\.00% \|/);
+    expect(md).toMatch(/\| kNN \| split \| 100% \| 90 \| 30 \| 70\.00% \| 70\.00% \| [\d.]+% \| k 20, t 0\.1 \|/);
+    expect(md).toContain('### Folds: linear 10%');
+    expect(md).toMatch(/\| slideA \| 60 \| 30 \| 50\.00% \| 50\.00% \|/);
+    expect(md).toMatch(/\| mean ± std \|  \|  \| 60\.00% ± 10\.00% \| 60\.00% ± 10\.00% \|/);
+    // Per class for the headline (linear 100 %): 9 of 10 right per class; each class also receives one
+    // wrong prediction from the previous class, so precision = 9 / 10 too.
+    expect(md).toContain('### Per class: linear 100% (test)');
+    for (const name of CLASSES) expect(md).toContain(`| ${name} | 90.00% | 90.00% | 90.00% | 10 |`);
+    for (const chart of ['loss', 'lr', 'loss_scale', 'knn', 'label_fraction', 'confusion-linear-100', 'confusion-knn']) expect(md).toContain(`](${chart}.png)`);
+  });
+});
+
+describe('writeRunReport on other runs', () => {
+  it('split eval: the selection on val is stated; a run without eval.json gets training charts only', async () => {
+    const parent = tempDir();
+    const split = writeFakeRun(parent, { name: 'split', eval: { protocol: 'split', fractions: [1] } });
+    const md = readFileSync((await writeRunReport(split)).summary, 'utf8');
+    expect(md).toContain('protocol: split (probe lr and epoch chosen on val, reported on test)');
+    expect(md).toContain('val bal. acc. 80.00% (chosen: base lr 0.1, epoch 17 of 20)');
+    expect(md).toContain('labelled samples: 90 train / 15 val / 30 test');
+
+    const bare = writeFakeRun(parent, { name: 'bare', eval: false });
+    const r = await writeRunReport(bare);
+    expect(r.files.map((f) => f.slice(r.dir.length + 1))).toEqual(['loss.png', 'lr.png', 'collapse.png', 'summary.md']);
+    expect(readFileSync(r.summary, 'utf8')).toContain('No eval.json yet');
+  });
+
+  it('reads eval reports in the format written before the protocols existed', async () => {
+    const parent = tempDir();
+    const dir = writeFakeRun(parent, { name: 'old', eval: false });
+    const metrics = { accuracy: 0.5, balanced_accuracy: 0.5, macro_f1: 0.4, per_class: [{ name: 'a', precision: 0.5, recall: 0.5, f1: 0.5, support: 2 }, { name: 'b', precision: 0.5, recall: 0.5, f1: 0.3, support: 2 }], confusion_matrix: [[1, 1], [1, 1]] };
+    const old = {
+      encoder: 'x', config_name: 'old', engine: 'cpu', data: 'd', feature_dim: 4, train_samples: 4, test_samples: 4, class_names: ['a', 'b'], created: 'now',
+      results: [
+        { protocol: 'linear', settings: { label_fraction: 0.5, train_samples: 2, test_samples: 4, base_lr: 0.1, epochs: 5 }, metrics },
+        { protocol: 'knn', settings: { k: 3, t: 0.1, train_samples: 4, test_samples: 4 }, metrics },
+      ],
+    };
+    writeFileSync(join(dir, 'eval.json'), JSON.stringify(old));
+    const run = await readRun(dir);
+    expect(run.evals[0]!.report.protocol).toBe('split');
+    expect(run.evals[0]!.report.results.map((r) => [r.classifier, r.protocol])).toEqual([['linear', 'split'], ['knn', 'split']]);
+    const r = await writeRunReport(dir);
+    expect(r.files.map((f) => f.slice(r.dir.length + 1))).toContain('confusion-linear-50.png');
+    expect(readFileSync(r.summary, 'utf8')).toMatch(/\| linear \| split \| 50% \| 2 \| 4 \| 50\.00% \| 50\.00% \| 40\.00% \|/);
+  });
+
+  it('also covers eval-*.json files beside eval.json (e.g. the random-init baseline)', async () => {
+    const parent = tempDir();
+    const dir = writeFakeRun(parent, { name: 'two-evals', eval: { protocol: 'split', fractions: [1] } });
+    writeFileSync(join(dir, 'eval-random-init.json'), readFileSync(join(dir, 'eval.json')));
+    const md = readFileSync((await writeRunReport(dir)).summary, 'utf8');
+    expect(md.indexOf('## Evaluation: eval.json')).toBeGreaterThan(0);
+    expect(md.indexOf('## Evaluation: eval-random-init.json')).toBeGreaterThan(md.indexOf('## Evaluation: eval.json'));
+  });
+
+  it('the trainer\'s writeRunPlots writes the report, with the 1/sqrt(d) line from projDim or config.yaml', async () => {
+    const parent = tempDir();
+    const dir = writeFakeRun(parent, { name: 'trainer', eval: false });
+    await writeRunPlots(dir, { projDim: 2048 });
+    expect(readFileSync(join(dir, 'report', 'collapse.svg'), 'utf8')).toContain('1/sqrt(2048)');
+    await writeRunPlots(dir);
+    expect(readFileSync(join(dir, 'report', 'collapse.svg'), 'utf8')).toContain('1/sqrt(64)'); // method.proj_dim in config.yaml
+  });
+
+  it('leaves gaps at NaN losses, keeps the last record of a step logged twice and counts malformed lines', async () => {
+    const parent = tempDir();
+    const dir = writeFakeRun(parent, { name: 'gaps', eval: false });
+    const rows = [
+      { kind: 'train', step: 20, loss: 5 },
+      { kind: 'train', step: 10, loss: 1 },
+      { kind: 'train', step: 20, loss: 2 },
+      { kind: 'train', step: 30, loss: null }, // NaN, as JSON writes it
+      { kind: 'train', step: 40, loss: 3 },
+      { kind: 'train', step: 50, loss: 4 },
+      { kind: 'eval', step: 50 },
+    ];
+    writeFileSync(join(dir, 'metrics.jsonl'), `${rows.map((r) => JSON.stringify(r)).join('\n')}\n{"kind": "train"\n[1]\n`);
+    expect(parseMetricsLog(readFileSync(join(dir, 'metrics.jsonl'), 'utf8')).lines).toEqual({ train: 6, knn: 0, other: 1, malformed: 2 });
+    const r = await writeRunReport(dir);
+    const lines = polylines(readFileSync(join(r.dir, 'loss.svg'), 'utf8'));
+    expect(lines.map((l) => l.length)).toEqual([2, 2]);
+    // Losses 1, 2 | 3, 4 at steps 10, 20 | 40, 50: evenly spaced only if step 20 kept its later value 2 (not 5).
+    const [[, y10], [, y20]] = lines[0]!;
+    const [[, y40]] = lines[1]!;
+    expect(y10! - y20!).toBeCloseTo(y20! - y40!, 1);
+    const md = readFileSync(r.summary, 'utf8');
+    expect(md).toContain('| final loss | 4.0000 |');
+    expect(md).toContain('2 malformed line(s) of metrics.jsonl were skipped');
+  });
+
+  it('names the missing file of a folder that is not a run', async () => {
+    const parent = tempDir();
+    const missing = join(parent, 'nope');
+    await expect(writeRunReport(missing)).rejects.toThrow(InputFileError);
+    await expect(writeRunReport(missing)).rejects.toThrow(`${missing}: no such directory`);
+    const noMetrics = join(parent, 'no-metrics');
+    mkdirSync(noMetrics);
+    writeFileSync(join(noMetrics, 'config.yaml'), 'name: x\n');
+    await expect(writeRunReport(noMetrics)).rejects.toThrow(`${join(noMetrics, 'metrics.jsonl')}: no metrics log (metrics.jsonl): not a simtrip run directory`);
+    const noConfig = join(parent, 'no-config');
+    mkdirSync(noConfig);
+    writeFileSync(join(noConfig, 'metrics.jsonl'), '');
+    await expect(writeRunReport(noConfig)).rejects.toThrow(join(noConfig, 'config.yaml'));
+    writeFileSync(join(noConfig, 'config.yaml'), 'a: [1, 2\n');
+    await expect(writeRunReport(noConfig)).rejects.toThrow(/config\.yaml: not valid YAML/);
+    writeFileSync(join(noConfig, 'config.yaml'), 'name: x\n');
+    writeFileSync(join(noConfig, 'eval.json'), '{"results": 3}');
+    await expect(writeRunReport(noConfig)).rejects.toThrow(/eval\.json: not a simtrip eval report/);
+  });
+});
