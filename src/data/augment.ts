@@ -428,10 +428,35 @@ export function augmentView(
 }
 
 /**
- * Augments `views` independent views of each indexed item. Item i / view v draws from
- * Rng(seed, 'aug', epoch, indices[i], v), so an item's views depend only on (seed, epoch, item, view).
+ * Augments one view per entry of `viewItems`: view v of batch row i is an augmentation of item
+ * viewItems[v][i], drawn from Rng(seed, 'aug', epoch, viewItems[v][i], v). A view's pixels therefore
+ * depend only on (seed, epoch, item, view), never on the batch around it (exact resume), and views of
+ * different items can share a row (SimTriplet: anchor, neighbour, anchor).
  * Returns one [B, outSize, outSize, 3] float32 buffer per view.
  */
+export function augmentViews(
+  ds: ImageDataset,
+  viewItems: ReadonlyArray<ArrayLike<number>>,
+  outSize: number,
+  cfg: AugmentConfig,
+  norm: Normalization,
+  key: { seed: number; epoch: number },
+): Float32Array[] {
+  const per = outSize * outSize * 3;
+  const batch = viewItems[0]?.length ?? 0;
+  return viewItems.map((items, v) => {
+    if (items.length !== batch) throw new Error(`view ${v} lists ${items.length} items, view 0 lists ${batch}`);
+    const out = new Float32Array(batch * per);
+    for (let i = 0; i < batch; i++) {
+      const item = items[i]!;
+      const rng = new Rng(key.seed, 'aug', key.epoch, item, v);
+      augmentView(ds.image(item), ds.height, ds.width, outSize, cfg, rng, out, i * per, norm);
+    }
+    return out;
+  });
+}
+
+/** `views` independent views of each indexed item (SimSiam): augmentViews with the same items per view. */
 export function augmentBatch(
   ds: ImageDataset,
   indices: ArrayLike<number>,
@@ -441,18 +466,7 @@ export function augmentBatch(
   key: { seed: number; epoch: number },
   views: number,
 ): Float32Array[] {
-  const per = outSize * outSize * 3;
-  const result: Float32Array[] = [];
-  for (let v = 0; v < views; v++) {
-    const out = new Float32Array(indices.length * per);
-    for (let i = 0; i < indices.length; i++) {
-      const item = indices[i]!;
-      const rng = new Rng(key.seed, 'aug', key.epoch, item, v);
-      augmentView(ds.image(item), ds.height, ds.width, outSize, cfg, rng, out, i * per, norm);
-    }
-    result.push(out);
-  }
-  return result;
+  return augmentViews(ds, Array.from({ length: views }, () => indices), outSize, cfg, norm, key);
 }
 
 /** Evaluation preprocessing: resize the whole image to outSize x outSize (bilinear), normalise. */

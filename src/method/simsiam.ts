@@ -14,6 +14,7 @@ import { tf } from '../engine/tf.js';
 import { BatchNorm, Context, Linear } from '../model/layers.js';
 import type { Backbone } from '../model/resnet.js';
 import { collapseStd, simsiamLoss } from './losses.js';
+import type { StepOutput, TrainMethod, ViewSource } from './method.js';
 
 export interface SimSiamSpec {
   projDim: number;
@@ -63,26 +64,14 @@ export class Predictor {
   }
 }
 
-/** What one training step of an SSL method produces. */
-export interface StepOutput {
-  loss: tf.Scalar;
-  /** Named loss terms for the metrics log. */
-  terms: Record<string, tf.Scalar>;
-  /** Collapse monitor on the first view's z. */
-  collapseStd: tf.Scalar;
-}
-
-export interface SslMethod {
-  readonly name: string;
-  readonly views: number;
-  readonly backbone: Backbone;
-  /** Runs the method on a batch of views in training mode. */
-  step(views: tf.Tensor4D[]): StepOutput;
-}
-
-export class SimSiam implements SslMethod {
-  readonly name = 'simsiam';
-  readonly views = 2;
+/**
+ * Backbone + projector + predictor with SimSiam's per-view embedding: the part SimSiam and SimTriplet
+ * share. They differ only in the views they take and the pairs their loss compares.
+ */
+export abstract class SiameseMethod implements TrainMethod {
+  abstract readonly name: string;
+  abstract readonly viewSources: readonly ViewSource[];
+  readonly needsLabels = false;
   readonly projector: Projector;
   readonly predictor: Predictor;
 
@@ -92,13 +81,32 @@ export class SimSiam implements SslMethod {
   }
 
   /** z = projector(backbone(x)), p = predictor(z); views pass separately so BN sees one view's batch. */
-  embed(x: tf.Tensor4D): { z: tf.Tensor2D; p: tf.Tensor2D } {
+  embed(x: tf.Tensor4D): Embedding {
     const z = this.projector.apply(this.backbone.features(x, true), true);
     return { z, p: this.predictor.apply(z, true) };
   }
 
+  /** Embeds each view on its own (the official code runs the encoder once per view). */
+  protected embedViews(views: tf.Tensor4D[]): Embedding[] {
+    const n = this.viewSources.length;
+    if (views.length !== n) throw new Error(`${this.name} takes ${n} views, got ${views.length}`);
+    return views.map((v) => this.embed(v));
+  }
+
+  abstract step(views: tf.Tensor4D[]): StepOutput;
+}
+
+export interface Embedding {
+  z: tf.Tensor2D;
+  p: tf.Tensor2D;
+}
+
+export class SimSiam extends SiameseMethod {
+  readonly name = 'simsiam';
+  readonly viewSources = ['item', 'item'] as const;
+
   step(views: tf.Tensor4D[]): StepOutput {
-    const [a, b] = views.map((v) => this.embed(v)) as [{ z: tf.Tensor2D; p: tf.Tensor2D }, { z: tf.Tensor2D; p: tf.Tensor2D }];
+    const [a, b] = this.embedViews(views) as [Embedding, Embedding];
     const loss = simsiamLoss(a.p, b.p, a.z, b.z);
     return { loss, terms: {}, collapseStd: collapseStd(a.z) };
   }

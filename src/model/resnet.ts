@@ -5,7 +5,7 @@
  *   conv1 -> bn1 -> relu [-> maxpool] -> layer1..layer4 -> global avg pool [-> fc]
  */
 import { tf } from '../engine/tf.js';
-import { BatchNorm, Context, Conv2d, Linear, globalAvgPool } from './layers.js';
+import { BatchNorm, Context, Conv2d, Linear, autocastHalf, globalAvgPool, type Precision } from './layers.js';
 
 export type BlockKind = 'basic' | 'bottleneck';
 
@@ -43,8 +43,11 @@ class BasicBlock implements Block {
   private readonly conv2: Conv2d;
   private readonly bn2: BatchNorm;
   private readonly downsample?: { conv: Conv2d; bn: BatchNorm };
+  /** The residual sum is an fp16 tensor under autocast (add of two halves). */
+  private readonly precision?: Precision;
 
   constructor(ctx: Context, name: string, cin: number, planes: number, stride: number, zeroInit: boolean) {
+    this.precision = ctx.precision;
     this.conv1 = new Conv2d(ctx, `${name}.conv1`, cin, planes, 3, stride, 1);
     this.bn1 = new BatchNorm(ctx, `${name}.bn1`, planes);
     this.conv2 = new Conv2d(ctx, `${name}.conv2`, planes, planes, 3, 1, 1);
@@ -56,7 +59,7 @@ class BasicBlock implements Block {
     let y = tf.relu(this.bn1.apply(this.conv1.apply(x), training));
     y = this.bn2.apply(this.conv2.apply(y), training);
     const shortcut = this.downsample ? this.downsample.bn.apply(this.downsample.conv.apply(x), training) : x;
-    return tf.relu(tf.add(y, shortcut)) as tf.Tensor4D;
+    return tf.relu(autocastHalf(this.precision, tf.add(y, shortcut))) as tf.Tensor4D;
   }
 }
 
@@ -69,9 +72,12 @@ class Bottleneck implements Block {
   private readonly conv3: Conv2d;
   private readonly bn3: BatchNorm;
   private readonly downsample?: { conv: Conv2d; bn: BatchNorm };
+  /** The residual sum is an fp16 tensor under autocast (add of two halves). */
+  private readonly precision?: Precision;
 
   constructor(ctx: Context, name: string, cin: number, planes: number, stride: number, zeroInit: boolean) {
     const cout = planes * Bottleneck.expansion;
+    this.precision = ctx.precision;
     this.conv1 = new Conv2d(ctx, `${name}.conv1`, cin, planes, 1);
     this.bn1 = new BatchNorm(ctx, `${name}.bn1`, planes);
     this.conv2 = new Conv2d(ctx, `${name}.conv2`, planes, planes, 3, stride, 1);
@@ -86,7 +92,7 @@ class Bottleneck implements Block {
     y = tf.relu(this.bn2.apply(this.conv2.apply(y), training));
     y = this.bn3.apply(this.conv3.apply(y), training);
     const shortcut = this.downsample ? this.downsample.bn.apply(this.downsample.conv.apply(x), training) : x;
-    return tf.relu(tf.add(y, shortcut)) as tf.Tensor4D;
+    return tf.relu(autocastHalf(this.precision, tf.add(y, shortcut))) as tf.Tensor4D;
   }
 }
 

@@ -10,14 +10,16 @@
 import { existsSync } from 'node:fs';
 import type { Config } from '../config/schema.js';
 import { configToYaml } from '../config/load.js';
-import { augmentBatch } from '../data/augment.js';
-import { epochBatches, loadDataSplits, type DataSplits } from '../data/index.js';
+import { augmentViews } from '../data/augment.js';
+import { epochBatches, loadDataSplits, type DataSplits, type ImageDataset } from '../data/index.js';
 import type { EngineInfo } from '../engine/engine.js';
 import { tf } from '../engine/tf.js';
 import { extractFeatures, firstIndices } from '../eval/features.js';
 import { knnClassify } from '../eval/knn.js';
 import { buildSslModel, type SslModel } from '../model/build.js';
 import { formatWeightsReport, loadWeights } from '../model/weights.js';
+import { needsNeighbours, type TrainMethod } from '../method/method.js';
+import { LossScaler } from '../optim/loss_scale.js';
 import { Sgd } from '../optim/sgd.js';
 import { initialLr, learningRate, type ScheduleSpec } from '../optim/schedule.js';
 import { createProgress } from '../report/progress.js';
@@ -26,7 +28,7 @@ import { UserError } from '../util/errors.js';
 import { pruneCheckpoints, readCheckpoint, restoreCheckpoint, saveCheckpoint, type CheckpointState } from './checkpoint.js';
 import { MetricsLog } from './metrics_log.js';
 import { RunDir } from './run_dir.js';
-import { trainStep } from './step.js';
+import { trainStep, type StepResult } from './step.js';
 
 export interface TrainOptions {
   config: Config;
@@ -68,16 +70,27 @@ function groupLr(cfg: Config, spec: ScheduleSpec, step: number): (group: string)
   return (group) => (group === 'predictor' && cfg.train.fix_pred_lr ? lr0 : lr);
 }
 
+/** Items with a known label among the first `limit`. */
+function labelledIndices(ds: ImageDataset, limit: number): Int32Array {
+  return firstIndices(ds.size, limit).filter((i) => ds.labels[i]! >= 0);
+}
+
+/**
+ * kNN accuracy of the backbone's features: the labelled probe data (or the train split) is the
+ * memory bank, the test split the queries. Undefined when either side has no labels.
+ */
 function knnMonitor(cfg: Config, model: SslModel, data: DataSplits): number | undefined {
-  if (data.train.classNames.length === 0 || data.test.size === 0) return undefined;
+  const memory = data.probeTrain ?? data.train;
+  if (memory.classNames.length === 0 || data.test.classNames.length === 0) return undefined;
+  const bankIdx = labelledIndices(memory, cfg.train.knn_limit);
+  const testIdx = labelledIndices(data.test, cfg.train.knn_limit);
+  if (bankIdx.length === 0 || testIdx.length === 0) return undefined;
   const opts = { imageSize: cfg.data.image_size, normalization: model.normalization, batchSize: cfg.eval.batch_size };
-  const trainIdx = firstIndices(data.train.size, cfg.train.knn_limit);
-  const testIdx = firstIndices(data.test.size, cfg.train.knn_limit);
-  const bank = extractFeatures(model.backbone, data.train, { ...opts, indices: trainIdx });
+  const bank = extractFeatures(model.backbone, memory, { ...opts, indices: bankIdx });
   const queries = extractFeatures(model.backbone, data.test, { ...opts, indices: testIdx });
-  const labels = trainIdx.map((i) => data.train.labels[i]!);
+  const labels = bankIdx.map((i) => memory.labels[i]!);
   const dim = model.backbone.featureDim;
-  const pred = knnClassify(bank, labels, queries, dim, data.train.classNames.length, cfg.eval.knn.k, cfg.eval.knn.t);
+  const pred = knnClassify(bank, labels, queries, dim, memory.classNames.length, cfg.eval.knn.k, cfg.eval.knn.t);
   let correct = 0;
   testIdx.forEach((item, i) => {
     if (pred[i] === data.test.labels[item]) correct++;
@@ -85,10 +98,47 @@ function knnMonitor(cfg: Config, model: SslModel, data: DataSplits): number | un
   return correct / testIdx.length;
 }
 
+/** Data kinds whose loaders provide spatial neighbours (DataSplits.neighbours). */
+export const NEIGHBOUR_KINDS = ['patches', 'synthetic_slides'] as const;
+
+/** What the chosen method needs from the data, checked before anything is built. */
+function checkDataForMethod(cfg: Config, data: DataSplits): void {
+  const { name } = cfg.method;
+  const kind = cfg.data.kind;
+  if (name === 'simtriplet' && !data.neighbours) {
+    throw new UserError(
+      `method.name 'simtriplet' needs spatial neighbours of the training patches, which data.kind '${kind}' does not provide; ` +
+        `use data.kind ${NEIGHBOUR_KINDS.map((k) => `'${k}'`).join(' or ')}, or method.name 'simsiam'`,
+    );
+  }
+  if (name === 'supervised') {
+    const unlabelled = data.train.labels.reduce((n, l) => n + (l < 0 ? 1 : 0), 0);
+    if (data.train.classNames.length < 2 || unlabelled > 0) {
+      const why = data.train.classNames.length < 2 ? 'has no classes' : `has ${unlabelled} unlabelled items`;
+      throw new UserError(
+        `method.name 'supervised' trains on labels, but the train split of data.kind '${kind}' ${why}; ` +
+          "use labelled data (cifar10, ham10000, folder, synthetic) or an SSL method (simsiam, simtriplet)",
+      );
+    }
+  }
+}
+
+/**
+ * The items each view of a batch is drawn from, and the dataset they index: neighbour views read
+ * `neighbours.images`, whose first train.size items are the train items themselves.
+ */
+export function batchViews(method: TrainMethod, data: DataSplits, batch: Int32Array, seed: number, epoch: number): { source: ImageDataset; items: Int32Array[] } {
+  if (!needsNeighbours(method)) return { source: data.train, items: method.viewSources.map(() => batch) };
+  const nb = data.neighbours!;
+  const neighbourItems = batch.map((i) => nb.sample(i, seed, epoch));
+  return { source: nb.images, items: method.viewSources.map((s) => (s === 'neighbour' ? neighbourItems : batch)) };
+}
+
 function describeModel(cfg: Config, model: SslModel): string {
   const m = cfg.model;
   const params = (model.store.count() / 1e6).toFixed(2);
-  return `${m.arch} (${m.stem} stem, width ${m.width}) + ${cfg.method.name} heads, ${params}M trainable parameters`;
+  const heads = cfg.method.name === 'supervised' ? `a zero-initialised linear head (${cfg.method.name})` : `${cfg.method.name} heads`;
+  return `${m.arch} (${m.stem} stem, width ${m.width}) + ${heads}, ${params}M trainable parameters`;
 }
 
 /**
@@ -130,6 +180,41 @@ function stopSwitch(opts: TrainOptions): { reason(): string | undefined; dispose
   };
 }
 
+/** Per-step numbers averaged over a metrics window (train.log_every steps). */
+class Window {
+  private sums = new Map<string, number>();
+  private n = 0;
+  private images = 0;
+  private t0 = performance.now();
+
+  add(values: Record<string, number | undefined>, images: number): void {
+    for (const [k, v] of Object.entries(values)) if (v !== undefined) this.sums.set(k, (this.sums.get(k) ?? 0) + v);
+    this.n++;
+    this.images += images;
+  }
+
+  get steps(): number {
+    return this.n;
+  }
+
+  /** Means of the window, img/s over its wall time; then starts a new window. */
+  take(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const [k, v] of this.sums) out[k] = v / this.n;
+    out.img_per_s = this.images / ((performance.now() - this.t0) / 1000);
+    this.sums = new Map();
+    this.n = 0;
+    this.images = 0;
+    this.t0 = performance.now();
+    return out;
+  }
+}
+
+/** The per-step numbers of the metrics log, under their metrics.jsonl names. */
+function stepMetrics(out: StepResult): Record<string, number | undefined> {
+  return { loss: out.loss, collapse_std: out.collapseStd, train_accuracy: out.accuracy, ...out.terms };
+}
+
 export async function train(opts: TrainOptions): Promise<TrainResult> {
   const cfg = opts.config;
   const run = new RunDir(opts.runDir);
@@ -146,27 +231,38 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     );
   }
 
-  const data = await loadDataSplits(cfg.data, cfg.seed);
-  const model = buildSslModel(cfg.model, cfg.method, cfg.seed);
+  // The data layer logs what it found (bad files, isolated patches) and writes the run's split.json
+  // when it draws or reuses a split (HAM10000).
+  const data = await loadDataSplits(cfg.data, cfg.seed, { runDir: opts.runDir, log: opts.log });
+  checkDataForMethod(cfg, data);
+  const model = buildSslModel(cfg.model, cfg.method, cfg.seed, { numClasses: data.train.classNames.length, precision: cfg.engine.precision });
+  const method = model.method;
   const optimizer = new Sgd(model.store.trainable(), {
     momentum: cfg.train.momentum,
     weightDecay: cfg.train.weight_decay,
     decayNormAndBias: cfg.train.wd_on_norm_and_bias,
   });
+  const scaler = cfg.engine.precision === 'mixed16' ? new LossScaler({ initScale: cfg.engine.loss_scale_init }) : undefined;
+  let skippedSteps = 0;
   const stop = stopSwitch(opts);
   try {
     const stepsPerEpoch = epochBatches(data.train.size, cfg.train.batch_size, cfg.seed, 0).length;
     const schedule: ScheduleSpec = {
       baseLr: cfg.train.base_lr,
       batchSize: cfg.train.batch_size,
+      batchRef: cfg.train.lr_batch_ref,
       warmupEpochs: cfg.train.warmup_epochs,
       epochs: cfg.train.epochs,
       stepsPerEpoch,
+      decay: cfg.train.schedule,
     };
     let step = 0;
     if (resumeFrom) {
       restoreCheckpoint(resumeFrom, model.store, optimizer);
       step = resumeFrom.state.step;
+      const saved = resumeFrom.state.loss_scaling;
+      if (scaler && saved) scaler.load(saved.scaler);
+      skippedSteps = saved?.skipped_steps ?? 0;
     } else if (cfg.model.weights) {
       opts.log(`weights: ${formatWeightsReport(await loadWeights(model.store, cfg.model.weights))}`);
     }
@@ -178,6 +274,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       name: cfg.name,
       engine: opts.engine.engine,
       engine_detail: opts.engine.detail,
+      precision: cfg.engine.precision,
       node: process.version,
       started: new Date().toISOString(),
       resumed_from_step: resumeFrom ? step : null,
@@ -186,13 +283,14 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     });
 
     const startEpoch = Math.floor(step / stepsPerEpoch);
+    const decay = cfg.train.schedule === 'steps' ? 'x0.1 at 30/60/90 % of steps' : 'cosine';
     opts.log(`run      ${opts.runDir}${resumeFrom ? ` (resumed at epoch ${startEpoch}, step ${step})` : ''}`);
-    opts.log(`engine   ${opts.engine.engine} (${opts.engine.detail})`);
+    opts.log(`engine   ${opts.engine.engine} (${opts.engine.detail}), ${cfg.engine.precision}`);
     opts.log(`data     ${data.description}`);
     opts.log(`model    ${describeModel(cfg, model)}`);
     opts.log(
       `schedule ${cfg.train.epochs} epochs x ${stepsPerEpoch} steps, batch ${cfg.train.batch_size}, lr ${initialLr(schedule).toPrecision(3)}` +
-        ` (base ${cfg.train.base_lr} x batch/256), warm-up ${cfg.train.warmup_epochs} epochs, cosine`,
+        ` (base ${cfg.train.base_lr} x batch/${cfg.train.lr_batch_ref}), warm-up ${cfg.train.warmup_epochs} epochs, ${decay}`,
     );
 
     const save = async (epochsDone: number, keep: boolean, extra: Record<string, unknown>): Promise<string> => {
@@ -205,6 +303,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
         engine: opts.engine.engine,
         created: new Date().toISOString(),
         metrics: extra,
+        ...(scaler ? { loss_scaling: { scaler: scaler.state(), skipped_steps: skippedSteps } } : {}),
       };
       const path = await saveCheckpoint(opts.runDir, { store: model.store, optimizer, state, keep });
       if (keep) await pruneCheckpoints(opts.runDir, cfg.train.keep_last);
@@ -212,6 +311,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     };
 
     const side = cfg.data.image_size;
+    const augment = method.augment?.(cfg.data.augment) ?? cfg.data.augment;
     let lastLoss = Number.NaN;
     let knnAccuracy: number | undefined;
     let checkpoint = resumeFrom ? run.lastCheckpoint : '';
@@ -223,7 +323,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
         unit: 'step',
         stream: opts.progressStream,
       });
-      let recent = { loss: 0, collapse: 0, n: 0, images: 0, t0: performance.now() };
+      const window = new Window();
       let epochLoss = 0;
       let epochSteps = 0;
       for (let b = step - epoch * stepsPerEpoch; b < batches.length; b++) {
@@ -236,9 +336,13 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
           await metrics.flush();
           return { runDir: opts.runDir, epochs: epoch, steps: step, lastLoss, knnAccuracy, checkpoint, interrupted: why };
         }
-        const views = augmentBatch(data.train, batches[b]!, side, cfg.data.augment, model.normalization, { seed: cfg.seed, epoch }, model.method.views);
+        const batch = batches[b]!;
+        const { source, items } = batchViews(method, data, batch, cfg.seed, epoch);
+        const views = augmentViews(source, items, side, augment, model.normalization, { seed: cfg.seed, epoch });
+        const labels = method.needsLabels ? batch.map((i) => data.train.labels[i]!) : undefined;
         const lr = groupLr(cfg, schedule, step);
-        const out = trainStep(model.method, model.store, optimizer, views, side, lr);
+        const out = trainStep(method, model.store, optimizer, views, side, lr, { labels, scaler });
+        // Only a non-finite (unscaled) loss is divergence; mixed16's overflow skips are routine.
         if (!Number.isFinite(out.loss)) {
           progress.finish();
           await metrics.flush();
@@ -248,30 +352,26 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
               'Lower train.base_lr or raise train.warmup_epochs, then resume with --resume.',
           );
         }
+        if (out.skipped) skippedSteps++;
         step++;
         lastLoss = out.loss;
         epochLoss += out.loss;
         epochSteps++;
-        recent.loss += out.loss;
-        recent.collapse += out.collapseStd;
-        recent.n++;
-        recent.images += cfg.train.batch_size;
-        const fields = { loss: out.loss.toFixed(4), lr: lr('default').toPrecision(3) };
-        if (recent.n === cfg.train.log_every || b === batches.length - 1) {
-          const seconds = (performance.now() - recent.t0) / 1000;
+        window.add(stepMetrics(out), cfg.train.batch_size);
+        if (window.steps === cfg.train.log_every || b === batches.length - 1) {
           metrics.append({
             kind: 'train',
             step,
             epoch: epoch + 1,
-            loss: recent.loss / recent.n,
             lr: lr('default'),
-            collapse_std: recent.collapse / recent.n,
-            img_per_s: recent.images / seconds,
-            ...out.terms,
+            ...window.take(),
+            ...(scaler ? { loss_scale: scaler.scale, skipped_steps: skippedSteps } : {}),
             time: new Date().toISOString(),
           });
-          recent = { loss: 0, collapse: 0, n: 0, images: 0, t0: performance.now() };
         }
+        const fields: Record<string, string> = { loss: out.loss.toFixed(4), lr: lr('default').toPrecision(3) };
+        if (out.accuracy !== undefined) fields.acc = out.accuracy.toFixed(3);
+        if (scaler) fields.scale = String(scaler.scale);
         progress.update(b + 1, fields);
         opts.onStep?.(step);
       }
@@ -290,7 +390,8 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       checkpoint = await save(epochsDone, epochsDone % cfg.train.checkpoint_every === 0 || lastEpoch, summary);
       await metrics.flush();
       const knnText = summary.knn_accuracy === undefined ? '' : `  knn ${(100 * (summary.knn_accuracy as number)).toFixed(2)}%`;
-      opts.log(`epoch ${epochsDone}/${cfg.train.epochs}  loss ${(summary.loss as number).toFixed(4)}${knnText}  tensors ${tf.memory().numTensors}`);
+      const scaleText = scaler ? `  loss scale ${scaler.scale} (${skippedSteps} skipped steps)` : '';
+      opts.log(`epoch ${epochsDone}/${cfg.train.epochs}  loss ${(summary.loss as number).toFixed(4)}${knnText}${scaleText}  tensors ${tf.memory().numTensors}`);
     }
     await writeRunPlots(opts.runDir, { projDim: cfg.method.proj_dim });
     return { runDir: opts.runDir, epochs: cfg.train.epochs, steps: step, lastLoss, knnAccuracy, checkpoint };

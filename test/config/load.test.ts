@@ -268,7 +268,7 @@ describe('loadConfig: --set', () => {
   it('rejects unknown keys, naming the parent and the allowed keys', async () => {
     const nested = await failure(loadConfig(base(), ['train.batchsize=3']));
     expect(nested.message).toBe(
-      "--set train.batchsize: unknown key 'batchsize' under 'train' (allowed: epochs, batch_size, base_lr, weight_decay, momentum, " +
+      "--set train.batchsize: unknown key 'batchsize' under 'train' (allowed: epochs, batch_size, base_lr, lr_batch_ref, schedule, weight_decay, momentum, " +
         "warmup_epochs, fix_pred_lr, wd_on_norm_and_bias, checkpoint_every, keep_last, knn_every, knn_limit, log_every, save_dtype), did you mean 'batch_size'?",
     );
     const top = await failure(loadConfig(base(), ['trian.epochs=3']));
@@ -312,7 +312,7 @@ describe('loadConfig: validation messages', () => {
   it('unknown nested key: dotted path and the section keys read from the schema', async () => {
     const { message } = await errorFor('train:\n  batchsize: 64\n');
     expect(message).toContain(
-      "unknown key 'train.batchsize' (allowed: epochs, batch_size, base_lr, weight_decay, momentum, warmup_epochs, fix_pred_lr, " +
+      "unknown key 'train.batchsize' (allowed: epochs, batch_size, base_lr, lr_batch_ref, schedule, weight_decay, momentum, warmup_epochs, fix_pred_lr, " +
         'wd_on_norm_and_bias, checkpoint_every, keep_last, knn_every, knn_limit, log_every, save_dtype)',
     );
     const deep = await errorFor('eval:\n  knn:\n    kay: 5\n    tee: 1\n');

@@ -4,6 +4,7 @@ import {
   applyColorJitter,
   augmentBatch,
   augmentView,
+  augmentViews,
   blurKernelSize,
   blurProbability,
   preprocessEval,
@@ -308,5 +309,60 @@ describe('ColorJitter', () => {
     const cFirst = apply([200, 200, 200, 0, 0, 0], { brightness: 2, contrast: 0.5, order: Int32Array.of(1, 0, 2, 3) });
     expect(bFirst).toEqual([191.25, 191.25, 191.25, 63.75, 63.75, 63.75]);
     expect(cFirst).toEqual([255, 255, 255, 100, 100, 100]);
+  });
+});
+
+describe('augmentViews: views of different items (SimTriplet)', () => {
+  /** Flat images of distinct colours: item k is (10k, 20k + 5, 250 - 10k). */
+  const flat = (() => {
+    const n = 6;
+    const side = 8;
+    const px = new Uint8Array(n * side * side * 3);
+    for (let k = 0; k < n; k++) {
+      for (let p = 0; p < side * side; p++) px.set([10 * k, 20 * k + 5, 250 - 10 * k], (k * side * side + p) * 3);
+    }
+    return new ArrayImageDataset(px, side, side, new Int32Array(n), []);
+  })();
+  const per = 8 * 8 * 3;
+  /** The item whose colour fills row `row` of a bit-normalised view. */
+  const itemOf = (view: Float32Array, row: number): number => Math.round(((view[row * per]! + 1) * 127.5) / 10);
+
+  it('row i of view v shows item viewItems[v][i]: the neighbour view really comes from the neighbour', () => {
+    const anchors = [0, 1, 2, 3];
+    const neighbours = [5, 3, 2, 4]; // item 2 is isolated: its own neighbour
+    const views = augmentViews(flat, [anchors, neighbours, anchors], 8, IDENTITY, 'bit', KEY);
+    expect(views).toHaveLength(3);
+    expect([0, 1, 2, 3].map((i) => itemOf(views[0]!, i))).toEqual(anchors);
+    expect([0, 1, 2, 3].map((i) => itemOf(views[1]!, i))).toEqual(neighbours);
+    expect([0, 1, 2, 3].map((i) => itemOf(views[2]!, i))).toEqual(anchors);
+    // Every pixel of a row is its item's colour (nothing mixed across rows).
+    const g = (20 * 4 + 5) / 127.5 - 1;
+    for (let p = 0; p < 64; p++) expect(views[1]![3 * per + p * 3 + 1]).toBeCloseTo(g, 5);
+  });
+
+  it('draws view v of item j from Rng(seed, "aug", epoch, j, v), whatever else is in the batch', () => {
+    const views = augmentViews(ds40, [[3, 7], [8, 3], [3, 7]], 32, DEFAULTS, 'imagenet', KEY);
+    const per32 = 32 * 32 * 3;
+    const expectView = (item: number, v: number): Float32Array => {
+      const out = new Float32Array(per32);
+      augmentView(ds40.image(item), 40, 40, 32, DEFAULTS, new Rng(KEY.seed, 'aug', KEY.epoch, item, v), out, 0, 'imagenet');
+      return out;
+    };
+    expect(views[1]!.subarray(0, per32)).toEqual(expectView(8, 1));
+    expect(views[1]!.subarray(per32)).toEqual(expectView(3, 1));
+    expect(views[2]!.subarray(0, per32)).toEqual(expectView(3, 2));
+    // The anchor's two views differ (views 0 and 2 are independent draws), as does its neighbour-slot view.
+    expect(maxDiff(views[0]!.subarray(0, per32), views[2]!.subarray(0, per32))).toBeGreaterThan(0.1);
+    expect(maxDiff(expectView(3, 1), views[0]!.subarray(0, per32))).toBeGreaterThan(0.1);
+  });
+
+  it('with the same items in every view it is augmentBatch (SimSiam runs are unchanged)', () => {
+    const a = augmentBatch(ds40, [4, 9, 1], 32, DEFAULTS, 'bit', KEY, 2);
+    const b = augmentViews(ds40, [[4, 9, 1], [4, 9, 1]], 32, DEFAULTS, 'bit', KEY);
+    expect(b).toEqual(a);
+  });
+
+  it('rejects views listing different numbers of items', () => {
+    expect(() => augmentViews(ds40, [[1, 2], [3]], 32, DEFAULTS, 'bit', KEY)).toThrow(/view 1 lists 1 items, view 0 lists 2/);
   });
 });

@@ -2,7 +2,7 @@
 import { relativeError, useCpuBackend } from '../helpers.js';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { tf } from '../../src/engine/tf.js';
-import { collapseStd, cosineSimilarity, negativeCosine, simsiamLoss } from '../../src/method/losses.js';
+import { accuracy, collapseStd, cosineSimilarity, crossEntropy, negativeCosine, simsiamLoss } from '../../src/method/losses.js';
 import { Rng } from '../../src/util/rng.js';
 
 beforeAll(useCpuBackend);
@@ -185,5 +185,43 @@ describe('collapseStd', () => {
       acc += Math.sqrt(col.reduce((a, b) => a + (b - m) ** 2, 0) / (col.length - 1));
     }
     expect(scalar(collapseStd(t2(z)))).toBeCloseTo(acc / 4, 5);
+  });
+});
+
+describe('crossEntropy and accuracy', () => {
+  const rng = new Rng(8, 'ce');
+  const logits = randMat(5, 4, rng).map((r) => r.map((v) => 3 * v));
+  const labels = [0, 3, 1, 1, 2];
+  const lab = (): tf.Tensor1D => tf.tensor1d(labels, 'int32');
+  /** Float64 softmax of one row. */
+  const softmax = (r: number[]): number[] => {
+    const m = Math.max(...r);
+    const e = r.map((v) => Math.exp(v - m));
+    const s = e.reduce((a, b) => a + b, 0);
+    return e.map((v) => v / s);
+  };
+
+  it('is the mean of -log softmax at the label', () => {
+    const expected = -logits.reduce((s, r, i) => s + Math.log(softmax(r)[labels[i]!]!), 0) / logits.length;
+    expect(scalar(crossEntropy(t2(logits), lab()))).toBeCloseTo(expected, 5);
+    // Zero logits: ln K whatever the labels.
+    expect(scalar(crossEntropy(tf.zeros([5, 4]) as tf.Tensor2D, lab()))).toBeCloseTo(Math.log(4), 6);
+  });
+
+  it('stays finite for huge logits (log-softmax, not log of softmax)', () => {
+    const big = [[1000, -1000, 0], [-1000, 1000, 0]];
+    expect(scalar(crossEntropy(t2(big), tf.tensor1d([1, 1], 'int32')))).toBeCloseTo(1000, 3);
+  });
+
+  it('has the gradient (softmax - onehot) / N', () => {
+    const g = tf.grad((x: tf.Tensor) => crossEntropy(x as tf.Tensor2D, lab()))(t2(logits));
+    const expected = logits.flatMap((r, i) => softmax(r).map((p, k) => (p - (k === labels[i] ? 1 : 0)) / logits.length));
+    expect(relativeError(g.dataSync(), expected)).toBeLessThan(1e-5);
+    g.dispose();
+  });
+
+  it('accuracy is the fraction of rows whose arg-max is the label', () => {
+    const x = [[2, 1, 0], [0, 1, 2], [0, 5, 1], [3, 0, 0]];
+    expect(scalar(accuracy(t2(x), tf.tensor1d([0, 2, 0, 1], 'int32')))).toBeCloseTo(0.5, 7);
   });
 });

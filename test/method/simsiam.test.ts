@@ -129,7 +129,8 @@ describe('SimSiam.step', () => {
 
   it('gives a loss in [-1, 1] and the collapse monitor on view 1', () => {
     expect(method.name).toBe('simsiam');
-    expect(method.views).toBe(2);
+    expect(method.viewSources).toEqual(['item', 'item']);
+    expect(method.needsLabels).toBe(false);
     const out = method.step([x1, x2]);
     expect(out.loss.shape).toEqual([]);
     const loss = out.loss.dataSync()[0]!;

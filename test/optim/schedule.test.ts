@@ -83,3 +83,24 @@ describe('learningRate: linear warm-up then cosine (medical repos)', () => {
     expect(learningRate(spec({ warmupEpochs: 0 }), 0)).toBeCloseTo(initialLr(spec()), 12);
   });
 });
+
+describe('learningRate: BiT-HyperRule (lr_batch_ref 512, step decay)', () => {
+  const s: ScheduleSpec = { baseLr: 0.003, batchSize: 128, batchRef: 512, warmupEpochs: 1, epochs: 10, stepsPerEpoch: 10, decay: 'steps' };
+  const lr0 = 0.003 * 128 / 512;
+
+  it('lr0 = base_lr x batch / batchRef', () => {
+    expect(initialLr(s)).toBeCloseTo(lr0, 15);
+    expect(initialLr({ baseLr: 0.003, batchSize: 512, batchRef: 512 })).toBeCloseTo(0.003, 15);
+    // The /256 default with half the base lr is the same rule.
+    expect(initialLr({ baseLr: 0.0015, batchSize: 128 })).toBeCloseTo(lr0, 15);
+  });
+
+  it('warms up linearly, then holds lr0 and drops x0.1 at 30, 60 and 90 % of all steps', () => {
+    expect(learningRate(s, 0)).toBeCloseTo(lr0 / 10, 15);
+    expect(learningRate(s, 9)).toBeCloseTo(lr0, 15);
+    const expected = (step: number): number => lr0 * (step < 30 ? 1 : step < 60 ? 0.1 : step < 90 ? 0.01 : 0.001);
+    for (let step = 10; step < 100; step++) expect(learningRate(s, step), `step ${step}`).toBeCloseTo(expected(step), 15);
+    expect(learningRate(s, 29)).toBeCloseTo(lr0, 15);
+    expect(learningRate(s, 30)).toBeCloseTo(lr0 / 10, 15);
+  });
+});

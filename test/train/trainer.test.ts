@@ -62,9 +62,9 @@ describe('train', () => {
     fullSteps = counts;
   });
 
-  it('writes the run directory: config, metrics, checkpoints pruned to keep_last, plots', async () => {
+  it('writes the run directory: config, metrics, checkpoints pruned to keep_last, report', async () => {
     const files = await readdir(full);
-    expect(files).toEqual(expect.arrayContaining(['config.yaml', 'run.json', 'metrics.jsonl', 'checkpoints', 'plots']));
+    expect(files).toEqual(expect.arrayContaining(['config.yaml', 'run.json', 'metrics.jsonl', 'checkpoints', 'report']));
     const ckpts = (await readdir(join(full, 'checkpoints'))).filter((f) => !f.startsWith('.')).sort();
     expect(ckpts).toEqual(['epoch-0003.safetensors', 'epoch-0004.safetensors', 'last.safetensors']);
     const metrics = await metricsOf(full);
