@@ -33,7 +33,8 @@ export function confusionHeatmapSvg(options: HeatmapOptions): string {
   const left = 40 + Math.ceil(longest * 6.6);
   const top = 44;
   const bottom = 36 + Math.ceil(longest * 6.6 * Math.SQRT1_2);
-  const width = left + k * cell + 24;
+  // The bold 14 px title is about 8.6 px per character; the figure widens rather than clip it.
+  const width = Math.max(left + k * cell + 24, Math.ceil(title.length * 8.6) + 24);
   const height = top + k * cell + bottom;
   const out: string[] = [];
   out.push(
