@@ -4,9 +4,9 @@
  * a 21k-class head) cost nothing.
  */
 import { InputFileError } from '../util/errors.js';
-import { decodeNpy, type NpyArray } from './npy.js';
+import { decodeNpy, decodeNpyInfo, type NpyArray, type NpyInfo } from './npy.js';
 import { openRangeReader, withInputFile, type RangeReader } from './source.js';
-import { readZipDirectory, readZipMember, type ZipEntry } from './zip.js';
+import { readZipDirectory, readZipMember, readZipMemberPrefix, type ZipEntry } from './zip.js';
 
 const SUFFIX = '.npy';
 
@@ -31,10 +31,32 @@ export class NpzFile {
     return this.members.has(arrayName(name));
   }
 
-  /** Reads, inflates and decodes one member; `name` may carry the '.npy' suffix. */
-  read(name: string): NpyArray {
+  /**
+   * dtype and shape of one member from its .npy header alone: reads (and inflates) only the first
+   * bytes of the member, so listing a multi-GB archive costs a few KB per array.
+   */
+  info(name: string): NpyInfo & { readonly storedBytes: number } {
+    const entry = this.entry(name);
+    const context = `member '${entry.name}'`;
+    for (let want = 256; ; want *= 4) {
+      const head = withInputFile(this.path, () => readZipMemberPrefix(this.source, entry, want), context);
+      const info = decodeNpyInfo(head, this.path, entry.name);
+      if (info) return { ...info, storedBytes: entry.compressedSize };
+      if (want >= entry.compressedSize) {
+        throw new InputFileError(this.path, `${context}: truncated .npy header`);
+      }
+    }
+  }
+
+  private entry(name: string): ZipEntry {
     const entry = this.members.get(arrayName(name));
     if (!entry) throw new InputFileError(this.path, `no array named '${name}'`);
+    return entry;
+  }
+
+  /** Reads, inflates and decodes one member; `name` may carry the '.npy' suffix. */
+  read(name: string): NpyArray {
+    const entry = this.entry(name);
     const context = `member '${entry.name}'`;
     const bytes = withInputFile(this.path, () => readZipMember(this.source, entry), context);
     return decodeNpy(bytes, this.path, entry.name);

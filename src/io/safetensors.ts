@@ -77,6 +77,12 @@ export class SafetensorsFile {
     return { dtype, shape: [...shape] };
   }
 
+  /** Size of the tensor's data in bytes (from the header; nothing is read). */
+  byteLength(name: string): number {
+    const { begin, end } = this.entry(name);
+    return end - begin;
+  }
+
   /** The tensor's little-endian bytes, freshly read from the file. */
   raw(name: string): Uint8Array {
     const { begin, end } = this.entry(name);

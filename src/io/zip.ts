@@ -4,7 +4,7 @@
  * members nobody asks for are never read or inflated. Stored (0) and deflate (8) members only.
  * Every problem is reported as a FormatError; callers attach the path.
  */
-import { inflateRawSync } from 'node:zlib';
+import { constants as zlibConstants, inflateRawSync } from 'node:zlib';
 import { crc32 } from './crc32.js';
 import { FormatError, type RangeReader } from './source.js';
 
@@ -189,15 +189,42 @@ function inflate(compressed: Uint8Array, expectedSize: number): Uint8Array {
   }
 }
 
-/** The member's uncompressed bytes, checked against its declared size and CRC-32. */
-export function readZipMember(source: RangeReader, entry: ZipEntry): Uint8Array {
+function checkReadable(entry: ZipEntry): void {
   if (entry.flags & FLAG_ENCRYPTED) throw new FormatError('encrypted members are not supported');
   if (entry.method !== METHOD_STORED && entry.method !== METHOD_DEFLATE) {
     throw new FormatError(`unsupported compression method ${entry.method} (only stored and deflate)`);
   }
+}
+
+function memberDataStart(source: RangeReader, entry: ZipEntry): number {
   const local = new Fields(source.read(entry.localHeaderOffset, LOCAL_HEADER_SIZE));
   if (local.u32(0) !== SIG_LOCAL) throw new FormatError('local file header not found (corrupt archive)');
-  const dataStart = entry.localHeaderOffset + LOCAL_HEADER_SIZE + local.u16(26) + local.u16(28);
+  return entry.localHeaderOffset + LOCAL_HEADER_SIZE + local.u16(26) + local.u16(28);
+}
+
+/**
+ * About the first `length` uncompressed bytes of a member (fewer when the member is shorter; possibly
+ * a few more for deflate), reading and inflating only what they need: for headers of large members.
+ * Not checked against the CRC, which covers the whole member.
+ */
+export function readZipMemberPrefix(source: RangeReader, entry: ZipEntry, length: number): Uint8Array {
+  checkReadable(entry);
+  const start = memberDataStart(source, entry);
+  if (entry.method === METHOD_STORED) return source.read(start, Math.min(length, entry.compressedSize));
+  // Deflate expands at most ~1032:1, so `length` compressed bytes hold at least `length` output bytes
+  // unless the stream ends first; inflate what is there without requiring the stream's end.
+  const compressed = source.read(start, Math.min(length, entry.compressedSize));
+  try {
+    return inflateRawSync(compressed, { finishFlush: zlibConstants.Z_SYNC_FLUSH });
+  } catch (err) {
+    throw new FormatError(`corrupt deflate data (${(err as Error).message})`);
+  }
+}
+
+/** The member's uncompressed bytes, checked against its declared size and CRC-32. */
+export function readZipMember(source: RangeReader, entry: ZipEntry): Uint8Array {
+  checkReadable(entry);
+  const dataStart = memberDataStart(source, entry);
   const compressed = source.read(dataStart, entry.compressedSize);
   const data = entry.method === METHOD_STORED ? compressed : inflate(compressed, entry.uncompressedSize);
   if (data.length !== entry.uncompressedSize) {

@@ -97,3 +97,14 @@ export function fromTorchPerm(layout: Layout, rank: number): number[] | null {
 export function permuteShape(shape: readonly number[], perm: number[] | null): number[] {
   return perm ? perm.map((i) => shape[i]!) : [...shape];
 }
+
+/**
+ * True when two conv kernel shapes in the same layout differ only in their spatial size: a model's
+ * own stem (e.g. a 3x3 CIFAR stem) against a pretrained 7x7 one, which is left newly initialised
+ * rather than treated as a wrong file.
+ */
+export function onlyKernelSizeDiffers(a: readonly number[], b: readonly number[], layout: 'torch' | 'tfjs'): boolean {
+  if (a.length !== 4 || b.length !== 4) return false;
+  const [spatial, channels] = layout === 'torch' ? [[2, 3], [0, 1]] : [[0, 1], [2, 3]];
+  return channels.every((i) => a[i] === b[i]) && spatial.some((i) => a[i] !== b[i]);
+}

@@ -1,8 +1,15 @@
 /**
- * Pretrained initialisation (model.weights): loads parameters by name from simtrip checkpoints,
- * torchvision/timm ResNet state dicts and released SSL checkpoints whose backbone sits behind a prefix
- * ("module.encoder.", "backbone.", ...). Loading is all-or-nothing and loud: shape mismatches and files
- * that match nothing in the backbone are errors, because silently training from scratch wastes a run.
+ * Pretrained initialisation (model.weights), the single entry point for every weight file:
+ *   .npz          official BiT checkpoints, into a BiT model (bit_weights.ts)
+ *   .safetensors  simtrip checkpoints, torchvision/timm ResNet and timm resnetv2_*_bit state dicts,
+ *                 and released SSL checkpoints whose backbone sits behind a prefix ("module.encoder.",
+ *                 "backbone.", ...), loaded by parameter name
+ * Loading is all-or-nothing and loud: shape mismatches and files that match nothing in the backbone
+ * are errors, because silently training from scratch wastes a run.
+ *
+ * Two deliberate exceptions leave a parameter new instead of failing: a stem whose kernel differs only
+ * in size (a CIFAR stem against a 7x7 file), and BatchNorm affine parameters offered by a file without
+ * running statistics for them (a GroupNorm's gamma/beta, e.g. timm BiT into the BatchNorm variant).
  */
 import { extname } from 'node:path';
 import { tf } from '../engine/tf.js';
@@ -10,14 +17,16 @@ import { readSafetensors, type SafetensorsFile } from '../io/safetensors.js';
 import { listSome, resolveCheckpointPath, tensorFromTorch } from '../train/checkpoint.js';
 import { InputFileError } from '../util/errors.js';
 import { BACKBONE_PREFIX } from './build.js';
-import { permuteShape, toTorchPerm, type Param, type ParamStore } from './params.js';
+import { bitConfigLines, bitNpzLayout, describeBitLayout, loadBitNpz } from './bit_weights.js';
+import { onlyKernelSizeDiffers, permuteShape, toTorchPerm, type Param, type ParamStore } from './params.js';
+import { openNpz } from '../io/npz.js';
 import { isDirectory, isFile } from '../util/fs.js';
 
 export interface WeightsMismatch {
   name: string;
-  /** Shape in the file (PyTorch layout). */
+  /** Shape in the file (PyTorch layout; HWIO for BiT .npz). */
   file: number[];
-  /** The model's shape, in PyTorch layout too so the two compare directly. */
+  /** The model's shape, in the file's layout so the two compare directly. */
   model: number[];
 }
 
@@ -76,9 +85,11 @@ export function describeStateDict(keys: readonly string[]): string {
   const useful = keys.filter((k) => !isAlwaysIgnored(k));
   const has = (re: RegExp) => useful.some((k) => re.test(k));
   let kind = 'an unrecognised model';
+  const timmBit = has(/(^|\.)stem\.conv\.weight$/) && has(/(^|\.)stages\.\d+\.blocks\.\d+\.norm1\.weight$/);
   if (has(/(^|\.)layer\d+\.\d+\.conv3\.weight$/)) kind = 'a ResNet with bottleneck blocks (resnet50-style)';
   else if (has(/(^|\.)layer\d+\.\d+\.conv2\.weight$/)) kind = 'a ResNet with basic blocks (resnet18-style)';
   else if (has(/root_block|block\d+\/unit\d+/)) kind = 'a BiT ResNet-v2';
+  else if (timmBit) kind = 'a timm ResNet-v2 (resnetv2_*_bit names; model.arch bit-*)';
   else if (has(/(^|\.)(patch_embed|blocks\.\d+\.attn)/)) kind = 'a vision transformer';
   else if (has(/(^|\.)stages\.\d+/)) kind = 'a ConvNeXt/timm stage model';
   else if (has(/(^|\.)features\.\d+/)) kind = 'a VGG/DenseNet/MobileNet-style "features" model';
@@ -91,6 +102,31 @@ export function describeStateDict(keys: readonly string[]): string {
 interface Assignment {
   param: Param;
   key: string;
+}
+
+/** timm's BiT head is a 1x1 conv [K, C, 1, 1] where simtrip has a linear layer ([K, C] in PyTorch layout). */
+function isConvHeadForLinear(param: Param, fileShape: readonly number[]): boolean {
+  return param.layout === 'linear' && fileShape.length === 4 && fileShape[2] === 1 && fileShape[3] === 1;
+}
+
+/**
+ * A BatchNorm weight/bias whose file lacks the layer's running statistics: the file's layer is a
+ * GroupNorm (BiT), whose per-sample affine parameters do not carry over to a BatchNorm.
+ */
+function isNormWithoutStats(file: SafetensorsFile, store: ParamStore, key: string, name: string): boolean {
+  const m = /^(.*)\.(weight|bias)$/.exec(name);
+  const k = /^(.*)\.(weight|bias)$/.exec(key);
+  return m !== null && k !== null && store.has(`${m[1]}.running_mean`) && !file.has(`${k[1]}.running_mean`);
+}
+
+/** Reads a file tensor into the param's layout, reshaping a 1x1 conv head into a linear weight. */
+function readParam(file: SafetensorsFile, key: string, param: Param): tf.Tensor {
+  const shape = file.info(key).shape;
+  if (!isConvHeadForLinear(param, shape)) return tensorFromTorch(file, key, param);
+  const asConv = tensorFromTorch(file, key, { ...param, layout: 'vector' });
+  const out = tf.tidy(() => tf.transpose(tf.reshape(asConv, [shape[0]!, shape[1]!])));
+  asConv.dispose();
+  return out;
 }
 
 function planLoad(file: SafetensorsFile, store: ParamStore, opts: LoadWeightsOptions) {
@@ -115,7 +151,13 @@ function planLoad(file: SafetensorsFile, store: ParamStore, opts: LoadWeightsOpt
     const param = store.get(name);
     const modelShape = permuteShape(param.variable.shape, toTorchPerm(param.layout, param.variable.rank));
     const fileShape = [...file.info(key).shape];
-    if (!sameShape(fileShape, modelShape)) {
+    const isStem = name === `${prefix}conv1.weight` || name === `${prefix}stem.conv.weight`;
+    if ((isStem && onlyKernelSizeDiffers(fileShape, modelShape, 'torch')) || isNormWithoutStats(file, store, key, name)) {
+      ignored.push(key);
+      continue;
+    }
+    const comparable = isConvHeadForLinear(param, fileShape) ? fileShape.slice(0, 2) : fileShape;
+    if (!sameShape(comparable, modelShape)) {
       mismatched.push({ name, file: fileShape, model: modelShape });
       continue;
     }
@@ -128,7 +170,8 @@ function planLoad(file: SafetensorsFile, store: ParamStore, opts: LoadWeightsOpt
   return { prefix, assignments, ignored, mismatched };
 }
 
-function resolveWeightsPath(path: string): string {
+/** The file behind model.weights: the path itself, or a simtrip run or checkpoint as `--resume` takes it. */
+export function resolveWeightsPath(path: string): string {
   if (isFile(path)) return path;
   // model.weights may point at a simtrip run or checkpoint the same way `--resume` does.
   try {
@@ -150,12 +193,7 @@ export async function loadWeights(
 ): Promise<WeightsReport> {
   const resolved = resolveWeightsPath(path);
   const ext = extname(resolved).toLowerCase();
-  if (ext === '.npz') {
-    throw new InputFileError(
-      resolved,
-      'BiT .npz weights need model.arch bit-*, which is not available in this version',
-    );
-  }
+  if (ext === '.npz') return loadNpzWeights(store, resolved, opts);
   if (ext === '.pth' || ext === '.pt' || ext === '.tar' || ext === '.ckpt' || ext === '.bin') {
     throw new InputFileError(
       resolved,
@@ -187,7 +225,7 @@ export async function loadWeights(
   }
 
   // Decode all before assigning any, so an unreadable tensor leaves the model untouched.
-  const values = assignments.map(({ param, key }) => tensorFromTorch(file, key, param));
+  const values = assignments.map(({ param, key }) => readParam(file, key, param));
   assignments.forEach(({ param }, i) => {
     param.variable.assign(values[i]!);
   });
@@ -204,6 +242,19 @@ export async function loadWeights(
     ignored,
     mismatched,
   };
+}
+
+/** BiT .npz files fit only BiT models; for any other, say which model.arch the file wants. */
+async function loadNpzWeights(store: ParamStore, path: string, opts: LoadWeightsOptions): Promise<WeightsReport> {
+  const prefix = opts.prefix ?? BACKBONE_PREFIX;
+  if (!store.has(`${prefix}stem.conv.weight`)) {
+    const npz = await openNpz(path);
+    const layout = bitNpzLayout(npz.names(), (k) => npz.info(k).shape);
+    const arch = opts.arch ? `model.arch ${opts.arch}` : 'this model.arch (a BatchNorm ResNet)';
+    const wanted = layout ? `the file holds ${describeBitLayout(layout)}: set ${bitConfigLines(layout).join(', ')}` : 'set model.arch to a bit-* architecture';
+    throw new InputFileError(path, `BiT .npz weights need a BiT model, not ${arch}; ${wanted}`);
+  }
+  return loadBitNpz(store, path, { prefix, skipMismatched: opts.skipMismatched });
 }
 
 /** A few lines for the run log: counts and the first names of each list. */

@@ -3,13 +3,13 @@
  * JPEGs, several images per lesion, optional broken rows and files) and patch files named by
  * position. Everything is seeded, small and written under a temporary folder.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { appendFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll } from 'vitest';
-import { HAM10000_CLASS_NAMES, HAM10000_METADATA } from '../../src/data/ham10000.js';
+import { HAM10000_METADATA } from '../../src/data/ham10000.js';
+import { writeHam10000Folder } from '../../src/data/ham10000_writer.js';
 import { Rng } from '../../src/util/rng.js';
 
 const created: string[] = [];
@@ -68,61 +68,38 @@ export interface HamFixtureOptions {
 }
 
 /**
- * A HAM10000-style folder: HAM10000_metadata.csv (with a quoted field holding a comma) and
- * 24x18 JPEGs (the 4:3 shape of the real 600x450 images) split over HAM10000_images_part_1 and _2.
- * Lesions have 1-3 images; an image's colour encodes its dx, so tests can check labels from pixels.
+ * A HAM10000-style folder written by the real writer (src/data/ham10000_writer.ts): the CSV (with a
+ * quoted field holding a comma and a doubled quote, as spreadsheet exports write them) and 24x18 JPEGs
+ * (the 4:3 shape of the real 600x450 images) split over HAM10000_images_part_1 and _2. Lesions have 1-3
+ * images; an image's flat colour encodes its dx, so tests can check labels from pixels. `broken` then
+ * deletes two images, corrupts one and appends a row with an unknown dx.
  */
 export async function writeHamFixture(options: HamFixtureOptions = {}): Promise<HamFixture> {
   const root = scratchDir('simtrip-ham-');
-  const rng = new Rng(options.seed ?? 7, 'ham-fixture');
-  const perClass = options.lesionsPerClass ?? [6, 8, 10, 4, 10, 30, 4];
-  const rows: HamFixtureRow[] = [];
-  let image = 0;
-  let lesion = 0;
-  HAM10000_CLASS_NAMES.forEach((dx, c) => {
-    for (let l = 0; l < perClass[c]!; l++) {
-      const lesionId = `HAM_${String(lesion++).padStart(7, '0')}`;
-      const images = 1 + rng.int(3);
-      for (let k = 0; k < images; k++) rows.push({ lesionId, imageId: `ISIC_${String(1000000 + image++ * 7)}`, dx });
-    }
+  const written = await writeHam10000Folder(root, {
+    lesionsPerClass: options.lesionsPerClass ?? [6, 8, 10, 6, 10, 30, 6],
+    seed: options.seed ?? 7,
+    width: 24,
+    height: 18,
+    paint: (dx, _lesion, _k, rng, w, h) => noisyImage(w, h, dxColour(dx), rng),
+    localization: (i) => (i % 5 === 0 ? 'back, upper "trunk"' : 'back'),
   });
-  // Shuffle the rows: the loader must not depend on the CSV order.
-  const order = rng.permutation(rows.length);
-  const shuffled = Array.from(order, (i) => rows[i]!);
+  const rows: HamFixtureRow[] = [...written.rows];
+  const lesionOf = new Map(rows.map((r) => [r.imageId, r.lesionId]));
+  const dxOf = new Map(rows.map((r) => [r.imageId, r.dx]));
   const missing: string[] = [];
   const corrupt: string[] = [];
   const unknownDx: string[] = [];
   if (options.broken) {
-    missing.push(shuffled[0]!.imageId, shuffled[1]!.imageId);
-    corrupt.push(shuffled[2]!.imageId);
-    shuffled.push({ lesionId: 'HAM_9999999', imageId: 'ISIC_9999999', dx: 'melanoma?' });
+    missing.push(rows[0]!.imageId, rows[1]!.imageId);
+    corrupt.push(rows[2]!.imageId);
+    for (const id of missing) rmSync(written.paths.get(id)!);
+    writeFileSync(written.paths.get(corrupt[0]!)!, 'this is not a JPEG');
+    rows.push({ lesionId: 'HAM_9999999', imageId: 'ISIC_9999999', dx: 'melanoma?' });
     unknownDx.push('ISIC_9999999');
+    appendFileSync(join(root, HAM10000_METADATA), 'HAM_9999999,ISIC_9999999,melanoma?,histo,45.0,male,back\r\n');
   }
-  const lines = ['lesion_id,image_id,dx,dx_type,age,sex,localization'];
-  shuffled.forEach((r, i) => {
-    // A quoted field with a comma and a doubled quote, as spreadsheet exports write them.
-    const localization = i % 5 === 0 ? '"back, upper ""trunk"""' : 'back';
-    lines.push(`${r.lesionId},${r.imageId},${r.dx},histo,45.0,male,${localization}`);
-  });
-  writeFileSync(join(root, HAM10000_METADATA), `${lines.join('\r\n')}\r\n`);
-  const lesionOf = new Map<string, string>();
-  const dxOf = new Map<string, string>();
-  for (const [i, r] of shuffled.entries()) {
-    const c = HAM10000_CLASS_NAMES.indexOf(r.dx as (typeof HAM10000_CLASS_NAMES)[number]);
-    if (c >= 0) {
-      lesionOf.set(r.imageId, r.lesionId);
-      dxOf.set(r.imageId, r.dx);
-    }
-    if (missing.includes(r.imageId)) continue;
-    const path = join(root, i % 2 === 0 ? 'HAM10000_images_part_1' : 'HAM10000_images_part_2', `${r.imageId}.jpg`);
-    if (corrupt.includes(r.imageId)) {
-      mkdirSync(dirname(path), { recursive: true });
-      writeFileSync(path, 'this is not a JPEG');
-      continue;
-    }
-    await writeImage(path, noisyImage(24, 18, dxColour(Math.max(c, 0)), rng), 24, 18, 'jpeg');
-  }
-  return { root, rows: shuffled, lesionOf, dxOf, missing, corrupt, unknownDx };
+  return { root, rows, lesionOf, dxOf, missing, corrupt, unknownDx };
 }
 
 /** The flat colour of class c's fixture images: far apart, so JPEG noise never confuses them. */

@@ -74,6 +74,33 @@ describe('npz archives written here', () => {
   });
 });
 
+describe('npz member headers (info)', () => {
+  it('gives dtype, shape and sizes from the .npy header alone, stored or deflated, even when the data is corrupt', async () => {
+    for (const method of [0, 8]) {
+      const path = writeZip([{ ...kernel, method, crc: 0 }, { ...bias, method }]);
+      const npz = await openNpz(path);
+      expect(npz.info('resnet/root/kernel')).toMatchObject({ dtype: 'float32', shape: [1, 2, 3], dataBytes: 24 });
+      expect(npz.info('resnet/head/bias.npy').dataBytes).toBe(8);
+      // Reading the whole member checks its CRC: info never did.
+      await expectInputFileError(() => npz.read('resnet/root/kernel'), path, /CRC-32 mismatch/);
+    }
+  });
+
+  it('reads further when the header is longer than the first bytes, and reports a cut header', async () => {
+    const shape = Array.from({ length: 60 }, () => 1);
+    const long = { name: 'long.npy', data: npy([7], shape) };
+    expect(long.data.length).toBeGreaterThan(256);
+    for (const method of [0, 8]) {
+      const npz = await openNpz(writeZip([{ ...long, method }]));
+      expect(npz.info('long')).toMatchObject({ shape, dataBytes: 4 });
+    }
+    const cut = writeZip([{ name: 'cut.npy', data: long.data.subarray(0, 100) }]);
+    await expectInputFileError(async () => (await openNpz(cut)).info('cut'), cut, /member 'cut\.npy': truncated \.npy header/);
+    const notNpy = writeZip([{ name: 'x.npy', data: Buffer.from('not an array at all') }]);
+    await expectInputFileError(async () => (await openNpz(notNpy)).info('x'), notNpy, /missing \\x93NUMPY magic/);
+  });
+});
+
 describe('npz written by numpy.savez (stored)', () => {
   it('reads every member with numpy\'s values', async () => {
     const npz = await openNpz(fixture('numpy-savez', 'stored.npz'));

@@ -205,7 +205,7 @@ describe('loadWeights', () => {
     const m = tinyModel(2, tinyConfig());
     const npz = join(dir, 'bit.npz');
     writeFileSync(npz, 'PK');
-    const e = await expectInputFileError(loadWeights(m.store, npz), npz, /model\.arch bit-\*.*not available/);
+    const e = await expectInputFileError(loadWeights(m.store, npz), npz, /not a zip archive/);
     expect(e).toBeInstanceOf(UserError);
     const pth = join(dir, 'r50.pth');
     writeFileSync(pth, 'x');

@@ -2,13 +2,19 @@
  * standardizeWeight: forward against a float64 JS reference (per output channel over kh, kw, in,
  * biased variance), removal of a non-zero mean, gradients against central finite differences.
  */
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeEach, describe, expect, it } from 'vitest';
+import { loadOnednn } from '../../src/engine/onednn/loader.js';
+import { nativeRuns } from '../../src/engine/onednn/kernels/common.js';
+import { BATCH_NORM_TRAIN, BATCH_NORM_TRAIN_GRAD } from '../../src/engine/onednn/kernels/batch_norm.js';
 import { tf } from '../../src/engine/tf.js';
 import { standardizeWeight } from '../../src/ops/weight_standardization.js';
 import { Rng } from '../../src/util/rng.js';
 import { relativeError, useCpuBackend } from '../helpers.js';
 
-beforeAll(useCpuBackend);
+// The native kernels (onednn) and the composed fallback (cpu) each face the same reference.
+const onednn = await loadOnednn();
+const backends = onednn.ok ? ['cpu', 'onednn'] : ['cpu'];
+afterAll(useCpuBackend);
 
 function randomValues(n: number, seed: string, scale = 1, offset = 0): Float64Array {
   const rng = new Rng('weight-standardization-test', seed);
@@ -37,9 +43,13 @@ const SHAPE: [number, number, number, number] = [3, 3, 2, 4];
 const SIZE = SHAPE.reduce((a, b) => a * b, 1);
 const COUT = SHAPE[3];
 
-describe('standardizeWeight', () => {
+describe.each(backends)('standardizeWeight on %s', (backend) => {
   // A non-zero mean, as in the BiT fixture, which standardisation must remove.
   const w = randomValues(SIZE, 'w', 0.1, 0.3);
+  beforeEach(async () => {
+    if (backend === 'cpu') await useCpuBackend();
+    else await tf.setBackend(backend);
+  });
 
   it('matches the float64 reference with eps 1e-10 and with eps 1e-8', async () => {
     for (const eps of [1e-10, 1e-8]) {
@@ -77,5 +87,11 @@ describe('standardizeWeight', () => {
       return (up - loss(p)) / (2 * h);
     });
     expect(relativeError(dw, fd)).toBeLessThan(1e-3);
+  });
+
+  it.runIf(backend === 'onednn')('runs as the native batch-norm kernels, forward and backward', () => {
+    const before = [nativeRuns.get(BATCH_NORM_TRAIN) ?? 0, nativeRuns.get(BATCH_NORM_TRAIN_GRAD) ?? 0];
+    tf.tidy(() => tf.grad((t: tf.Tensor) => tf.sum(tf.square(standardizeWeight(t as tf.Tensor4D))))(tf.tensor4d(Float32Array.from(w), SHAPE)));
+    expect([(nativeRuns.get(BATCH_NORM_TRAIN) ?? 0) - before[0]!, (nativeRuns.get(BATCH_NORM_TRAIN_GRAD) ?? 0) - before[1]!]).toEqual([1, 1]);
   });
 });

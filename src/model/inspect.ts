@@ -1,0 +1,204 @@
+/**
+ * `simtrip weights inspect FILE`: what a weight file holds and the config lines that use it. Reads
+ * headers only (the safetensors JSON header; the zip directory and each .npy header), never tensor
+ * data, so it answers at once even for multi-GB files.
+ */
+import { statSync } from 'node:fs';
+import { extname } from 'node:path';
+import { openNpz } from '../io/npz.js';
+import { readSafetensors, type SafetensorsFile } from '../io/safetensors.js';
+import { checkpointStateOf, type CheckpointState } from '../train/checkpoint.js';
+import { InputFileError } from '../util/errors.js';
+import { bitConfigLines, bitNpzLayout, depthsOf, describeBitLayout, splitRootWidth, type BitLayout } from './bit_weights.js';
+import { RESNET_SPECS } from './resnet.js';
+import { describeStateDict, resolveWeightsPath } from './weights.js';
+
+export type WeightsFormat = 'safetensors' | 'BiT npz' | 'npz' | 'simtrip checkpoint';
+
+export interface WeightsSummary {
+  path: string;
+  format: WeightsFormat;
+  fileBytes: number;
+  tensors: number;
+  /** Bytes of tensor data (uncompressed for .npz), from the headers. */
+  dataBytes: number;
+  /** Tensor count per dtype, in the file format's own names (F32, float16, ...). */
+  dtypes: Record<string, number>;
+  architecture: string;
+  /** How to use the file: config lines such as "model.arch: bit-r50x1"; empty when no model fits. */
+  usage: string[];
+  /** Why the file cannot be used, when usage is empty. */
+  note?: string;
+}
+
+type Detected = Pick<WeightsSummary, 'architecture' | 'usage' | 'note'>;
+
+/** Config lines for a layout simtrip builds (plus model.weights), or the reason none does. */
+function usable(architecture: string, lines: string[] | string, path: string): Detected {
+  return typeof lines === 'string' ? { architecture, usage: [], note: lines } : { architecture, usage: [...lines, `model.weights: ${path}`] };
+}
+
+export async function inspectWeights(path: string): Promise<WeightsSummary> {
+  const resolved = resolveWeightsPath(path);
+  const ext = extname(resolved).toLowerCase();
+  if (ext === '.npz') return inspectNpz(resolved);
+  if (ext === '.safetensors') return inspectSafetensors(resolved);
+  throw new InputFileError(resolved, `unsupported weights format '${ext || '(no extension)'}' (expected .safetensors or .npz)`);
+}
+
+function countDtypes(dtypes: Iterable<string>): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const d of dtypes) counts[d] = (counts[d] ?? 0) + 1;
+  return counts;
+}
+
+async function inspectNpz(path: string): Promise<WeightsSummary> {
+  const npz = await openNpz(path);
+  const names = npz.names();
+  const infos = new Map(names.map((n) => [n, npz.info(n)]));
+  const layout = bitNpzLayout(names, (k) => infos.get(k)!.shape);
+  const detected = layout
+    ? usable(describeBitLayout(layout), bitUsage(layout), path)
+    : usable(`not a BiT checkpoint (${describeStateDict(names)})`, 'simtrip reads .npz files only as official BiT checkpoints', path);
+  return {
+    path,
+    format: layout ? 'BiT npz' : 'npz',
+    fileBytes: statSync(path).size,
+    tensors: names.length,
+    dataBytes: [...infos.values()].reduce((n, i) => n + i.dataBytes, 0),
+    dtypes: countDtypes([...infos.values()].map((i) => i.dtype)),
+    ...detected,
+  };
+}
+
+async function inspectSafetensors(path: string): Promise<WeightsSummary> {
+  const file = await readSafetensors(path);
+  const names = file.names();
+  const state = checkpointStateOf(file);
+  return {
+    path,
+    format: state ? 'simtrip checkpoint' : 'safetensors',
+    fileBytes: statSync(path).size,
+    tensors: names.length,
+    dataBytes: names.reduce((n, k) => n + file.byteLength(k), 0),
+    dtypes: countDtypes(names.map((k) => file.info(k).dtype)),
+    ...(state ? describeCheckpoint(state, path) : detectStateDict(file)),
+  };
+}
+
+function describeCheckpoint(state: CheckpointState, path: string): Detected {
+  const m = state.config.model;
+  const model = [`model.arch: ${m.arch}`, `model.stem: ${m.stem}`, `model.width: ${m.width}`];
+  if (m.arch.startsWith('bit-')) model.push(`model.norm: ${m.norm}`);
+  return {
+    architecture: `simtrip checkpoint: ${m.arch} + ${state.config.method.name}, epoch ${state.epoch} (step ${state.step}, ${state.normalization} input scaling)`,
+    usage: [`--checkpoint ${path}   (eval, embed: the checkpoint's own model settings are used)`, ...model, `model.weights: ${path}   (as the initialisation of a new run)`],
+  };
+}
+
+/** The key prefix in front of the backbone ("module.encoder.", ...), found from the stem conv. */
+function backbonePrefix(names: readonly string[]): string {
+  const stem = names.find((k) => /(^|\.)(stem\.conv|conv1)\.weight$/.test(k) && !/(^|\.)(layer\d+|stages|blocks)\./.test(k));
+  return stem ? stem.replace(/(stem\.conv|conv1)\.weight$/, '') : '';
+}
+
+function detectStateDict(file: SafetensorsFile): Detected {
+  const names = file.names();
+  const prefix = backbonePrefix(names);
+  const local = new Map(names.filter((k) => k.startsWith(prefix)).map((k) => [k.slice(prefix.length), k]));
+  const shapeOf = (k: string) => file.info(local.get(k)!).shape;
+  const behind = prefix ? ` behind prefix '${prefix}' (stripped when loading)` : '';
+  const detected = local.has('stem.conv.weight') ? timmBit(local, shapeOf) : local.has('conv1.weight') ? torchvisionResnet(local, shapeOf) : null;
+  if (!detected) return usable(describeStateDict(names), 'no simtrip model.arch matches this file', file.path);
+  return usable(detected.architecture + behind, detected.lines, file.path);
+}
+
+/** bitConfigLines, or the reason as a string when no arch has the layout. */
+function bitUsage(layout: BitLayout): string[] | string {
+  const lines = bitConfigLines(layout);
+  return lines[0]!.startsWith('model.arch') ? lines : lines[0]!;
+}
+
+type ShapeOf = (localKey: string) => readonly number[];
+
+function indexPairs(keys: Iterable<string>, re: RegExp): [number, number][] {
+  const pairs: [number, number][] = [];
+  for (const k of keys) {
+    const m = re.exec(k);
+    if (m) pairs.push([Number(m[1]), Number(m[2])]);
+  }
+  return pairs;
+}
+
+/** timm resnetv2_*_bit names: stem.conv, stages.S.blocks.J.*, norm, head.fc (a 1x1 conv). Kernels OIHW. */
+function timmBit(local: Map<string, string>, shapeOf: ShapeOf): { architecture: string; lines: string[] | string } {
+  const stem = shapeOf('stem.conv.weight');
+  const layout: BitLayout = {
+    depths: depthsOf(indexPairs(local.keys(), /^stages\.(\d+)\.blocks\.(\d+)\./)),
+    ...splitRootWidth(stem[0]!),
+    rootKernel: stem[2]!,
+    numClasses: local.has('head.fc.weight') ? shapeOf('head.fc.weight')[0] : undefined,
+    norm: local.has('norm.running_mean') ? 'batch' : 'group',
+  };
+  return { architecture: `timm resnetv2 (BiT names): ${describeBitLayout(layout)}`, lines: bitUsage(layout) };
+}
+
+const TORCHVISION_NAMES: Record<'basic' | 'bottleneck', Record<string, string>> = {
+  basic: { '2,2,2,2': 'resnet18', '3,4,6,3': 'resnet34' },
+  bottleneck: { '3,4,6,3': 'resnet50', '3,4,23,3': 'resnet101', '3,8,36,3': 'resnet152' },
+};
+
+/** torchvision/timm BatchNorm ResNets: conv1, bn1, layerL.B.*, fc. */
+function torchvisionResnet(local: Map<string, string>, shapeOf: ShapeOf): { architecture: string; lines: string[] | string } {
+  const block = [...local.keys()].some((k) => /^layer\d+\.\d+\.conv3\.weight$/.test(k)) ? 'bottleneck' : 'basic';
+  const depths = depthsOf(indexPairs(local.keys(), /^layer(\d+)\.(\d+)\./));
+  const conv1 = shapeOf('conv1.weight'); // [width, 3, k, k]
+  const width = conv1[0]!;
+  const stem = conv1[2] === 3 ? 'cifar' : 'imagenet';
+  const name = TORCHVISION_NAMES[block][depths.join()];
+  const fc = local.has('fc.weight') ? `fc ${shapeOf('fc.weight')[0]} classes` : 'no fc';
+  const architecture = `torchvision ${name ?? 'ResNet'} (${block} blocks ${depths.join(',')}, width ${width}, ${conv1[2]}x${conv1[3]} stem, ${fc})`;
+  if (!name || !Object.hasOwn(RESNET_SPECS, name)) {
+    return { architecture, lines: `simtrip builds ${Object.keys(RESNET_SPECS).join(' and ')}, not this model` };
+  }
+  const lines = [`model.arch: ${name}`, `model.stem: ${stem}`];
+  if (width !== 64) lines.push(`model.width: ${width}`);
+  return { architecture, lines };
+}
+
+/** 1234567 -> "1,234,567 bytes (1.2 MiB)". */
+export function humanBytes(n: number): string {
+  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
+  let v = n;
+  let unit = 'bytes';
+  for (const u of units) {
+    if (v < 1024) break;
+    v /= 1024;
+    unit = u;
+  }
+  const human = unit === 'bytes' ? '' : ` (${v.toFixed(1)} ${unit})`;
+  return `${n.toLocaleString('en-US')} bytes${human}`;
+}
+
+const FORMAT_TEXT: Record<WeightsFormat, string> = {
+  safetensors: 'safetensors',
+  'BiT npz': 'BiT npz (zip of .npy arrays)',
+  npz: 'npz (zip of .npy arrays)',
+  'simtrip checkpoint': 'simtrip checkpoint (safetensors)',
+};
+
+export function formatWeightsSummary(s: WeightsSummary): string {
+  const dtypes = Object.entries(s.dtypes)
+    .map(([d, n]) => `${d} x ${n}`)
+    .join(', ');
+  const rows: [string, string][] = [
+    ['file', s.path],
+    ['format', FORMAT_TEXT[s.format]],
+    ['tensors', String(s.tensors)],
+    ['size', `${humanBytes(s.dataBytes)} of tensor data; file ${humanBytes(s.fileBytes)}`],
+    ['dtypes', dtypes || '(none)'],
+    ['architecture', s.architecture],
+    ...(s.usage.length > 0 ? s.usage : [s.note ?? '']).map((u, i): [string, string] => [i === 0 ? 'use with' : '', u]),
+  ];
+  return `${rows.map(([k, v]) => `${k.padEnd(13)}${v}`.trimEnd()).join('\n')}\n`;
+}
