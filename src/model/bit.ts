@@ -17,7 +17,7 @@
 import { tf } from '../engine/tf.js';
 import { groupNorm } from '../ops/group_norm.js';
 import { standardizeWeight } from '../ops/weight_standardization.js';
-import { BatchNorm, Context, Conv2d, Linear, globalAvgPool } from './layers.js';
+import { BatchNorm, Context, Conv2d, Linear, autocastHalf, globalAvgPool, type Precision } from './layers.js';
 import type { Backbone } from './resnet.js';
 
 export type BitNorm = 'group' | 'batch';
@@ -116,8 +116,11 @@ class PreActBottleneck {
   private readonly norm3: Norm;
   private readonly conv3: StdConv2d;
   private readonly downsample?: StdConv2d;
+  /** The residual sum is an fp16 tensor under autocast (add of two halves). */
+  private readonly precision?: Precision;
 
   constructor(ctx: Context, name: string, cin: number, cout: number, stride: number, opts: UnitOptions) {
+    this.precision = ctx.precision;
     const cmid = cout / 4;
     // Zero gamma only makes sense where the norm is trained from scratch: BiT's GroupNorms come from the file.
     const lastGamma = opts.norm === 'batch' && opts.zeroInitLastNorm ? 0 : 1;
@@ -137,7 +140,7 @@ class PreActBottleneck {
       let y = this.conv1.apply(pre);
       y = this.conv2.apply(tf.relu(this.norm2.apply(y, training)));
       y = this.conv3.apply(tf.relu(this.norm3.apply(y, training)));
-      return tf.add(y, shortcut) as tf.Tensor4D;
+      return autocastHalf(this.precision, tf.add(y, shortcut)) as tf.Tensor4D;
     });
   }
 }
