@@ -3,6 +3,7 @@
  * time split (data / forward / backward / optimizer) and peak RSS.
  *
  *   npm run bench -- [--engine auto] [--arch resnet18] [--width 64] [--size 32] [--batch 64]
+ *                    [--stem cifar|imagenet] [--norm group|batch] [--precision fp32|mixed16]
  *                    [--proj-dim 2048] [--steps 5] [--warmup 1] [--profile 1]
  *
  * --profile 1 adds one profiled step: time per tfjs kernel, and the share of kernel time that still
@@ -20,12 +21,17 @@ import { NATIVE_KERNELS } from '../src/engine/onednn/backend.js';
 import { nativeRuns } from '../src/engine/onednn/kernels/common.js';
 import { tf } from '../src/engine/tf.js';
 import { buildSslModel } from '../src/model/build.js';
+import { LossScaler } from '../src/optim/loss_scale.js';
 import { Sgd } from '../src/optim/sgd.js';
 import { trainStep } from '../src/train/step.js';
 
 interface Options {
   engine: EngineName;
-  arch: 'resnet18' | 'resnet50';
+  arch: Config['model']['arch'];
+  /** Default: the CIFAR stem up to 64 px for BatchNorm ResNets; BiT's own root for bit-* archs. */
+  stem?: Config['model']['stem'];
+  norm: Config['model']['norm'];
+  precision: Config['engine']['precision'];
   width: number;
   size: number;
   batch: number;
@@ -36,7 +42,7 @@ interface Options {
 }
 
 function parseOptions(argv: string[]): Options {
-  const opts: Options = { engine: 'auto', arch: 'resnet18', width: 64, size: 32, batch: 64, projDim: 2048, steps: 5, warmup: 1, profile: 0 };
+  const opts: Options = { engine: 'auto', arch: 'resnet18', norm: 'group', precision: 'fp32', width: 64, size: 32, batch: 64, projDim: 2048, steps: 5, warmup: 1, profile: 0 };
   const numeric: Record<string, keyof Options> = {
     '--width': 'width',
     '--size': 'size',
@@ -52,6 +58,9 @@ function parseOptions(argv: string[]): Options {
     if (value === undefined) throw new Error(`${flag} needs a value`);
     if (flag === '--engine') opts.engine = value as EngineName;
     else if (flag === '--arch') opts.arch = value as Options['arch'];
+    else if (flag === '--stem') opts.stem = value as Options['stem'];
+    else if (flag === '--norm') opts.norm = value as Options['norm'];
+    else if (flag === '--precision') opts.precision = value as Options['precision'];
     else if (numeric[flag]) (opts as unknown as Record<string, number>)[numeric[flag]] = Number(value);
     else throw new Error(`unknown flag ${flag}`);
   }
@@ -66,11 +75,14 @@ async function main(): Promise<void> {
   const engine = await initEngine(o.engine, { training: true });
   const cfg: Config = ConfigSchema.parse({
     data: { image_size: o.size },
-    model: { arch: o.arch, stem: o.size <= 64 ? 'cifar' : 'imagenet', width: o.width },
+    engine: { precision: o.precision },
+    model: { arch: o.arch, stem: o.stem ?? (o.size <= 64 && !o.arch.startsWith('bit-') ? 'cifar' : 'imagenet'), norm: o.norm, width: o.width },
     method: { proj_layers: 2, proj_dim: o.projDim, pred_hidden: Math.max(o.projDim / 4, 1) },
   });
   const ds = makeSynthetic({ size: o.size, count: o.batch, seed: 0, split: 'train' });
-  const model = buildSslModel(cfg.model, cfg.method, 0);
+  const model = buildSslModel(cfg.model, cfg.method, 0, { precision: o.precision });
+  // mixed16 steps carry the loss scaler the trainer would use (scaling, finite check, unscaling).
+  const stepInputs = o.precision === 'mixed16' ? { scaler: new LossScaler({ initScale: cfg.engine.loss_scale_init }) } : {};
   const opt = new Sgd(model.store.trainable(), { momentum: 0.9, weightDecay: 5e-4, decayNormAndBias: true });
   const vars = model.store.trainable().map((p) => p.variable);
   const idx = Int32Array.from({ length: o.batch }, (_, i) => i);
@@ -102,7 +114,7 @@ async function main(): Promise<void> {
     // The real step as the trainer runs it (data + trainStep), for img/s.
     t0 = performance.now();
     const v2 = augmentBatch(ds, idx, o.size, cfg.data.augment, model.normalization, { seed: 1, epoch: i }, 2);
-    trainStep(model.method, model.store, opt, v2, o.size, lr);
+    trainStep(model.method, model.store, opt, v2, o.size, lr, stepInputs);
     const tStep = ms(t0);
     if (measured) {
       split.data.push(tData);
@@ -118,7 +130,7 @@ async function main(): Promise<void> {
     engine: engine.engine,
     engine_detail: engine.detail,
     machine: `${os.cpus().length} x ${os.cpus()[0]?.model ?? 'cpu'}`,
-    model: `${o.arch} width ${o.width}, ${o.size}px, proj ${o.projDim}`,
+    model: `${o.arch}${o.arch.startsWith('bit-') ? ` (${o.norm} norm)` : ` width ${o.width}`}, ${cfg.model.stem} stem, ${o.size}px, proj ${o.projDim}${o.precision === 'mixed16' ? ', mixed16' : ''}`,
     batch: o.batch,
     img_per_s: o.batch / (step / 1000),
     step_ms: step,
@@ -131,7 +143,7 @@ async function main(): Promise<void> {
   };
   const profile = o.profile ? await profileStep(() => {
     const v = augmentBatch(ds, idx, o.size, cfg.data.augment, model.normalization, { seed: 2, epoch: 0 }, 2);
-    trainStep(model.method, model.store, opt, v, o.size, lr);
+    trainStep(model.method, model.store, opt, v, o.size, lr, stepInputs);
   }, engine.engine === 'onednn') : undefined;
   const row = (k: string, v: string) => process.stdout.write(`${k.padEnd(14)} ${v}\n`);
   row('engine', `${result.engine} (${result.engine_detail})`);

@@ -229,6 +229,44 @@ describe.skipIf(!onednn.ok)('onednn max-pool kernels match cpu', () => {
   });
 });
 
+describe.skipIf(!onednn.ok)('onednn pad and slice kernels match cpu exactly', () => {
+  const padCases: Array<{ name: string; shape: number[]; paddings: Array<[number, number]>; value?: number }> = [
+    { name: 'BiT root: zero pad of H and W', shape: [2, 5, 6, 3], paddings: [[0, 0], [1, 1], [1, 1], [0, 0]] },
+    { name: 'every axis, asymmetric, non-zero constant', shape: [2, 3, 4, 2], paddings: [[1, 0], [0, 2], [3, 1], [1, 1]], value: -2.5 },
+    { name: 'channels only', shape: [3, 2, 2, 4], paddings: [[0, 0], [0, 0], [0, 0], [2, 1]] },
+    { name: 'rank 1 and rank 2', shape: [7], paddings: [[2, 3]] },
+    { name: 'nothing padded', shape: [2, 3], paddings: [[0, 0], [0, 0]] },
+  ];
+  for (const c of padCases) {
+    it(`PadV2: ${c.name}`, async () => {
+      await expectSameOnBoth([{ shape: c.shape, seed: `pad/${c.name}` }], (x) => tf.pad(x!, c.paddings, c.value ?? 0), { kernel: 'PadV2' });
+    });
+  }
+
+  const sliceCases: Array<{ name: string; shape: number[]; begin: number[]; size: number[] }> = [
+    { name: 'interior of H and W (the pad gradient)', shape: [2, 7, 8, 3], begin: [0, 1, 1, 0], size: [2, 5, 6, 3] },
+    { name: 'every axis offset, -1 size', shape: [3, 4, 5, 2], begin: [1, 2, 0, 1], size: [2, -1, 4, 1] },
+    { name: 'leading rows only (one contiguous run)', shape: [6, 4], begin: [2, 0], size: [3, 4] },
+    { name: 'empty', shape: [4, 3], begin: [1, 0], size: [0, 3] },
+  ];
+  for (const c of sliceCases) {
+    it(`Slice: ${c.name}`, async () => {
+      // A contiguous slice takes tfjs' own shortcut before any kernel runs, so only the others must be native.
+      const contiguous = c.shape.length === 2 && c.size[1] === c.shape[1];
+      await expectSameOnBoth([{ shape: c.shape, seed: `slice/${c.name}` }], (x) => tf.slice(x!, c.begin, c.size), contiguous || c.size.includes(0) ? null : { kernel: 'Slice' });
+    });
+  }
+
+  it('gradients through the BiT root pattern (pad -> valid max-pool)', async () => {
+    const inputs = [{ shape: [2, 8, 8, 4], seed: 'root/x' }];
+    await expectSameOnBoth(
+      inputs,
+      (x) => tf.grad((a: tf.Tensor) => tf.sum(tf.square(tf.maxPool(tf.pad(a as tf.Tensor4D, [[0, 0], [1, 1], [1, 1], [0, 0]]), 3, 2, 'valid'))))(x!),
+      { kernel: 'Slice' },
+    );
+  });
+});
+
 describe.skipIf(!onednn.ok)('onednn training step matches cpu', () => {
   it('conv -> batchnorm -> relu -> maxpool -> conv -> mean: loss and every gradient', async () => {
     const shapes = { x: [4, 10, 10, 3], w1: [3, 3, 3, 8], gamma: [8], beta: [8], w2: [3, 3, 8, 6] };

@@ -11,6 +11,7 @@ import { withFallback, type NativeKernel } from './kernels/common.js';
 import { conv2D, conv2DBackpropFilter, conv2DBackpropInput, fusedConv2D } from './kernels/conv.js';
 import { batchMatMul, fusedMatMul } from './kernels/matmul.js';
 import { maxPool, maxPoolGrad } from './kernels/pool.js';
+import { padV2, slice } from './kernels/pad_slice.js';
 import { registerBatchNormKernels } from './kernels/batch_norm.js';
 import { registerGroupNormKernels } from './kernels/group_norm.js';
 import { registerSgdKernel } from './kernels/sgd.js';
@@ -28,6 +29,8 @@ export const NATIVE_KERNELS: Readonly<Record<string, NativeKernel>> = {
   [tf._FusedMatMul]: fusedMatMul,
   [tf.MaxPool]: maxPool,
   [tf.MaxPoolGrad]: maxPoolGrad,
+  [tf.PadV2]: padV2,
+  [tf.Slice]: slice,
   [tf.Relu]: relu,
   [tf.Step]: step,
   [tf.Add]: add,
