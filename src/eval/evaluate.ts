@@ -93,7 +93,7 @@ export async function loadEncoder(
   }
   const model = buildEncoder(cfg.model, cfg.seed);
   if (cfg.model.weights) {
-    log(`weights: ${formatWeightsReport(await loadWeights(model.store, cfg.model.weights))}`);
+    log(`weights: ${formatWeightsReport(await loadWeights(model.store, cfg.model.weights, { arch: cfg.model.arch }))}`);
     return { model, source: `weights ${cfg.model.weights}`, identity: { model: cfg.model, weights: await fileIdentity(cfg.model.weights), seed: cfg.seed } };
   }
   return { model, source: `random initialisation (seed ${cfg.seed})`, identity: { model: cfg.model, seed: cfg.seed } };

@@ -264,7 +264,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       if (scaler && saved) scaler.load(saved.scaler);
       skippedSteps = saved?.skipped_steps ?? 0;
     } else if (cfg.model.weights) {
-      opts.log(`weights: ${formatWeightsReport(await loadWeights(model.store, cfg.model.weights))}`);
+      opts.log(`weights: ${formatWeightsReport(await loadWeights(model.store, cfg.model.weights, { arch: cfg.model.arch }))}`);
     }
     const metrics = new MetricsLog(run.metrics);
     if (resumeFrom) await metrics.truncateAfter(step);
