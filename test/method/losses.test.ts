@@ -4,36 +4,11 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { tf } from '../../src/engine/tf.js';
 import { accuracy, collapseStd, cosineSimilarity, crossEntropy, negativeCosine, simsiamLoss } from '../../src/method/losses.js';
 import { Rng } from '../../src/util/rng.js';
+import { norm, refCos, refD, refDGrad, randMat, t2, type Mat } from './reference.js';
 
 beforeAll(useCpuBackend);
 
-type Mat = number[][];
-
-function randMat(n: number, d: number, rng: Rng): Mat {
-  return Array.from({ length: n }, () => Array.from({ length: d }, () => rng.normal()));
-}
-const t2 = (m: Mat): tf.Tensor2D => tf.tensor2d(m);
-const dot = (a: number[], b: number[]): number => a.reduce((s, v, i) => s + v * b[i]!, 0);
-const norm = (a: number[]): number => Math.sqrt(dot(a, a));
-
-/** Float64 reference of the documented semantics: dot / max(|a||b|, 1e-8). */
-function refCos(a: number[], b: number[]): number {
-  return dot(a, b) / Math.max(norm(a) * norm(b), 1e-8);
-}
-/** D(p, z) = -mean_i cos(p_i, z_i). */
-const refD = (P: Mat, Z: Mat): number => -P.reduce((s, p, i) => s + refCos(p, Z[i]!), 0) / P.length;
 const refLoss = (p1: Mat, p2: Mat, z1: Mat, z2: Mat): number => refD(p1, z2) / 2 + refD(p2, z1) / 2;
-
-/** d D(P, Z) / dP in float64. */
-function refDGrad(P: Mat, Z: Mat): Mat {
-  return P.map((p, i) => {
-    const z = Z[i]!;
-    const np = norm(p);
-    const nz = norm(z);
-    const c = dot(p, z) / (np * nz);
-    return p.map((pk, k) => -(z[k]! / (np * nz) - (c * pk) / (np * np)) / P.length);
-  });
-}
 
 const scalar = (t: tf.Tensor): number => {
   const v = t.dataSync()[0]!;

@@ -12,26 +12,10 @@ import { buildSslModel, type SslModel } from '../../src/model/build.js';
 import { Sgd } from '../../src/optim/sgd.js';
 import { trainStep } from '../../src/train/step.js';
 import { Rng } from '../../src/util/rng.js';
+import { dot, refD, refDGrad, randMat, t2, type Mat } from './reference.js';
 
 beforeAll(useCpuBackend);
 
-type Mat = number[][];
-const randMat = (n: number, d: number, rng: Rng): Mat => Array.from({ length: n }, () => Array.from({ length: d }, () => rng.normal()));
-const t2 = (m: Mat): tf.Tensor2D => tf.tensor2d(m);
-const dot = (a: number[], b: number[]): number => a.reduce((s, v, i) => s + v * b[i]!, 0);
-const norm = (a: number[]): number => Math.sqrt(dot(a, a));
-/** D(P, Z) = -mean_i cos(p_i, z_i), float64. */
-const refD = (P: Mat, Z: Mat): number => -P.reduce((s, p, i) => s + dot(p, Z[i]!) / (norm(p) * norm(Z[i]!)), 0) / P.length;
-/** d D(P, Z) / dP, float64. */
-function refDGrad(P: Mat, Z: Mat): Mat {
-  return P.map((p, i) => {
-    const z = Z[i]!;
-    const np = norm(p);
-    const nz = norm(z);
-    const c = dot(p, z) / (np * nz);
-    return p.map((pk, k) => -(z[k]! / (np * nz) - (c * pk) / (np * np)) / P.length);
-  });
-}
 const scale = (m: Mat, f: number): Mat => m.map((r) => r.map((v) => v * f));
 const read = (t: tf.Tensor): number => t.dataSync()[0]!;
 

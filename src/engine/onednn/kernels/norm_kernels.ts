@@ -10,19 +10,9 @@ import { tf } from '../../tf.js';
 import type { NativeAddon } from '../native.js';
 import { nativeRuns, requireF32, sizeOf } from './common.js';
 
-type ForwardFn = (x: Float32Array, gamma: Float32Array, beta: Float32Array, y: Float32Array, mean: Float32Array, variance: Float32Array, params: Int32Array, eps: number) => void;
-type BackwardFn = (
-  dy: Float32Array,
-  x: Float32Array,
-  gamma: Float32Array,
-  mean: Float32Array,
-  variance: Float32Array,
-  dx: Float32Array,
-  dgamma: Float32Array,
-  dbeta: Float32Array,
-  params: Int32Array,
-  eps: number,
-) => void;
+// Batch norm and group norm share one native signature (the params array differs).
+type ForwardFn = NonNullable<NativeAddon['batchNormForward']>;
+type BackwardFn = NonNullable<NativeAddon['batchNormBackward']>;
 
 export interface NormKernelSpec {
   /** Forward kernel name; the backward one is `${name}Grad`. */
