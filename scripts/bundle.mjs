@@ -18,9 +18,14 @@ await build({
   absWorkingDir: root,
   entryPoints: {
     simtrip: 'src/cli/bin.ts',
+    // Worker threads run a file: the augmentation pool (src/data/parallel_augment.ts) starts this one.
+    augment_worker: 'src/data/augment_worker.ts',
+    'bench/suite': 'bench/suite.ts',
     'bench/train_throughput': 'bench/train_throughput.ts',
+    'bench/weights_load': 'bench/weights_load.ts',
     'bench/onednn_kernels': 'bench/onednn_kernels.ts',
     'bench/compare': 'bench/compare.ts',
+    'bench/data_throughput': 'bench/data_throughput.ts',
   },
   outdir: 'dist',
   bundle: true,

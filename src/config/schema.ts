@@ -130,6 +130,8 @@ export const DataSchema = z
     on_bad_image: z.enum(['error', 'skip']).default('error'),
     /** Decoded, resized images are cached here as uint8 (keyed by file, size and mtime). */
     cache_dir: z.string().min(1).default('.simtrip-cache'),
+    /** Worker threads augmenting each batch (0: in the main thread); the views are bit-identical either way. */
+    workers: nonNegInt.max(256).default(0),
     patches: PatchesSchema,
     /** Labelled data for probes and the kNN monitor when the training data is unlabelled (patches). */
     labelled: LabelledSchema,

@@ -254,7 +254,7 @@ function fbm(x: number, y: number, scale: number, seed: number): number {
 }
 
 /**
- * Skin mottling (7 grey levels of low-frequency noise), in the image frame. The noise varies over
+ * Skin mottling (low-frequency noise of ±7 grey levels), in the image frame. The noise varies over
  * tens of pixels, so it is evaluated every 4 pixels and interpolated: 16 times fewer noise calls.
  */
 function skinMottle(width: number, height: number, s: number, seed: number): Float32Array {

@@ -10,7 +10,7 @@
 import { existsSync } from 'node:fs';
 import type { Config } from '../config/schema.js';
 import { configToYaml } from '../config/load.js';
-import { augmentViews } from '../data/augment.js';
+import { augmentViewsParallel, createAugmentPool } from '../data/parallel_augment.js';
 import { epochBatches, loadDataSplits, type DataSplits, type ImageDataset } from '../data/index.js';
 import type { EngineInfo } from '../engine/engine.js';
 import { tf } from '../engine/tf.js';
@@ -245,6 +245,10 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const scaler = cfg.engine.precision === 'mixed16' ? new LossScaler({ initScale: cfg.engine.loss_scale_init }) : undefined;
   let skippedSteps = 0;
   const stop = stopSwitch(opts);
+  // data.workers > 0: augmentation runs on worker threads, one batch ahead of the step, so it overlaps
+  // the engine's work. Results are bit-identical to the in-process path (same per-item streams).
+  const pool = await createAugmentPool(cfg.data.workers);
+  let ahead: Promise<Float32Array[]> | undefined;
   try {
     const stepsPerEpoch = epochBatches(data.train.size, cfg.train.batch_size, cfg.seed, 0).length;
     const schedule: ScheduleSpec = {
@@ -323,10 +327,16 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
         unit: 'step',
         stream: opts.progressStream,
       });
+      const prepare = (b: number): Promise<Float32Array[]> => {
+        const { source, items } = batchViews(method, data, batches[b]!, cfg.seed, epoch);
+        return augmentViewsParallel(source, items, side, augment, model.normalization, { seed: cfg.seed, epoch }, pool);
+      };
+      const firstBatch = step - epoch * stepsPerEpoch;
+      ahead = pool && firstBatch < batches.length ? prepare(firstBatch) : undefined;
       const window = new Window();
       let epochLoss = 0;
       let epochSteps = 0;
-      for (let b = step - epoch * stepsPerEpoch; b < batches.length; b++) {
+      for (let b = firstBatch; b < batches.length; b++) {
         // Steps are synchronous; without a turn of the event loop a Ctrl-C would wait for the epoch's end.
         await new Promise((resolve) => setImmediate(resolve));
         const why = stop.reason();
@@ -337,8 +347,8 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
           return { runDir: opts.runDir, epochs: epoch, steps: step, lastLoss, knnAccuracy, checkpoint, interrupted: why };
         }
         const batch = batches[b]!;
-        const { source, items } = batchViews(method, data, batch, cfg.seed, epoch);
-        const views = augmentViews(source, items, side, augment, model.normalization, { seed: cfg.seed, epoch });
+        const views = await (ahead ?? prepare(b));
+        ahead = pool && b + 1 < batches.length ? prepare(b + 1) : undefined;
         const labels = method.needsLabels ? batch.map((i) => data.train.labels[i]!) : undefined;
         const lr = groupLr(cfg, schedule, step);
         const out = trainStep(method, model.store, optimizer, views, side, lr, { labels, scaler });
@@ -396,6 +406,9 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     await writeRunPlots(opts.runDir, { projDim: cfg.method.proj_dim });
     return { runDir: opts.runDir, epochs: cfg.train.epochs, steps: step, lastLoss, knnAccuracy, checkpoint };
   } finally {
+    // A batch still being augmented when the run stops (signal, divergence, error) is not needed.
+    await ahead?.catch(() => undefined);
+    await pool?.close();
     stop.dispose();
     optimizer.dispose();
     model.store.dispose();

@@ -154,6 +154,19 @@ describe('train: simtriplet on synthetic slides', () => {
   });
 });
 
+describe('train: augmentation on worker threads (data.workers)', () => {
+  it('trains bit for bit as in-process augmentation does, prefetching the next batch', async () => {
+    const [inProcess, pooled] = [await runDir(), await runDir()];
+    await train(options(config(), inProcess));
+    await train(options(config({ data: { workers: 2 } }), pooled));
+    const losses = async (dir: string) => (await metricsOf(dir)).filter((m) => m.kind === 'train').map((m) => m.loss);
+    expect(await losses(pooled)).toEqual(await losses(inProcess));
+    const [a, b] = [await tensorsOf(join(inProcess, 'checkpoints', 'last.safetensors')), await tensorsOf(join(pooled, 'checkpoints', 'last.safetensors'))];
+    expect([...b.keys()]).toEqual([...a.keys()]);
+    for (const [name, values] of a) expect(b.get(name), name).toEqual(values);
+  }, 60_000);
+});
+
 describe('train: supervised (the BiT arm)', () => {
   const supervised = (train: Record<string, unknown> = {}): Config =>
     config({
