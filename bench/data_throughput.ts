@@ -10,7 +10,10 @@
  * - the first load that also writes the decode cache, and a warm load from it;
  * - augmentation (augmentBatch: random resized crop, jitter, grayscale, blur, flip, normalise) with 2
  *   and 3 views at 32, 128 and 224 px, in this thread (augmentBatchParallel without a pool);
- * - the same on a pool of --workers threads (default: one per core; 0 skips it).
+ * - the same on a pool of --workers threads (default: one per core; 0 skips it);
+ * - data.keep_images: disk at 128 px: the cost of reading one image from its cache entry, the warm
+ *   load that only checks entry headers, and augmentation from the cached dataset (2 and 3 views, in
+ *   this thread and on the pool) beside the same images in memory.
  * Each figure is given per second of wall time and per CPU-second of this process (all threads):
  * the second hardly depends on what else runs on the machine. Decoding is timed once per case,
  * augmentation as the best of 5 windows (see rate()). Prints a table, then one JSON line.
@@ -21,8 +24,9 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { AugmentSchema, SlidesSchema } from '../src/config/schema.js';
 import type { Normalization } from '../src/data/augment.js';
-import { ArrayImageDataset } from '../src/data/dataset.js';
-import { decodeImages } from '../src/data/decode_cache.js';
+import { CachedImageDataset } from '../src/data/cached_dataset.js';
+import { ArrayImageDataset, type ImageDataset } from '../src/data/dataset.js';
+import { cacheImages, decodeImages } from '../src/data/decode_cache.js';
 import { writeHam10000Folder } from '../src/data/ham10000_writer.js';
 import { AugmentPool, augmentBatchParallel } from '../src/data/parallel_augment.js';
 import { writeSyntheticSlides } from '../src/data/synthetic_slides.js';
@@ -133,33 +137,50 @@ async function main(): Promise<void> {
       const out = size === 224 ? warm.out : (await decode(jpegs, size, cacheDir)).out;
       stored.set(size, new ArrayImageDataset(out.pixels, size, size, new Int32Array(out.kept.length).fill(-1), []));
     }
-    const augment: { size: number; views: number; workers: number; img_per_s: number; views_per_s: number; img_per_cpu_s: number }[] = [];
-    const measure = async (size: number, views: number, workers: number, pool: AugmentPool | undefined) => {
-      const ds = stored.get(size)!;
+    // data.keep_images: disk: the 128 px images again, read from their cache entries per use.
+    t0 = performance.now();
+    const onDisk = await cacheImages(jpegs, { size: 128, cacheDir });
+    const diskCheck = jpegs.length / seconds(t0);
+    if (onDisk.cached !== jpegs.length) throw new Error(`the disk load found ${onDisk.cached} of ${jpegs.length} entries`);
+    const diskDs = new CachedImageDataset(onDisk.entries, 128, 128, new Int32Array(jpegs.length).fill(-1), [], { sources: jpegs });
+    const readAll = await rate(diskDs.size, o.seconds, () => {
+      for (let i = 0; i < diskDs.size; i++) diskDs.image((i * 7919) % diskDs.size);
+    });
+    const readUs = 1e6 / readAll.wall;
+    row('keep on disk', `read one 128 px image from its entry ${readUs.toFixed(0)} µs (${both(readAll)}, page cache warm); ` +
+      `load checking the entries' headers ${diskCheck.toFixed(0)} img/s`);
+
+    const augment: { size: number; views: number; workers: number; keep: 'memory' | 'disk'; img_per_s: number; views_per_s: number; img_per_cpu_s: number }[] = [];
+    const measure = async (size: number, views: number, workers: number, pool: AugmentPool | undefined, keep: 'memory' | 'disk' = 'memory') => {
+      const ds: ImageDataset = keep === 'disk' ? diskDs : stored.get(size)!;
       // Batches of at least 4 rows per worker, so every worker gets slices.
       const batch = Math.max(o.batch, 4 * workers);
       const idx = (r: number) => Int32Array.from({ length: batch }, (_, i) => ((r + 1) * batch + i) % ds.size);
       const r = await rate(batch, o.seconds, (round) => augmentBatchParallel(ds, idx(round), size, cfg, norm, { seed: 0, epoch: round + 1 }, views, pool));
-      augment.push({ size, views, workers, img_per_s: r.wall, views_per_s: r.wall * views, img_per_cpu_s: r.cpu });
-      log(`augment ${size} px x${views} views${pool ? ` on ${workers} workers` : ''}: ${both(r)}`);
+      augment.push({ size, views, workers, keep, img_per_s: r.wall, views_per_s: r.wall * views, img_per_cpu_s: r.cpu });
+      log(`augment ${size} px x${views} views${pool ? ` on ${workers} workers` : ''}${keep === 'disk' ? ' from disk' : ''}: ${both(r)}`);
     };
-    const fmt = (size: number, workers: number) =>
+    const fmt = (size: number, workers: number, keep: 'memory' | 'disk' = 'memory') =>
       augment
-        .filter((a) => a.size === size && a.workers === workers)
+        .filter((a) => a.size === size && a.workers === workers && a.keep === keep)
         .map((a) => `${a.views} views ${both({ wall: a.img_per_s, cpu: a.img_per_cpu_s })}, ${a.views_per_s.toFixed(0)} views/s`)
         .join('; ');
     for (const size of sizes) for (const views of [2, 3]) await measure(size, views, 0, undefined);
     for (const size of sizes) row(`augment ${size} px`, fmt(size, 0));
+    for (const views of [2, 3]) await measure(128, views, 0, undefined, 'disk');
+    row('  from disk', `128 px: ${fmt(128, 0, 'disk')}`);
 
     if (o.workers > 0) {
       const pool = await AugmentPool.create(o.workers);
       try {
         for (const size of [128, 224]) {
           for (const views of [2, 3]) await measure(size, views, o.workers, pool);
-          const of = (workers: number) => augment.find((a) => a.size === size && a.views === 2 && a.workers === workers)!;
+          const of = (workers: number) => augment.find((a) => a.size === size && a.views === 2 && a.workers === workers && a.keep === 'memory')!;
           row(`  ${o.workers} workers`, `${size} px: ${fmt(size, o.workers)}; x${(of(o.workers).img_per_s / of(0).img_per_s).toFixed(2)} wall, ` +
             `${(100 * of(o.workers).img_per_cpu_s / of(0).img_per_cpu_s).toFixed(0)} % CPU efficiency (2 views)`);
         }
+        for (const views of [2, 3]) await measure(128, views, o.workers, pool, 'disk');
+        row(`  ${o.workers} workers`, `128 px from disk: ${fmt(128, o.workers, 'disk')}`);
       } finally {
         await pool.close();
       }
@@ -184,6 +205,7 @@ async function main(): Promise<void> {
         first_load_cache_write_224: { img_per_s: firstLoad.wall, img_per_cpu_s: firstLoad.cpu },
         warm_cache_224: { img_per_s: warm.wall, img_per_cpu_s: warm.cpu },
         warm_cache_patch_128: { img_per_s: patchWarm.wall, img_per_cpu_s: patchWarm.cpu },
+        keep_on_disk_128: { read_us_per_image: readUs, read_img_per_cpu_s: readAll.cpu, load_check_img_per_s: diskCheck },
         augment,
       })}\n`,
     );

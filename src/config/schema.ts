@@ -130,6 +130,12 @@ export const DataSchema = z
     on_bad_image: z.enum(['error', 'skip']).default('error'),
     /** Decoded, resized images are cached here as uint8 (keyed by file, size and mtime). */
     cache_dir: z.string().min(1).default('.simtrip-cache'),
+    /**
+     * Where the decoded images of a file-based load stay: 'memory' (one uint8 buffer), 'disk' (only the
+     * decode cache entries; each image is read from data.cache_dir when used), 'auto' (disk when one load's
+     * images exceed 2 GiB).
+     */
+    keep_images: z.enum(['auto', 'memory', 'disk']).default('auto'),
     /** Worker threads augmenting each batch (0: in the main thread); the views are bit-identical either way. */
     workers: nonNegInt.max(256).default(0),
     patches: PatchesSchema,

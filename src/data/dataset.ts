@@ -68,21 +68,30 @@ export interface DatasetExtras {
   sources?: readonly string[];
 }
 
-/** A dataset backed by one contiguous uint8 buffer of N*H*W*3 bytes. */
-export class ArrayImageDataset implements ImageDataset {
+/** Labels and extras of some items of a dataset (what select and head carry over). */
+export interface ItemMetadata {
+  labels: Int32Array;
+  extras: DatasetExtras;
+}
+
+/**
+ * What the stored datasets share, whatever holds their pixels (one buffer in memory, or the decode
+ * cache on disk): size, labels, class names, groups and sources, and how subsets carry them over.
+ */
+export abstract class StoredImageDataset implements ImageDataset {
   readonly size: number;
   readonly groups?: Int32Array;
   readonly groupNames?: readonly string[];
   readonly sources?: readonly string[];
-  private readonly stride: number;
+  /** Bytes of one image. */
+  protected readonly stride: number;
 
   constructor(
-    readonly pixels: Uint8Array,
     readonly height: number,
     readonly width: number,
     readonly labels: Int32Array,
     readonly classNames: readonly string[],
-    extras: DatasetExtras = {},
+    extras: DatasetExtras,
   ) {
     this.stride = height * width * 3;
     this.size = labels.length;
@@ -90,31 +99,26 @@ export class ArrayImageDataset implements ImageDataset {
     this.groupNames = extras.groupNames;
     this.sources = extras.sources;
     if (this.groups && this.groups.length !== this.size) throw new Error(`groups has ${this.groups.length} entries for ${this.size} items`);
-    if (pixels.length !== this.size * this.stride) {
-      throw new Error(
-        `pixel buffer holds ${pixels.length} bytes, expected ${this.size} x ${height}x${width}x3 = ${this.size * this.stride}`,
-      );
-    }
+    if (this.sources && this.sources.length !== this.size) throw new Error(`sources has ${this.sources.length} entries for ${this.size} items`);
   }
 
-  image(index: number): Uint8Array {
+  abstract image(index: number): Uint8Array;
+  /** The items at `indices`, in that order (see selectMetadata). */
+  abstract select(indices: ArrayLike<number>): StoredImageDataset;
+  /** The first n items (data.limit). */
+  abstract head(n: number): StoredImageDataset;
+
+  protected checkIndex(index: number): void {
     if (index < 0 || index >= this.size) throw new RangeError(`image index ${index} out of range [0, ${this.size})`);
-    return this.pixels.subarray(index * this.stride, (index + 1) * this.stride);
   }
 
   /**
-   * The items at `indices`, in that order, copied into a new buffer. Groups are renumbered to the
-   * groups still present (in their original order), so a subset's groupNames never name empty groups.
+   * Labels, sources and groups of the items at `indices`. Groups are renumbered to the groups still
+   * present (in their original order), so a subset's groupNames never name empty groups.
    */
-  select(indices: ArrayLike<number>): ArrayImageDataset {
+  protected selectMetadata(indices: ArrayLike<number>): ItemMetadata {
     const n = indices.length;
-    const pixels = new Uint8Array(n * this.stride);
-    const labels = new Int32Array(n);
-    for (let k = 0; k < n; k++) {
-      const i = indices[k]!;
-      pixels.set(this.image(i), k * this.stride);
-      labels[k] = this.labels[i]!;
-    }
+    const labels = Int32Array.from({ length: n }, (_, k) => this.labels[indices[k]!]!);
     const extras: DatasetExtras = {};
     if (this.sources) extras.sources = Array.from({ length: n }, (_, k) => this.sources![indices[k]!]!);
     if (this.groups) {
@@ -123,20 +127,54 @@ export class ArrayImageDataset implements ImageDataset {
       extras.groups = Int32Array.from({ length: n }, (_, k) => renumber.get(this.groups![indices[k]!]!)!);
       if (this.groupNames) extras.groupNames = present.map((g) => this.groupNames![g]!);
     }
+    return { labels, extras };
+  }
+
+  /** The metadata of the first m items, sharing the arrays. */
+  protected headMetadata(m: number): ItemMetadata {
+    return {
+      labels: this.labels.subarray(0, m),
+      extras: { groups: this.groups?.subarray(0, m), groupNames: this.groupNames, sources: this.sources?.slice(0, m) },
+    };
+  }
+}
+
+/** A dataset backed by one contiguous uint8 buffer of N*H*W*3 bytes. */
+export class ArrayImageDataset extends StoredImageDataset {
+  constructor(
+    readonly pixels: Uint8Array,
+    height: number,
+    width: number,
+    labels: Int32Array,
+    classNames: readonly string[],
+    extras: DatasetExtras = {},
+  ) {
+    super(height, width, labels, classNames, extras);
+    if (pixels.length !== this.size * this.stride) {
+      throw new Error(
+        `pixel buffer holds ${pixels.length} bytes, expected ${this.size} x ${height}x${width}x3 = ${this.size * this.stride}`,
+      );
+    }
+  }
+
+  image(index: number): Uint8Array {
+    this.checkIndex(index);
+    return this.pixels.subarray(index * this.stride, (index + 1) * this.stride);
+  }
+
+  /** The items at `indices`, in that order, copied into a new buffer. */
+  select(indices: ArrayLike<number>): ArrayImageDataset {
+    const pixels = new Uint8Array(indices.length * this.stride);
+    for (let k = 0; k < indices.length; k++) pixels.set(this.image(indices[k]!), k * this.stride);
+    const { labels, extras } = this.selectMetadata(indices);
     return new ArrayImageDataset(pixels, this.height, this.width, labels, this.classNames, extras);
   }
 
-  /** The first n items (data.limit). Shares the buffer. */
+  /** The first n items. Shares the buffer. */
   head(n: number): ArrayImageDataset {
     const m = Math.min(n, this.size);
-    return new ArrayImageDataset(
-      this.pixels.subarray(0, m * this.stride),
-      this.height,
-      this.width,
-      this.labels.subarray(0, m),
-      this.classNames,
-      { groups: this.groups?.subarray(0, m), groupNames: this.groupNames, sources: this.sources?.slice(0, m) },
-    );
+    const { labels, extras } = this.headMetadata(m);
+    return new ArrayImageDataset(this.pixels.subarray(0, m * this.stride), this.height, this.width, labels, this.classNames, extras);
   }
 }
 

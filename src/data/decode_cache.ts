@@ -11,12 +11,18 @@
  *
  * Decoding runs many files at once: sharp does its work on libuv's thread pool, so keeping several
  * promises in flight uses every core without worker threads.
+ *
+ * Two ways to load (data.keep_images): decodeImages returns all pixels in one buffer; cacheImages
+ * (too many images for memory) makes sure every image has a valid entry and returns the entry paths,
+ * and readCachedImage then reads one image's pixels when it is used.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { mkdir, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { readImageResized, type RGBImage } from '../io/image.js';
+import { InputFileError, UserError } from '../util/errors.js';
 
 export type Fit = 'cover' | 'fill';
 export type Decoder = (path: string, size: number, fit: Fit) => Promise<RGBImage>;
@@ -43,16 +49,25 @@ export interface DecodeFailure {
   detail: string;
 }
 
-export interface DecodeOutcome {
-  /** Pixels of the images that loaded, in input order, size*size*3 bytes each. */
-  pixels: Uint8Array;
-  /** Indices (into the input paths) of the images in `pixels`. */
+/** What a load did, whichever way it keeps the images. */
+export interface DecodeStats {
+  /** Indices (into the input paths) of the images that loaded, in input order. */
   kept: Int32Array;
   failures: DecodeFailure[];
-  /** Images decoded from their file, and images read from the cache. */
+  /** Images decoded from their file, and images read (or, from cacheImages, validated) from the cache. */
   decoded: number;
   cached: number;
   seconds: number;
+}
+
+export interface DecodeOutcome extends DecodeStats {
+  /** Pixels of the kept images, in order, size*size*3 bytes each. */
+  pixels: Uint8Array;
+}
+
+export interface CachedOutcome extends DecodeStats {
+  /** The cache entry of each kept image, in order (read with readCachedImage). */
+  entries: string[];
 }
 
 const MAGIC = 0x31435453; // 'STC1' little-endian
@@ -86,10 +101,71 @@ async function readEntry(path: string, size: number): Promise<Uint8Array | undef
   } catch {
     return undefined;
   }
-  if (bytes.length !== HEADER + size * size * 3) return undefined;
-  const view = new DataView(bytes.buffer, bytes.byteOffset, HEADER);
-  if (view.getUint32(0, true) !== MAGIC || view.getUint32(4, true) !== size || view.getUint32(8, true) !== size) return undefined;
+  if (bytes.length < HEADER || !validHeader(bytes.subarray(0, HEADER), bytes.length, size)) return undefined;
   return bytes.subarray(HEADER);
+}
+
+/** Whether the header and length of an entry are those of a size x size image. */
+function validHeader(header: Uint8Array, fileBytes: number, size: number): boolean {
+  if (fileBytes !== HEADER + size * size * 3) return false;
+  const view = new DataView(header.buffer, header.byteOffset, HEADER);
+  return view.getUint32(0, true) === MAGIC && view.getUint32(4, true) === size && view.getUint32(8, true) === size && view.getUint32(12, true) === 3;
+}
+
+/** Whether the entry exists and is a whole entry of the expected size, reading only its header. */
+async function entryHolds(path: string, size: number): Promise<boolean> {
+  let handle;
+  try {
+    handle = await open(path, 'r');
+  } catch {
+    return false;
+  }
+  try {
+    const header = new Uint8Array(HEADER);
+    const { bytesRead } = await handle.read(header, 0, HEADER, 0);
+    return bytesRead === HEADER && validHeader(header, Number((await handle.stat()).size), size);
+  } catch {
+    return false;
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * One image's pixels from its entry, synchronously, into a fresh array (data.keep_images: disk reads
+ * every image this way when it is used). An entry that is gone or no longer whole (the cache folder
+ * cleaned or damaged since the load) is an InputFileError naming the entry and `source`, the image it
+ * was decoded from.
+ */
+export function readCachedImage(entry: string, size: number, source: string): Uint8Array {
+  const stride = size * size * 3;
+  const fail = (reason: string): never => {
+    throw new InputFileError(entry, `cached pixels of ${source}: ${reason}; the image cache changed after loading, run again to rebuild the entry`);
+  };
+  let fd: number;
+  try {
+    fd = openSync(entry, 'r');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    return fail(code === 'ENOENT' ? 'the entry is gone' : (err as Error).message);
+  }
+  try {
+    const header = new Uint8Array(HEADER);
+    const bytes = fstatSync(fd).size;
+    if (readSync(fd, header, 0, HEADER, 0) !== HEADER || !validHeader(header, bytes, size)) {
+      return fail(`not a whole ${size}x${size} entry (${bytes} bytes, expected ${HEADER + stride})`);
+    }
+    const pixels = new Uint8Array(stride);
+    let at = 0;
+    while (at < stride) {
+      const n = readSync(fd, pixels, at, stride - at, HEADER + at);
+      if (n === 0) return fail(`ends after ${HEADER + at} bytes, expected ${HEADER + stride}`);
+      at += n;
+    }
+    return pixels;
+  } finally {
+    closeSync(fd);
+  }
 }
 
 async function writeEntry(path: string, img: RGBImage): Promise<void> {
@@ -104,32 +180,48 @@ async function writeEntry(path: string, img: RGBImage): Promise<void> {
   }
 }
 
-/** Runs `task(i)` for i in [0, n) with at most `limit` in flight. */
+/**
+ * Runs `task(i)` for i in [0, n) with at most `limit` in flight. After a task fails no new task
+ * starts (those in flight finish), so an error does not go on decoding thousands of files unseen.
+ */
 export async function forEachConcurrent(n: number, limit: number, task: (i: number) => Promise<void>): Promise<void> {
   let next = 0;
+  let failed = false;
   const worker = async (): Promise<void> => {
-    while (next < n) await task(next++);
+    while (next < n && !failed) {
+      try {
+        await task(next++);
+      } catch (err) {
+        failed = true;
+        throw err;
+      }
+    }
   };
   await Promise.all(Array.from({ length: Math.min(limit, n) }, worker));
 }
 
+/** Where a loaded image goes: decodeImages keeps its pixels, cacheImages its entry. */
+interface Sink {
+  /** Serves image i from its cache entry when that holds a valid one. */
+  hit(i: number, entry: string): Promise<boolean>;
+  /** Takes a freshly decoded image; `entry` is where the cache keeps it (absent without a cache). */
+  decoded(i: number, img: RGBImage, entry: string | undefined): Promise<void>;
+}
+
 /**
- * Loads every path as a size x size RGB image, from the cache where it holds the file's current
- * version. Files that are missing or fail to decode are returned as failures (the caller decides,
- * through data.on_bad_image, whether that is fatal); the rest are packed in input order.
+ * The load both ways share: stat each file, try its cache entry, else decode it. Missing and
+ * undecodable files become failures; the rest are handed to the sink.
  */
-export async function decodeImages(paths: readonly string[], opts: DecodeOptions): Promise<DecodeOutcome> {
+async function loadAll(paths: readonly string[], opts: DecodeOptions, sink: Sink): Promise<DecodeStats> {
   const { size } = opts;
   const fit = opts.fit ?? 'cover';
   const decoder = opts.decoder ?? defaultDecoder;
   const stride = size * size * 3;
   const t0 = performance.now();
-  const pixels = new Uint8Array(paths.length * stride);
   const ok = new Uint8Array(paths.length);
   const failures: DecodeFailure[] = [];
   let decoded = 0;
   let cached = 0;
-  let cacheWritable = opts.cacheDir !== undefined;
   const cacheDir = opts.cacheDir === undefined ? undefined : resolve(opts.cacheDir);
 
   const loadOne = async (i: number): Promise<void> => {
@@ -145,9 +237,7 @@ export async function decodeImages(paths: readonly string[], opts: DecodeOptions
     let entry: string | undefined;
     if (cacheDir !== undefined) {
       entry = cacheEntryPath(cacheDir, path, size, fit, info.mtimeNs, info.size);
-      const hit = await readEntry(entry, size);
-      if (hit) {
-        pixels.set(hit, i * stride);
+      if (await sink.hit(i, entry)) {
         ok[i] = 1;
         cached++;
         return;
@@ -165,41 +255,84 @@ export async function decodeImages(paths: readonly string[], opts: DecodeOptions
     if (img.width !== size || img.height !== size || img.data.length !== stride) {
       throw new Error(`decoder returned ${img.width}x${img.height} (${img.data.length} bytes) for ${path}, expected ${size}x${size}x3`);
     }
-    pixels.set(img.data, i * stride);
+    await sink.decoded(i, img, entry);
     ok[i] = 1;
     decoded++;
-    if (entry !== undefined && cacheWritable) {
-      try {
-        await writeEntry(entry, img);
-      } catch (err) {
-        cacheWritable = false;
-        opts.log?.(`image cache ${cacheDir} is not writable (${(err as Error).message}); going on without it`);
-      }
-    }
   };
 
   const limit = opts.concurrency ?? Math.max(4, 2 * availableParallelism());
   await forEachConcurrent(paths.length, limit, loadOne);
-
-  // Compact in place: the kept images move down over the gaps, keeping input order.
-  const kept: number[] = [];
-  for (let i = 0; i < paths.length; i++) {
-    if (!ok[i]) continue;
-    if (kept.length !== i) pixels.copyWithin(kept.length * stride, i * stride, (i + 1) * stride);
-    kept.push(i);
-  }
   failures.sort((a, b) => a.index - b.index);
-  return {
-    pixels: kept.length === paths.length ? pixels : pixels.subarray(0, kept.length * stride),
-    kept: Int32Array.from(kept),
-    failures,
-    decoded,
-    cached,
-    seconds: (performance.now() - t0) / 1000,
-  };
+  const kept: number[] = [];
+  for (let i = 0; i < paths.length; i++) if (ok[i]) kept.push(i);
+  return { kept: Int32Array.from(kept), failures, decoded, cached, seconds: (performance.now() - t0) / 1000 };
+}
+
+/**
+ * Loads every path as a size x size RGB image, from the cache where it holds the file's current
+ * version. Files that are missing or fail to decode are returned as failures (the caller decides,
+ * through data.on_bad_image, whether that is fatal); the rest are packed in input order. A cache that
+ * cannot be written is logged once and loading goes on without it.
+ */
+export async function decodeImages(paths: readonly string[], opts: DecodeOptions): Promise<DecodeOutcome> {
+  const stride = opts.size * opts.size * 3;
+  const pixels = new Uint8Array(paths.length * stride);
+  let cacheWritable = true;
+  const stats = await loadAll(paths, opts, {
+    hit: async (i, entry) => {
+      const hit = await readEntry(entry, opts.size);
+      if (hit) pixels.set(hit, i * stride);
+      return hit !== undefined;
+    },
+    decoded: async (i, img, entry) => {
+      pixels.set(img.data, i * stride);
+      if (entry === undefined || !cacheWritable) return;
+      try {
+        await writeEntry(entry, img);
+      } catch (err) {
+        cacheWritable = false;
+        opts.log?.(`image cache ${resolve(opts.cacheDir!)} is not writable (${(err as Error).message}); going on without it`);
+      }
+    },
+  });
+  // Compact in place: the kept images move down over the gaps, keeping input order.
+  const { kept } = stats;
+  kept.forEach((i, k) => {
+    if (k !== i) pixels.copyWithin(k * stride, i * stride, (i + 1) * stride);
+  });
+  return { ...stats, pixels: kept.length === paths.length ? pixels : pixels.subarray(0, kept.length * stride) };
+}
+
+/**
+ * Like decodeImages, but keeps no pixels: every loaded image gets a valid entry in the cache (an
+ * existing one is checked by its header and length, without reading its pixels) and the entry paths
+ * are returned. The cache is required here, so a cache that cannot be written is a UserError.
+ */
+export async function cacheImages(paths: readonly string[], opts: DecodeOptions & { cacheDir: string }): Promise<CachedOutcome> {
+  const entries: string[] = new Array<string>(paths.length);
+  const cacheDir = resolve(opts.cacheDir);
+  const stats = await loadAll(paths, opts, {
+    hit: async (i, entry) => {
+      const valid = await entryHolds(entry, opts.size);
+      if (valid) entries[i] = entry;
+      return valid;
+    },
+    decoded: async (i, img, entry) => {
+      try {
+        await writeEntry(entry!, img);
+      } catch (err) {
+        throw new UserError(
+          `data.keep_images: disk reads the images from the decode cache, but ${cacheDir} is not writable (${(err as Error).message}); ` +
+            'make it writable, point data.cache_dir at a writable folder, or set data.keep_images: memory',
+        );
+      }
+      entries[i] = entry!;
+    },
+  });
+  return { ...stats, entries: Array.from(stats.kept, (i) => entries[i]!) };
 }
 
 /** "1203 images (1200 from cache, 3 decoded) in 1.4 s". */
-export function describeDecode(o: DecodeOutcome): string {
+export function describeDecode(o: DecodeStats): string {
   return `${o.kept.length} images (${o.cached} from cache, ${o.decoded} decoded) in ${o.seconds.toFixed(1)} s`;
 }

@@ -13,7 +13,7 @@ import type { DataConfig } from '../config/schema.js';
 import { listImages, listSubdirectories } from '../io/image.js';
 import { InputFileError, UserError } from '../util/errors.js';
 import { Rng } from '../util/rng.js';
-import type { ArrayImageDataset } from './dataset.js';
+import type { StoredImageDataset } from './dataset.js';
 import { loadEntries, type FileEntry, type FileLoadContext } from './load_files.js';
 import { groupedStratifiedSplit } from './split.js';
 
@@ -120,8 +120,8 @@ export function holdoutSplit(
 }
 
 export interface LabelledSplits {
-  probeTrain: ArrayImageDataset;
-  test: ArrayImageDataset;
+  probeTrain: StoredImageDataset;
+  test: StoredImageDataset;
   layout: 'grouped' | 'flat';
   holdout?: string;
 }

@@ -20,7 +20,7 @@ import type { DataConfig } from '../config/schema.js';
 import { listImagesRecursive } from '../io/image.js';
 import { InputFileError } from '../util/errors.js';
 import { CsvSyntaxError, parseCsv } from './csv.js';
-import type { ArrayImageDataset } from './dataset.js';
+import type { StoredImageDataset } from './dataset.js';
 import { loadEntries, type FileEntry, type FileLoadContext } from './load_files.js';
 import { groupedStratifiedSplit } from './split.js';
 
@@ -211,9 +211,9 @@ async function indexImages(root: string): Promise<Map<string, string>> {
 }
 
 export interface HamSplits {
-  train: ArrayImageDataset;
-  val: ArrayImageDataset;
-  test: ArrayImageDataset;
+  train: StoredImageDataset;
+  val: StoredImageDataset;
+  test: StoredImageDataset;
   split: HamSplitFile;
   /** Where the split came from: 'drawn (seed N)' or the split file. */
   splitSource: string;

@@ -40,6 +40,8 @@ export interface LoadDataOptions {
   log?: (line: string) => void;
   /** Replaces the sharp decoder (tests count decodes with it). */
   decoder?: Decoder;
+  /** data.keep_images: auto's threshold in bytes (default 2 GiB; tests lower it). */
+  keepOnDiskAbove?: number;
 }
 
 function requireRoot(cfg: DataConfig, what: string): string {
@@ -49,7 +51,8 @@ function requireRoot(cfg: DataConfig, what: string): string {
 
 /**
  * Loads the splits for `cfg`; data.limit caps train (and test, unless data.test_limit is set).
- * File-based kinds decode through the image cache (data.cache_dir) at data.image_size and apply
+ * File-based kinds decode through the image cache (data.cache_dir) at data.image_size, keep the
+ * pixels in memory or read them from the cache per use (data.keep_images), and apply
  * data.on_bad_image to missing and undecodable files once everything is listed and decoded.
  */
 export async function loadDataSplits(cfg: DataConfig, seed: number, options: LoadDataOptions = {}): Promise<DataSplits> {
@@ -71,7 +74,15 @@ export async function loadDataSplits(cfg: DataConfig, seed: number, options: Loa
   if (cfg.kind === 'synthetic_slides') return syntheticSlides(cfg, seed, log);
 
   const bad = new BadItems();
-  const ctx: FileLoadContext = { size: cfg.image_size, cacheDir: resolve(cfg.cache_dir), bad, log, decoder: options.decoder };
+  const ctx: FileLoadContext = {
+    size: cfg.image_size,
+    cacheDir: resolve(cfg.cache_dir),
+    keepImages: cfg.keep_images,
+    diskAbove: options.keepOnDiskAbove,
+    bad,
+    log,
+    decoder: options.decoder,
+  };
   const finish = (splits: DataSplits): DataSplits => {
     bad.enforce(cfg.on_bad_image, `data (${cfg.kind})`, log);
     if (splits.train.size === 0) throw new UserError(`data.root ${cfg.root}: no usable training images (data.kind '${cfg.kind}')`);

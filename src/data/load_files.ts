@@ -1,10 +1,25 @@
 /**
  * The step every file-based loader ends with: decode a list of (path, label, group) entries through
- * the decode cache into one ArrayImageDataset, recording the files that failed as bad items.
+ * the decode cache into one dataset, recording the files that failed as bad items. data.keep_images
+ * decides where the pixels stay: in memory (ArrayImageDataset) or in the cache on disk
+ * (CachedImageDataset, read per use), for sets too large for one buffer.
  */
+import { constants } from 'node:buffer';
+import type { DataConfig } from '../config/schema.js';
+import { UserError } from '../util/errors.js';
 import type { BadItems } from './bad_items.js';
-import { ArrayImageDataset } from './dataset.js';
-import { decodeImages, describeDecode, type Decoder } from './decode_cache.js';
+import { CachedImageDataset } from './cached_dataset.js';
+import { ArrayImageDataset, type DatasetExtras, type StoredImageDataset } from './dataset.js';
+import { cacheImages, decodeImages, describeDecode, type Decoder, type DecodeStats } from './decode_cache.js';
+
+export type KeepImages = DataConfig['keep_images'];
+
+/**
+ * data.keep_images: auto keeps a load on disk above this many bytes of pixels. Well below Node's 4 GiB
+ * cap on one typed array, and a few such loads (HAM10000's three sides, patches and labelled data)
+ * still fit a 24 GiB machine beside the model.
+ */
+export const KEEP_ON_DISK_ABOVE = 2 * 1024 ** 3;
 
 export interface FileEntry {
   path: string;
@@ -18,6 +33,10 @@ export interface FileLoadContext {
   /** Side of the stored square images (data.image_size). */
   size: number;
   cacheDir?: string;
+  /** Where decoded images stay (default auto). */
+  keepImages?: KeepImages;
+  /** auto's threshold in bytes (default KEEP_ON_DISK_ABOVE; tests lower it). */
+  diskAbove?: number;
   /** Receives the files that are missing or fail to decode. */
   bad: BadItems;
   log: (line: string) => void;
@@ -25,9 +44,19 @@ export interface FileLoadContext {
 }
 
 export interface LoadedEntries {
-  dataset: ArrayImageDataset;
+  dataset: StoredImageDataset;
   /** Indices (into the entries) of the items in the dataset. */
   kept: Int32Array;
+}
+
+/** Where `count` images of side `size` stay under `mode`. */
+export function resolveKeepImages(mode: KeepImages, count: number, size: number, diskAbove = KEEP_ON_DISK_ABOVE): 'memory' | 'disk' {
+  if (mode !== 'auto') return mode;
+  return count * size * size * 3 > diskAbove ? 'disk' : 'memory';
+}
+
+function gib(bytes: number): string {
+  return `${(bytes / 1024 ** 3).toFixed(2)} GiB`;
 }
 
 /** Decodes the entries; `what` names them in the log ("ham10000 train"). */
@@ -38,26 +67,43 @@ export async function loadEntries(
   ctx: FileLoadContext,
   what: string,
 ): Promise<LoadedEntries> {
-  const outcome = await decodeImages(
-    entries.map((e) => e.path),
-    { size: ctx.size, cacheDir: ctx.cacheDir, decoder: ctx.decoder, log: ctx.log },
-  );
+  const mode = ctx.keepImages ?? 'auto';
+  const keep = resolveKeepImages(mode, entries.length, ctx.size, ctx.diskAbove);
+  const bytes = entries.length * ctx.size * ctx.size * 3;
+  if (keep === 'memory' && bytes > constants.MAX_LENGTH) {
+    throw new UserError(
+      `${what}: ${entries.length} images of ${ctx.size} px take ${gib(bytes)}, more than one buffer can hold ` +
+        `(${gib(constants.MAX_LENGTH)}); set data.keep_images to disk or auto, or lower data.image_size or data.limit`,
+    );
+  }
+  const paths = entries.map((e) => e.path);
+  const opts = { size: ctx.size, cacheDir: ctx.cacheDir, decoder: ctx.decoder, log: ctx.log };
+  let outcome: DecodeStats & { pixels?: Uint8Array; entries?: string[] };
+  if (keep === 'disk') {
+    if (ctx.cacheDir === undefined) throw new UserError(`${what}: data.keep_images: disk keeps the images in the decode cache, which needs data.cache_dir`);
+    outcome = await cacheImages(paths, { ...opts, cacheDir: ctx.cacheDir });
+  } else {
+    outcome = await decodeImages(paths, opts);
+  }
   for (const f of outcome.failures) ctx.bad.add(f.kind, f.path, f.detail);
-  if (entries.length > 0) ctx.log(`${what}: ${describeDecode(outcome)}`);
+  if (entries.length > 0) {
+    const where = keep === 'disk' ? `; kept on disk in ${ctx.cacheDir} (data.keep_images ${mode}, ${gib(bytes)} of pixels)` : '';
+    ctx.log(`${what}: ${describeDecode(outcome)}${where}`);
+  }
   const kept = outcome.kept;
   const pick = <T>(get: (e: FileEntry) => T): T[] => Array.from(kept, (i) => get(entries[i]!));
   const labels = Int32Array.from(pick((e) => e.label));
-  const sources = pick((e) => e.path);
-  let groups: Int32Array | undefined;
-  let names: string[] | undefined;
+  const extras: DatasetExtras & { sources: string[] } = { sources: pick((e) => e.path) };
   if (groupNames) {
     // Only the groups present, in their original order: a held-out split never lists empty groups.
     const raw = pick((e) => e.group ?? -1);
     const present = [...new Set(raw)].sort((a, b) => a - b);
     if (present[0] === -1) throw new Error(`${what}: grouped entries without a group`);
-    groups = Int32Array.from(raw, (g) => present.indexOf(g));
-    names = present.map((g) => groupNames[g]!);
+    extras.groups = Int32Array.from(raw, (g) => present.indexOf(g));
+    extras.groupNames = present.map((g) => groupNames[g]!);
   }
-  const dataset = new ArrayImageDataset(outcome.pixels, ctx.size, ctx.size, labels, classNames, { groups, groupNames: names, sources });
+  const dataset = outcome.entries
+    ? new CachedImageDataset(outcome.entries, ctx.size, ctx.size, labels, classNames, extras)
+    : new ArrayImageDataset(outcome.pixels!, ctx.size, ctx.size, labels, classNames, extras);
   return { dataset, kept };
 }

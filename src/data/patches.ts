@@ -19,7 +19,7 @@ import type { DataConfig } from '../config/schema.js';
 import { listImagesRecursive, readImageSize } from '../io/image.js';
 import { InputFileError, UserError } from '../util/errors.js';
 import type { BadItems } from './bad_items.js';
-import type { ArrayImageDataset } from './dataset.js';
+import type { StoredImageDataset } from './dataset.js';
 import { loadEntries, type FileEntry, type FileLoadContext } from './load_files.js';
 import { gridNeighbourLists, ListNeighbourIndex, packNeighbours, type GridPosition } from './neighbours.js';
 
@@ -235,7 +235,7 @@ export function resolvePatchLayout(root: string, layout: PatchesConfig['layout']
 
 export interface LoadedPatches {
   /** The anchors (labels -1, groups = slide). */
-  train: ArrayImageDataset;
+  train: StoredImageDataset;
   neighbours: ListNeighbourIndex;
   layout: 'names' | 'simtriplet';
   slides: number;

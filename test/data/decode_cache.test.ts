@@ -1,7 +1,7 @@
 import { readdirSync, readFileSync, statSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { cacheEntryPath, decodeImages, defaultDecoder, type Decoder } from '../../src/data/decode_cache.js';
+import { cacheEntryPath, cacheImages, decodeImages, defaultDecoder, readCachedImage, type Decoder } from '../../src/data/decode_cache.js';
 import { readImageResized } from '../../src/io/image.js';
 import { Rng } from '../../src/util/rng.js';
 import { noisyImage, scratchDir, writeImage } from './fixtures.js';
@@ -103,5 +103,32 @@ describe('decodeImages', () => {
     expect([...out.kept]).toEqual([1, 3]);
     const ref = await decodeImages([paths[0]!, paths[2]!], { size: 8 });
     expect(Buffer.from(out.pixels).equals(Buffer.from(ref.pixels))).toBe(true);
+  });
+});
+
+describe('cacheImages (data.keep_images: disk)', () => {
+  it('returns valid entries in input order without holding pixels, decoding only misses and torn entries', async () => {
+    const dir = scratchDir();
+    const paths = await images(dir);
+    const absent = join(dir, 'absent.png');
+    const cacheDir = join(dir, 'cache');
+    const first = countingDecoder();
+    const a = await cacheImages([paths[0]!, absent, paths[1]!, paths[2]!], { size: 8, cacheDir, decoder: first.decoder });
+    expect(first.calls).toHaveLength(3);
+    expect(a).not.toHaveProperty('pixels');
+    expect([...a.kept]).toEqual([0, 2, 3]);
+    expect(a.failures.map((f) => f.path)).toEqual([absent]);
+    const ref = await decodeImages(paths, { size: 8 });
+    a.entries.forEach((entry, k) => {
+      expect(Buffer.from(readCachedImage(entry, 8, paths[k]!)).equals(Buffer.from(ref.pixels.subarray(k * 192, (k + 1) * 192)))).toBe(true);
+    });
+    // Warm: headers checked, nothing decoded; a torn entry is decoded and written again.
+    truncateSync(a.entries[1]!, 50);
+    const second = countingDecoder();
+    const b = await cacheImages(paths, { size: 8, cacheDir, decoder: second.decoder });
+    expect(second.calls).toEqual([paths[1]]);
+    expect([b.decoded, b.cached]).toEqual([1, 2]);
+    expect(b.entries).toEqual(a.entries);
+    expect(Buffer.from(readCachedImage(b.entries[1]!, 8, paths[1]!)).equals(Buffer.from(ref.pixels.subarray(192, 384)))).toBe(true);
   });
 });

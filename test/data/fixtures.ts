@@ -106,3 +106,24 @@ export async function writeHamFixture(options: HamFixtureOptions = {}): Promise<
 export function dxColour(c: number): number[] {
   return [30 + 30 * c, 220 - 25 * c, c % 2 === 0 ? 60 : 190];
 }
+
+/**
+ * The released SimTriplet layout: original/<slide>/<name>.png anchors (slides s1, s2 with p0..p2 each)
+ * and neighbour files <name>_<k>.png under original_nearby_80000/original_nearby_8wan/<slide>/ (the
+ * release's folders). Anchor p0 has neighbours 0..2, p1 has 5 and 7, p2 none (10 neighbour files),
+ * plus one neighbour-like file without an anchor. Returns the root.
+ */
+export async function writeSimTripletRelease(side: number): Promise<string> {
+  const root = join(scratchDir(), 'train');
+  const rng = new Rng(2);
+  const near = join(root, 'original_nearby_80000', 'original_nearby_8wan');
+  for (const [s, slide] of ['s1', 's2'].entries()) {
+    for (let a = 0; a < 3; a++) {
+      await writeImage(join(root, 'original', slide, `p${a}.png`), noisyImage(side, side, [50 * s, 40 * a, 0], rng), side, side);
+      const ks = a === 0 ? [0, 1, 2] : a === 1 ? [5, 7] : [];
+      for (const k of ks) await writeImage(join(near, slide, `p${a}_${k}.png`), noisyImage(side, side, [50 * s, 40 * a, 100 + 10 * k], rng), side, side);
+    }
+  }
+  await writeImage(join(near, 's1', 'zz_1.png'), noisyImage(side, side, [0, 0, 0], rng), side, side);
+  return root;
+}

@@ -8,7 +8,7 @@ import { loadDataSplits } from '../../src/data/index.js';
 import { compilePattern, loadPatches, resolvePatchLayout } from '../../src/data/patches.js';
 import { UserError } from '../../src/util/errors.js';
 import { Rng } from '../../src/util/rng.js';
-import { noisyImage, scratchDir, writeImage } from './fixtures.js';
+import { noisyImage, scratchDir, writeImage, writeSimTripletRelease } from './fixtures.js';
 
 const P = 8; // patch side in the fixtures
 
@@ -219,29 +219,8 @@ describe('patches (file names)', () => {
 });
 
 describe('patches (released SimTriplet layout)', () => {
-  /**
-   * original/<slide>/<name>.png anchors; neighbour files <name>_<k>.png under
-   * original_nearby_80000/original_nearby_8wan/<slide>/ (the release's folders).
-   */
-  async function writeRelease(): Promise<string> {
-    const root = join(scratchDir(), 'train');
-    const rng = new Rng(2);
-    const near = join(root, 'original_nearby_80000', 'original_nearby_8wan');
-    for (const [s, slide] of ['s1', 's2'].entries()) {
-      for (let a = 0; a < 3; a++) {
-        await writeImage(join(root, 'original', slide, `p${a}.png`), noisyImage(P, P, [50 * s, 40 * a, 0], rng), P, P);
-        // Anchor p0 has neighbours 0..2, p1 has 5 and 7, p2 none.
-        const ks = a === 0 ? [0, 1, 2] : a === 1 ? [5, 7] : [];
-        for (const k of ks) await writeImage(join(near, slide, `p${a}_${k}.png`), noisyImage(P, P, [50 * s, 40 * a, 100 + 10 * k], rng), P, P);
-      }
-    }
-    // A neighbour-like file without an anchor is ignored.
-    await writeImage(join(near, 's1', 'zz_1.png'), noisyImage(P, P, [0, 0, 0], rng), P, P);
-    return root;
-  }
-
   it('is auto-detected; anchors train, neighbours come from the _<k> files of the same anchor', async () => {
-    const root = await writeRelease();
+    const root = await writeSimTripletRelease(P);
     expect(resolvePatchLayout(root, 'auto')).toBe('simtriplet');
     expect(resolvePatchLayout(root, 'names')).toBe('names');
     const splits = await loadDataSplits(patchesConfig(root), 0);

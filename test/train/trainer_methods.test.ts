@@ -13,6 +13,7 @@ import type { EngineInfo } from '../../src/engine/engine.js';
 import { tf } from '../../src/engine/tf.js';
 import { loadEncoder } from '../../src/eval/evaluate.js';
 import { readSafetensors } from '../../src/io/safetensors.js';
+import { writeSyntheticSlides } from '../../src/data/synthetic_slides.js';
 import { buildSslModel } from '../../src/model/build.js';
 import { readCheckpoint } from '../../src/train/checkpoint.js';
 import { batchViews, train, type TrainOptions } from '../../src/train/trainer.js';
@@ -164,6 +165,31 @@ describe('train: augmentation on worker threads (data.workers)', () => {
     const [a, b] = [await tensorsOf(join(inProcess, 'checkpoints', 'last.safetensors')), await tensorsOf(join(pooled, 'checkpoints', 'last.safetensors'))];
     expect([...b.keys()]).toEqual([...a.keys()]);
     for (const [name, values] of a) expect(b.get(name), name).toEqual(values);
+  }, 60_000);
+});
+
+describe('train: data.keep_images', () => {
+  it('trains on patch files kept on disk exactly as on the same patches in memory', async () => {
+    const dir = await runDir();
+    const slides = config().data.slides;
+    const written = await writeSyntheticSlides(join(dir, 'data'), slides, 3);
+    const lines: string[] = [];
+    const run = async (keep: string) => {
+      const out = await runDir();
+      const data = { kind: 'patches', root: written.patchesDir, labelled: { root: written.labelledDir }, cache_dir: join(dir, `cache-${keep}`), keep_images: keep };
+      await train(options(config({ data }), out, { log: (l) => lines.push(l) }));
+      return out;
+    };
+    const memory = await run('memory');
+    expect(lines.some((l) => l.includes('kept on disk'))).toBe(false);
+    const disk = await run('disk');
+    expect(lines.some((l) => /patches .*kept on disk/.test(l))).toBe(true);
+    const runOf = async (out: string) => (await metricsOf(out)).filter((m) => m.kind === 'train' || m.kind === 'knn').map((m) => [m.kind, m.loss ?? m.accuracy]);
+    const a = await runOf(memory);
+    expect(a.filter(([kind]) => kind === 'train')).toHaveLength(3);
+    expect(await runOf(disk)).toEqual(a);
+    const [wa, wb] = [await tensorsOf(join(memory, 'checkpoints', 'last.safetensors')), await tensorsOf(join(disk, 'checkpoints', 'last.safetensors'))];
+    for (const [name, values] of wa) expect(wb.get(name), name).toEqual(values);
   }, 60_000);
 });
 
