@@ -16,6 +16,7 @@
  */
 import { tf } from '../engine/tf.js';
 import { openNpz, type NpzFile } from '../io/npz.js';
+import { listSome, shapeText } from '../util/text.js';
 import { InputFileError } from '../util/errors.js';
 import { bitArchOf } from './build.js';
 import { onlyKernelSizeDiffers, type Param, type ParamStore } from './params.js';
@@ -129,12 +130,6 @@ export function bitConfigLines(l: BitLayout): string[] {
   return lines;
 }
 
-const shapeText = (s: readonly number[]) => `[${s.join(', ')}]`;
-
-function listSome(items: readonly string[], max = 8): string {
-  return items.length <= max ? items.join(', ') : `${items.slice(0, max).join(', ')} and ${items.length - max} more`;
-}
-
 /** In the BatchNorm variant only the standardised conv kernels transfer (stem, convs, projections). */
 function transfers(local: string, batchNorm: boolean): boolean {
   return !batchNorm || /(^|\.)conv\d?\.weight$/.test(local);
@@ -196,10 +191,10 @@ export async function loadBitNpz(store: ParamStore, path: string, opts: LoadBitO
   const { pending, used, missing, mismatched } = planBitLoad(npz, store, prefix);
 
   const problems: string[] = [];
-  if (missing.length) problems.push(`missing ${missing.length} parameter(s): ${listSome(missing)}`);
+  if (missing.length) problems.push(`missing ${missing.length} parameter(s): ${listSome(missing, 8)}`);
   if (mismatched.length && !opts.skipMismatched) {
     const items = mismatched.map((m) => `${bitKeyFor(m.name.slice(prefix.length))}: file ${shapeText(m.file)}, model ${m.name} ${shapeText(m.model)}`);
-    problems.push(`${mismatched.length} shape mismatch(es): ${listSome(items)}`);
+    problems.push(`${mismatched.length} shape mismatch(es): ${listSome(items, 8)}`);
   }
   if (problems.length) throw new InputFileError(path, `not a BiT checkpoint for this model: ${problems.join('; ')}${fileHint(npz)}`);
 

@@ -14,7 +14,8 @@
 import { extname } from 'node:path';
 import { tf } from '../engine/tf.js';
 import { readSafetensors, type SafetensorsFile } from '../io/safetensors.js';
-import { listSome, resolveCheckpointPath, tensorFromTorch } from '../train/checkpoint.js';
+import { resolveCheckpointPath, tensorFromTorch } from '../train/checkpoint.js';
+import { listSome, shapeText } from '../util/text.js';
 import { InputFileError } from '../util/errors.js';
 import { BACKBONE_PREFIX } from './build.js';
 import { bitConfigLines, bitNpzLayout, describeBitLayout, loadBitNpz } from './bit_weights.js';
@@ -77,8 +78,6 @@ function candidates(key: string, prefix: string): string[] {
 function sameShape(a: readonly number[], b: readonly number[]): boolean {
   return a.length === b.length && a.every((d, i) => d === b[i]);
 }
-
-const shapeText = (s: readonly number[]) => `[${s.join(', ')}]`;
 
 /** A guess at what a state dict holds, for the "nothing matched" error. */
 export function describeStateDict(keys: readonly string[]): string {

@@ -7,6 +7,7 @@
  */
 import { tf } from '../engine/tf.js';
 import { BATCH_NORM_TRAIN, type BatchNormTrainAttrs } from '../engine/onednn/kernels/batch_norm.js';
+import { canRunKernel } from '../engine/onednn/kernels/common.js';
 
 export interface BatchNormTrainResult<T extends tf.Tensor> {
   y: T;
@@ -29,8 +30,7 @@ export function batchNormTrain<T extends tf.Tensor>(x: T, gamma: tf.Tensor, beta
   const [y, mean, variance] = tf.tidy(() => {
     const g = gamma.rank === 1 ? gamma : tf.reshape(gamma, [channels]);
     const b = beta.rank === 1 ? beta : tf.reshape(beta, [channels]);
-    const native = [x, g, b].every((t) => t.dtype === 'float32') && tf.getKernel(BATCH_NORM_TRAIN, tf.getBackend()) !== undefined;
-    const out = native ? nativeBatchNorm(x, g, b, eps) : composedBatchNorm(x, g, b, eps);
+    const out = canRunKernel(BATCH_NORM_TRAIN, x, g, b) ? nativeBatchNorm(x, g, b, eps) : composedBatchNorm(x, g, b, eps);
     return [out.y, out.mean, out.variance];
   });
   return { y: y as T, mean: mean as tf.Tensor1D, variance: variance as tf.Tensor1D };

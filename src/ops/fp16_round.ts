@@ -20,6 +20,7 @@
  */
 import { tf } from '../engine/tf.js';
 import { roundToFloat16InPlace } from '../io/float16.js';
+import { canRunKernel } from '../engine/onednn/kernels/common.js';
 
 /** Input x (float32); output x rounded to the half grid, float32. */
 export const ROUND_TO_HALF = 'SimtripRoundToHalf';
@@ -87,7 +88,7 @@ export function roundToHalfComposed<T extends tf.Tensor>(x: T): T {
 /** x rounded to the float16 grid (float32 storage); gradient: dy rounded to the grid (see above). */
 export function roundToHalf<T extends tf.Tensor>(x: T): T {
   checkFloat32(x);
-  if (tf.getKernel(ROUND_TO_HALF, tf.getBackend()) !== undefined) {
+  if (canRunKernel(ROUND_TO_HALF, x)) {
     return tf.engine().runKernel(ROUND_TO_HALF, { x }) as T;
   }
   return composed(x) as T;

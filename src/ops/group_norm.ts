@@ -8,13 +8,13 @@
  * a composition of standard ops, differentiated by tfjs autodiff, everywhere else (cpu, wasm, tfjs-node).
  */
 import { tf } from '../engine/tf.js';
+import { canRunKernel } from '../engine/onednn/kernels/common.js';
 import { GROUP_NORM, type GroupNormAttrs } from '../engine/onednn/kernels/group_norm.js';
 
 export function groupNorm<T extends tf.Tensor4D>(x: T, gamma: tf.Tensor, beta: tf.Tensor, groups = 32, eps = 1e-5): T {
   const c = x.shape[3];
   if (c % groups !== 0) throw new Error(`groupNorm: ${c} channels do not split into ${groups} groups`);
-  const native = [x, gamma, beta].every((t) => t.dtype === 'float32') && tf.getKernel(GROUP_NORM, tf.getBackend()) !== undefined;
-  return native ? nativeGroupNorm(x, gamma, beta, groups, eps) : composedGroupNorm(x, gamma, beta, groups, eps);
+  return canRunKernel(GROUP_NORM, x, gamma, beta) ? nativeGroupNorm(x, gamma, beta, groups, eps) : composedGroupNorm(x, gamma, beta, groups, eps);
 }
 
 function nativeGroupNorm<T extends tf.Tensor4D>(x: T, gamma: tf.Tensor, beta: tf.Tensor, groups: number, eps: number): T {

@@ -9,6 +9,7 @@
  */
 import { tf } from '../engine/tf.js';
 import { SGD_UPDATE, type SgdUpdateAttrs } from '../engine/onednn/kernels/sgd.js';
+import { canRunKernel } from '../engine/onednn/kernels/common.js';
 import type { Param } from '../model/params.js';
 
 export interface SgdOptions {
@@ -30,7 +31,7 @@ export class Sgd {
   /** Applies one update; `grads` maps tfjs variable names to gradients; `lr` gives each group's lr. */
   step(grads: tf.NamedTensorMap, lr: (group: string) => number): void {
     tf.tidy(() => {
-      const fused = tf.getKernel(SGD_UPDATE, tf.getBackend()) !== undefined;
+      const fused = canRunKernel(SGD_UPDATE);
       for (const p of this.params) {
         const g = grads[p.variable.name];
         if (!g) continue;

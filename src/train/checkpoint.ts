@@ -21,6 +21,7 @@ import { fromTorchPerm, permuteShape, toTorchPerm, type Param, type ParamStore }
 import type { Sgd } from '../optim/sgd.js';
 import { LossScalerStateSchema } from '../optim/loss_scale.js';
 import { HALF_MAX } from '../ops/fp16_round.js';
+import { listSome, shapeText } from '../util/text.js';
 import { InputFileError } from '../util/errors.js';
 import { isDirectory, isFile } from '../util/fs.js';
 
@@ -267,16 +268,6 @@ export async function readCheckpoint(path: string): Promise<LoadedCheckpoint> {
     );
   }
   return { state, file };
-}
-
-/** "a, b, c (+N more)" */
-export function listSome(names: readonly string[], n = 5): string {
-  const head = names.slice(0, n).join(', ');
-  return names.length > n ? `${head} (+${names.length - n} more)` : head;
-}
-
-function shapeText(shape: readonly number[]): string {
-  return `[${shape.join(', ')}]`;
 }
 
 interface PlannedTensor {

@@ -30,6 +30,15 @@ export function requireF32(
   return values;
 }
 
+/**
+ * Whether the active backend has `kernelName` and every input is float32. simtrip's own kernels are
+ * registered only where a native version exists (onednn) and take float32 alone; the ops compose
+ * standard ops otherwise.
+ */
+export function canRunKernel(kernelName: string, ...inputs: tf.Tensor[]): boolean {
+  return inputs.every((t) => t.dtype === 'float32') && tf.getKernel(kernelName, tf.getBackend()) !== undefined;
+}
+
 export function sizeOf(shape: readonly number[]): number {
   return shape.reduce((a, b) => a * b, 1);
 }
