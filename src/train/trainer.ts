@@ -23,7 +23,7 @@ import { LossScaler } from '../optim/loss_scale.js';
 import { Sgd } from '../optim/sgd.js';
 import { initialLr, learningRate, type ScheduleSpec } from '../optim/schedule.js';
 import { createProgress } from '../report/progress.js';
-import { writeRunPlots } from '../report/plot.js';
+import { writeRunReport } from '../report/run_report.js';
 import { UserError } from '../util/errors.js';
 import { pruneCheckpoints, readCheckpoint, restoreCheckpoint, saveCheckpoint, type CheckpointState } from './checkpoint.js';
 import { MetricsLog } from './metrics_log.js';
@@ -403,7 +403,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       const scaleText = scaler ? `  loss scale ${scaler.scale} (${skippedSteps} skipped steps)` : '';
       opts.log(`epoch ${epochsDone}/${cfg.train.epochs}  loss ${(summary.loss as number).toFixed(4)}${knnText}${scaleText}  tensors ${tf.memory().numTensors}`);
     }
-    await writeRunPlots(opts.runDir, { projDim: cfg.method.proj_dim });
+    await writeRunReport(opts.runDir, { projDim: cfg.method.proj_dim });
     return { runDir: opts.runDir, epochs: cfg.train.epochs, steps: step, lastLoss, knnAccuracy, checkpoint };
   } finally {
     // A batch still being augmented when the run stops (signal, divergence, error) is not needed.

@@ -3,7 +3,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, describe, expect, it } from 'vitest';
-import { writeRunPlots } from '../../src/report/plot.js';
 import { svgTextRenders } from '../../src/report/png.js';
 import { parseMetricsLog, readRun } from '../../src/report/run_data.js';
 import { writeRunReport } from '../../src/report/run_report.js';
@@ -161,12 +160,12 @@ describe('writeRunReport on other runs', () => {
     expect(md.indexOf('## Evaluation: eval-random-init.json')).toBeGreaterThan(md.indexOf('## Evaluation: eval.json'));
   });
 
-  it('the trainer\'s writeRunPlots writes the report, with the 1/sqrt(d) line from projDim or config.yaml', async () => {
+  it('writeRunReport (called by the trainer) writes the report, with the 1/sqrt(d) line from projDim or config.yaml', async () => {
     const parent = tempDir();
     const dir = writeFakeRun(parent, { name: 'trainer', eval: false });
-    await writeRunPlots(dir, { projDim: 2048 });
+    await writeRunReport(dir, { projDim: 2048 });
     expect(readFileSync(join(dir, 'report', 'collapse.svg'), 'utf8')).toContain('1/sqrt(2048)');
-    await writeRunPlots(dir);
+    await writeRunReport(dir);
     expect(readFileSync(join(dir, 'report', 'collapse.svg'), 'utf8')).toContain('1/sqrt(64)'); // method.proj_dim in config.yaml
   });
 
