@@ -19,6 +19,7 @@ import {
 } from './dtype.js';
 import { float32ArrayToBfloat16, float32ArrayToFloat16 } from './float16.js';
 import { FormatError, openRangeReader, withInputFile, type RangeReader } from './source.js';
+import { isRecord } from '../util/values.js';
 
 export type SafetensorsDType = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';
 
@@ -104,10 +105,6 @@ export class SafetensorsFile {
     if (!entry) throw new InputFileError(this.path, `no tensor named '${name}'`);
     return entry;
   }
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 function parseMetadata(value: unknown): Record<string, string> {

@@ -21,6 +21,7 @@ import { InputFileError } from '../util/errors.js';
 import { bitArchOf } from './build.js';
 import { onlyKernelSizeDiffers, type Param, type ParamStore } from './params.js';
 import type { WeightsMismatch, WeightsReport } from './weights.js';
+import { sameShape } from '../util/values.js';
 
 export interface LoadBitOptions {
   /** Prefix of the backbone's parameter names in the store (default "backbone."). */
@@ -163,7 +164,7 @@ function planBitLoad(npz: NpzFile, store: ParamStore, prefix: string): Plan {
     const expected = local === 'head.fc.weight' ? [1, 1, ...modelShape] : modelShape;
     if (local === 'stem.conv.weight' && onlyKernelSizeDiffers(shape, expected, 'tfjs')) continue; // CIFAR stem
     plan.used.add(key);
-    if (shape.length !== expected.length || shape.some((d, i) => d !== expected[i])) {
+    if (!sameShape(shape, expected)) {
       plan.mismatched.push({ name: param.name, file: [...shape], model: expected });
       continue;
     }

@@ -22,6 +22,7 @@ import { bitConfigLines, bitNpzLayout, describeBitLayout, loadBitNpz } from './b
 import { onlyKernelSizeDiffers, permuteShape, toTorchPerm, type Param, type ParamStore } from './params.js';
 import { openNpz } from '../io/npz.js';
 import { isDirectory, isFile } from '../util/fs.js';
+import { sameShape } from '../util/values.js';
 
 export interface WeightsMismatch {
   name: string;
@@ -73,10 +74,6 @@ function candidates(key: string, prefix: string): string[] {
     if (!p) return out;
     rest = rest.slice(p.length);
   }
-}
-
-function sameShape(a: readonly number[], b: readonly number[]): boolean {
-  return a.length === b.length && a.every((d, i) => d === b[i]);
 }
 
 /** A guess at what a state dict holds, for the "nothing matched" error. */

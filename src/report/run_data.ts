@@ -11,6 +11,7 @@ import type { EvalResult } from '../eval/protocols.js';
 import { InputFileError } from '../util/errors.js';
 import { isDirectory } from '../util/fs.js';
 import type { Point } from './chart.js';
+import { isRecord } from '../util/values.js';
 
 export type MetricsRecord = Record<string, unknown>;
 
@@ -112,10 +113,6 @@ export function parseMetricsLog(text: string): RunMetrics {
 
 export async function readMetricsLog(runDir: string): Promise<RunMetrics> {
   return parseMetricsLog(await readText(join(runDir, 'metrics.jsonl'), 'metrics log (metrics.jsonl)'));
-}
-
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 /** A dotted path into a parsed config, e.g. get(cfg, 'model.arch'). */

@@ -24,6 +24,7 @@ import { HALF_MAX } from '../ops/fp16_round.js';
 import { listSome, shapeText } from '../util/text.js';
 import { InputFileError } from '../util/errors.js';
 import { isDirectory, isFile } from '../util/fs.js';
+import { sameShape } from '../util/values.js';
 
 export const CHECKPOINT_FORMAT = 1;
 export const CHECKPOINT_DIR = 'checkpoints';
@@ -321,7 +322,7 @@ export function restoreCheckpoint(ckpt: LoadedCheckpoint, store: ParamStore, opt
     used.add(key);
     const expected = permuteShape(param.variable.shape, toTorchPerm(param.layout, param.variable.rank));
     const shape = file.info(key).shape;
-    if (shape.length !== expected.length || shape.some((d, i) => d !== expected[i])) {
+    if (!sameShape(shape, expected)) {
       mismatched.push(`${key} (file ${shapeText(shape)}, model ${shapeText(expected)})`);
       return;
     }

@@ -2,12 +2,9 @@
 import { tf } from '../../tf.js';
 import { channelBias, f32, sizeOf, type NativeKernel } from './common.js';
 import { convParams } from './conv_params.js';
+import { sameShape } from '../../../util/values.js';
 
 type Shape4 = [number, number, number, number];
-
-function sameShape(a: readonly number[], b: readonly number[]): boolean {
-  return a.length === b.length && a.every((d, i) => d === b[i]);
-}
 
 function is4d(shape: readonly number[]): shape is Shape4 {
   return shape.length === 4;

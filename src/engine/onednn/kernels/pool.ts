@@ -1,6 +1,7 @@
 /** MaxPool and MaxPoolGrad (hand-written loops in native/pool.cc, tie-breaking as tfjs-backend-cpu). */
 import { tf } from '../../tf.js';
 import { f32, sizeOf, type NativeKernel } from './common.js';
+import { sameShape } from '../../../util/values.js';
 
 type Shape4 = [number, number, number, number];
 
@@ -44,7 +45,7 @@ export const maxPoolGrad: NativeKernel = ({ inputs, attrs }, backend, addon) => 
   const xs = f32(backend, input);
   if (!dys || !xs || input.shape.length !== 4) return null;
   const info = tf.backend_util.computePool2DInfo(input.shape as Shape4, a.filterSize, a.strides, 1, a.pad, a.dimRoundingMode);
-  if (dy.shape.length !== 4 || dy.shape.some((d, i) => d !== info.outShape[i])) return null;
+  if (!sameShape(dy.shape, info.outShape)) return null;
   const params = poolParams(info);
   if (!params) return null;
   const out = new Float32Array(sizeOf(input.shape));
