@@ -9,7 +9,7 @@
 import type { Config } from '../config/schema.js';
 import { loadDataSplits } from '../data/index.js';
 import { buildEncoder, type EncoderModel } from '../model/build.js';
-import { loadWeights, formatWeightsReport } from '../model/weights.js';
+import { formatWeightsReport, loadSafetensorsWeights, loadWeights } from '../model/weights.js';
 import { readCheckpoint, resolveCheckpointPath } from '../train/checkpoint.js';
 import { createProgress } from '../report/progress.js';
 import type { DataSplits, ImageDataset } from '../data/dataset.js';
@@ -87,7 +87,7 @@ export async function loadEncoder(
     // The checkpoint's own model settings win: they are what its weights were trained as.
     const model = buildEncoder(ckpt.state.config.model, cfg.seed);
     model.normalization = ckpt.state.normalization;
-    const report = await loadWeights(model.store, path);
+    const report = loadSafetensorsWeights(model.store, ckpt.file);
     if (report.missing.length > 0) log(`checkpoint: ${formatWeightsReport(report)}`);
     return { model, source: `checkpoint ${path} (epoch ${ckpt.state.epoch})`, identity: { checkpoint: await fileIdentity(path), seed: cfg.seed } };
   }

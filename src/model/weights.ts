@@ -199,7 +199,15 @@ export async function loadWeights(
   if (ext !== '.safetensors') {
     throw new InputFileError(resolved, `unsupported weights format '${ext || '(no extension)'}' (expected .safetensors)`);
   }
-  const file = await readSafetensors(resolved);
+  return loadSafetensorsWeights(store, await readSafetensors(resolved), opts);
+}
+
+/**
+ * The safetensors half of loadWeights, for a file already open (eval reads a checkpoint's metadata
+ * first to build its model, then loads the weights from the same file).
+ */
+export function loadSafetensorsWeights(store: ParamStore, file: SafetensorsFile, opts: LoadWeightsOptions = {}): WeightsReport {
+  const resolved = file.path;
   const { prefix, assignments, ignored, mismatched } = planLoad(file, store, opts);
 
   if (mismatched.length > 0 && !opts.skipMismatched) {
