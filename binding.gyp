@@ -2,8 +2,8 @@
   "targets": [
     {
       "target_name": "simtrip_onednn",
-      "sources": ["native/addon.cc", "native/conv.cc", "native/matmul.cc", "native/pool.cc", "native/batch_norm.cc", "native/group_norm.cc", "native/eltwise.cc", "native/sgd.cc"],
-      "include_dirs": ["native"],
+      "sources": ["native/onednn/addon.cc", "native/onednn/conv.cc", "native/onednn/matmul.cc", "native/onednn/pool.cc", "native/onednn/batch_norm.cc", "native/onednn/group_norm.cc", "native/onednn/eltwise.cc", "native/onednn/sgd.cc"],
+      "include_dirs": ["native/onednn"],
       "libraries": ["-ldnnl", "-fopenmp"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti"],
       "cflags_cc": ["-std=c++17", "-O3", "-fexceptions", "-fopenmp"],

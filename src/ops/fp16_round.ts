@@ -6,7 +6,7 @@
  * |x| >= 65520 overflows to ±Inf (65504 is the largest half), NaN stays NaN and ±0 keep their sign.
  *
  * Three implementations of one kernel, chosen by the active backend:
- *  - onednn: a native loop on the bit pattern (native/eltwise.cc, registered by the onednn backend);
+ *  - onednn: a native loop on the bit pattern (native/onednn/eltwise.cc, registered by the onednn backend);
  *  - cpu: a JS kernel over src/io/float16.ts, the reference conversion itself;
  *  - anything else (tfjs-node, wasm, which take no custom kernels): `roundToHalfComposed`, built
  *    from standard ops only.

@@ -53,7 +53,7 @@ describe.skipIf(!first.ok)('the onednn backend', () => {
     const onednn = new Set(tf.getKernelsForBackend('onednn').map((k) => k.kernelName));
     const extra = [...onednn].filter((k) => !cpu.has(k)).sort();
     expect([...cpu].filter((k) => !onednn.has(k))).toEqual([]);
-    // An addon built before native/sgd.cc existed has no SGD kernel (src/optim/sgd.ts then composes ops).
+    // An addon built before native/onednn/sgd.cc existed has no SGD kernel (src/optim/sgd.ts then composes ops).
     const native = loadNative();
     const sgd = native.ok && typeof native.addon.sgdUpdate === 'function' ? [SGD_UPDATE] : [];
     const gn = native.ok && typeof native.addon.groupNormForward === 'function' ? [GROUP_NORM, GROUP_NORM_GRAD] : [];

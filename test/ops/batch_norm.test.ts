@@ -186,7 +186,7 @@ const nativeBn = native.ok && typeof native.addon.batchNormForward === 'function
 const skipReason = !onednn.ok
   ? `${onednn.reason} (${onednn.hint})`
   : !nativeBn
-    ? 'the built addon predates native/batch_norm.cc (run node scripts/build-native.mjs)'
+    ? 'the built addon predates native/onednn/batch_norm.cc (run node scripts/build-native.mjs)'
     : '';
 if (skipReason) console.warn(`native batchNormTrain tests skipped: ${skipReason}`);
 

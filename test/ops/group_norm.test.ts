@@ -106,7 +106,7 @@ const nativeGn = native.ok && typeof native.addon.groupNormForward === 'function
 const skipReason = !onednn.ok
   ? `${onednn.reason} (${onednn.hint})`
   : !nativeGn
-    ? 'the built addon predates native/group_norm.cc (run node scripts/build-native.mjs)'
+    ? 'the built addon predates native/onednn/group_norm.cc (run node scripts/build-native.mjs)'
     : '';
 if (skipReason) console.warn(`native groupNorm tests skipped: ${skipReason}`);
 

@@ -1,5 +1,5 @@
 /**
- * The fused onednn SGD kernel (native/sgd.cc) against the composed-op fallback on the cpu backend:
+ * The fused onednn SGD kernel (native/onednn/sgd.cc) against the composed-op fallback on the cpu backend:
  * same parameters, same gradients, three steps (the first creates the momentum buffers), with and
  * without weight decay and with the norm/bias exemption. Both do the same float32 operations in the
  * same order, so they are expected to agree exactly.
@@ -74,7 +74,7 @@ const native = loadNative();
 const skipReason = !onednn.ok
   ? `${onednn.reason} (${onednn.hint})`
   : !(native.ok && typeof native.addon.sgdUpdate === 'function')
-    ? 'the built addon predates native/sgd.cc (run node scripts/build-native.mjs)'
+    ? 'the built addon predates native/onednn/sgd.cc (run node scripts/build-native.mjs)'
     : '';
 if (skipReason) console.warn(`native SGD tests skipped: ${skipReason}`);
 

@@ -8,7 +8,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-/** The functions exported by native/addon.cc. Kernels write into the `out` arrays they are given. */
+/** The functions exported by native/onednn/addon.cc. Kernels write into the `out` arrays they are given. */
 export interface NativeAddon {
   info(): { version: string; threads: number; runtime: string };
   convImpl(params: Int32Array): string;
@@ -18,7 +18,7 @@ export interface NativeAddon {
   matmul(a: Float32Array, b: Float32Array, bias: Float32Array | null, out: Float32Array, params: Int32Array): void;
   maxPool(x: Float32Array, out: Float32Array, params: Int32Array): void;
   maxPoolGrad(dy: Float32Array, x: Float32Array, out: Float32Array, params: Int32Array): void;
-  // Optional: an addon built before native/batch_norm.cc existed lacks them (params: [rows, channels]).
+  // Optional: an addon built before native/onednn/batch_norm.cc existed lacks them (params: [rows, channels]).
   batchNormForward?(x: Float32Array, gamma: Float32Array, beta: Float32Array, y: Float32Array, mean: Float32Array, variance: Float32Array, params: Int32Array, eps: number): void;
   batchNormBackward?(
     dy: Float32Array,
@@ -32,16 +32,16 @@ export interface NativeAddon {
     params: Int32Array,
     eps: number,
   ): void;
-  // Optional for the same reason (native/group_norm.cc; params: [N, HW, C, G], statistics per (n, g)).
+  // Optional for the same reason (native/onednn/group_norm.cc; params: [N, HW, C, G], statistics per (n, g)).
   groupNormForward?: NativeAddon['batchNormForward'];
   groupNormBackward?: NativeAddon['batchNormBackward'];
-  // Optional for the same reason. op codes: see native/eltwise.cc.
+  // Optional for the same reason. op codes: see native/onednn/eltwise.cc.
   eltwiseUnary?(x: Float32Array, out: Float32Array, op: number, alpha: number): void;
   eltwiseBinary?(a: Float32Array, b: Float32Array, out: Float32Array, op: number, params: Int32Array): void;
   reduceMid?(x: Float32Array, out: Float32Array, params: Int32Array, mean: boolean): void;
-  // Optional for the same reason (native/sgd.cc). A null buf means the first step (buf' = d).
+  // Optional for the same reason (native/onednn/sgd.cc). A null buf means the first step (buf' = d).
   sgdUpdate?(w: Float32Array, g: Float32Array, buf: Float32Array | null, wOut: Float32Array, bufOut: Float32Array, lr: number, momentum: number, weightDecay: number): void;
-  // Optional for the same reason (native/eltwise.cc): out = x rounded to the float16 grid.
+  // Optional for the same reason (native/onednn/eltwise.cc): out = x rounded to the float16 grid.
   roundToHalf?(x: Float32Array, out: Float32Array): void;
 }
 

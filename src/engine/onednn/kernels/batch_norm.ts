@@ -1,5 +1,5 @@
 /**
- * Training-mode batch normalisation as two kernels of the onednn backend (native/batch_norm.cc) over
+ * Training-mode batch normalisation as two kernels of the onednn backend (native/onednn/batch_norm.cc) over
  * the [rows, channels] view every axis but the last collapses into.
  */
 import type { NativeAddon } from '../native.js';

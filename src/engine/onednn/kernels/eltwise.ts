@@ -1,12 +1,12 @@
 /**
- * Relu, Step, Add and Multiply as OpenMP loops (native/eltwise.cc). Broadcasts other than the ones
+ * Relu, Step, Add and Multiply as OpenMP loops (native/onednn/eltwise.cc). Broadcasts other than the ones
  * broadcastLayout describes, and non-float32 dtypes, fall back to the cpu kernels.
  */
 import { tf } from '../../tf.js';
 import type { NativeAddon } from '../native.js';
 import { f32, sizeOf, type NativeKernel } from './common.js';
 
-// Codes shared with native/eltwise.cc.
+// Codes shared with native/onednn/eltwise.cc.
 const UNARY = { relu: 0, step: 1 } as const;
 const BINARY = { add: 0, mul: 1 } as const;
 

@@ -1,6 +1,6 @@
 /**
  * The float16 rounding of src/ops/fp16_round.ts as a native kernel of the onednn backend
- * (native/eltwise.cc: one pass over the bit patterns instead of the cpu backend's JS loop).
+ * (native/onednn/eltwise.cc: one pass over the bit patterns instead of the cpu backend's JS loop).
  */
 import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import { tf } from '../../tf.js';

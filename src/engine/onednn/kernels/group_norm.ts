@@ -1,5 +1,5 @@
 /**
- * GroupNorm over NHWC tensors as two kernels of the onednn backend (native/group_norm.cc). Statistics
+ * GroupNorm over NHWC tensors as two kernels of the onednn backend (native/onednn/group_norm.cc). Statistics
  * are per (sample, group), [N * G] in sample-major order.
  */
 import type { NativeAddon } from '../native.js';

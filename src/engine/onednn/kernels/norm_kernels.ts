@@ -1,6 +1,6 @@
 /**
- * Training-mode normalisation kernels of the onednn backend (native/batch_norm.cc,
- * native/group_norm.cc). Both have the same contract: forward (x, gamma, beta) -> (y, mean, variance),
+ * Training-mode normalisation kernels of the onednn backend (native/onednn/batch_norm.cc,
+ * native/onednn/group_norm.cc). Both have the same contract: forward (x, gamma, beta) -> (y, mean, variance),
  * backward (dy, x, gamma, mean, variance) -> (dx, dgamma, dbeta), statistics carrying no gradient.
  * They have no cpu counterpart: the ops in src/ops/ run them only where they are registered and
  * compose standard ops everywhere else.

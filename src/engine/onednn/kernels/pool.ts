@@ -1,4 +1,4 @@
-/** MaxPool and MaxPoolGrad (hand-written loops in native/pool.cc, tie-breaking as tfjs-backend-cpu). */
+/** MaxPool and MaxPoolGrad (hand-written loops in native/onednn/pool.cc, tie-breaking as tfjs-backend-cpu). */
 import { tf } from '../../tf.js';
 import { f32, sizeOf, type NativeKernel } from './common.js';
 import { sameShape } from '../../../util/values.js';

@@ -1,5 +1,5 @@
 /**
- * The whole SGD update of one parameter as one kernel of the onednn backend (native/sgd.cc). It has no
+ * The whole SGD update of one parameter as one kernel of the onednn backend (native/onednn/sgd.cc). It has no
  * cpu counterpart: src/optim/sgd.ts runs it only where it is registered and composes standard ops
  * everywhere else.
  */
@@ -41,7 +41,7 @@ function sgdKernel(addon: Addon): tf.KernelFunc {
   };
 }
 
-/** Registers the kernel on `backendName`; an addon built before native/sgd.cc existed registers nothing. */
+/** Registers the kernel on `backendName`; an addon built before native/onednn/sgd.cc existed registers nothing. */
 export function registerSgdKernel(backendName: string, addon: NativeAddon): boolean {
   if (typeof addon.sgdUpdate !== 'function') return false;
   tf.registerKernel({ kernelName: SGD_UPDATE, backendName, kernelFunc: sgdKernel(addon as Addon) });
