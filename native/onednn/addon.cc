@@ -15,68 +15,6 @@ dnnl::stream &cpuStream() {
   return stream;
 }
 
-static void expectTypedArray(napi_env env, napi_value v, const char *what, napi_typedarray_type want,
-                             void **data, size_t *length) {
-  bool isTyped = false;
-  napi_is_typedarray(env, v, &isTyped);
-  if (!isTyped) throw ArgError(std::string(what) + ": expected a typed array");
-  napi_typedarray_type type;
-  napi_value buffer;
-  size_t offset;
-  napi_get_typedarray_info(env, v, &type, length, data, &buffer, &offset);
-  if (type != want) throw ArgError(std::string(what) + ": wrong typed array element type");
-}
-
-F32View f32Arg(napi_env env, napi_value v, const char *what, size_t expectLength) {
-  F32View view;
-  void *data = nullptr;
-  expectTypedArray(env, v, what, napi_float32_array, &data, &view.length);
-  view.data = static_cast<float *>(data);
-  if (view.length != expectLength) {
-    throw ArgError(std::string(what) + ": expected " + std::to_string(expectLength) + " elements, got " +
-                   std::to_string(view.length));
-  }
-  return view;
-}
-
-F32View anyF32Arg(napi_env env, napi_value v, const char *what) {
-  F32View view;
-  void *data = nullptr;
-  expectTypedArray(env, v, what, napi_float32_array, &data, &view.length);
-  view.data = static_cast<float *>(data);
-  return view;
-}
-
-F32View optionalF32Arg(napi_env env, napi_value v, const char *what, size_t expectLength) {
-  napi_valuetype t;
-  napi_typeof(env, v, &t);
-  if (t == napi_null || t == napi_undefined) return F32View{};
-  return f32Arg(env, v, what, expectLength);
-}
-
-I32View i32Arg(napi_env env, napi_value v, const char *what, size_t expectLength) {
-  I32View view;
-  void *data = nullptr;
-  expectTypedArray(env, v, what, napi_int32_array, &data, &view.length);
-  view.data = static_cast<const int32_t *>(data);
-  if (view.length != expectLength) {
-    throw ArgError(std::string(what) + ": expected " + std::to_string(expectLength) + " parameters");
-  }
-  return view;
-}
-
-double numberArg(napi_env env, napi_value v, const char *what) {
-  double out = 0;
-  if (napi_get_value_double(env, v, &out) != napi_ok) throw ArgError(std::string(what) + ": expected a number");
-  return out;
-}
-
-int32_t intArg(napi_env env, napi_value v, const char *what) {
-  int32_t out = 0;
-  if (napi_get_value_int32(env, v, &out) != napi_ok) throw ArgError(std::string(what) + ": expected an integer");
-  return out;
-}
-
 constexpr size_t kMaxArgs = 12;
 
 template <KernelFn fn>
@@ -86,12 +24,10 @@ static napi_value wrapKernel(napi_env env, napi_callback_info info) {
   napi_get_cb_info(env, info, &argc, args, nullptr, nullptr);
   try {
     fn(env, args, argc);
-  } catch (const ArgError &e) {
-    napi_throw_type_error(env, nullptr, e.what());
   } catch (const dnnl::error &e) {
-    napi_throw_error(env, nullptr, (std::string("oneDNN: ") + e.what()).c_str());
+    throwAsJs(env, e, "oneDNN: ");
   } catch (const std::exception &e) {
-    napi_throw_error(env, nullptr, e.what());
+    throwAsJs(env, e);
   }
   return nullptr;
 }
