@@ -5,13 +5,13 @@
  */
 import { realpath } from 'node:fs/promises';
 import { dirname, isAbsolute, join } from 'node:path';
-import { Document, visit } from 'yaml';
+import { Document, isScalar, visit } from 'yaml';
 import type { z } from 'zod';
 import { UserError, InputFileError } from '../util/errors.js';
 import { objectKeys, schemaAt } from './describe.js';
 import { formatIssue, oneLine, type KeyPath } from './format.js';
 import { isMapping, readConfigFile, type Mapping } from './parse.js';
-import { ConfigSchema, type Config } from './schema.js';
+import { ConfigSchema, defaultStem, type Config } from './schema.js';
 import { parseSet } from './sets.js';
 
 export { parseConfigText, readConfigFile, CONFIG_EXTENSIONS } from './parse.js';
@@ -199,5 +199,11 @@ export function configToYaml(config: Config): string {
       if (node.items.every((item) => !(item !== null && typeof item === 'object' && 'items' in item))) node.flow = true;
     },
   });
+  // model.stem's default depends on model.arch, so the value alone would not tell a reader that
+  // changing the arch changes the stem.
+  if (config.model.stem === defaultStem(config.model.arch)) {
+    const stem = doc.getIn(['model', 'stem'], true);
+    if (isScalar(stem)) stem.comment = ` the default for ${config.model.arch}: model.stem follows model.arch unless set (bit-*: imagenet, BiT's root; resnet*: cifar)`;
+  }
   return doc.toString({ lineWidth: 0, flowCollectionPadding: false });
 }

@@ -153,14 +153,28 @@ export const DataSchema = z
   .strict()
   .default({});
 
+/** BatchNorm ResNets (torchvision names) or BiT ResNet-v2 (timm resnetv2_*_bit names). */
+export const ARCH_NAMES = ['resnet18', 'resnet50', 'bit-r50x1', 'bit-r50x3', 'bit-r101x1', 'bit-r101x3', 'bit-r152x2', 'bit-r152x4'] as const;
+export type ArchName = (typeof ARCH_NAMES)[number];
+export type StemName = 'cifar' | 'imagenet';
+
+/**
+ * model.stem when the config leaves it out. BiT's weights were trained through its 7x7 root, so a
+ * bit-* model with the CIFAR stem would leave that root behind and start from a random stem; the
+ * ResNets keep the CIFAR recipe's 3x3 stem.
+ */
+export function defaultStem(arch: ArchName): StemName {
+  return arch.startsWith('bit-') ? 'imagenet' : 'cifar';
+}
+
 export const ModelSchema = z
   .object({
-    /** BatchNorm ResNets (torchvision names) or BiT ResNet-v2 (timm resnetv2_*_bit names). */
-    arch: z
-      .enum(['resnet18', 'resnet50', 'bit-r50x1', 'bit-r50x3', 'bit-r101x1', 'bit-r101x3', 'bit-r152x2', 'bit-r152x4'])
-      .default('resnet18'),
-    /** 'cifar': 3x3 stem for 32 px inputs; 'imagenet': the arch's full stem (7x7/2 + max-pool; BiT's root for bit-*). */
-    stem: z.enum(['cifar', 'imagenet']).default('cifar'),
+    arch: z.enum(ARCH_NAMES).default('resnet18'),
+    /**
+     * 'cifar': 3x3 stem for 32 px inputs; 'imagenet': the arch's full stem (7x7/2 + max-pool; BiT's root
+     * for bit-*). Left out: defaultStem(arch).
+     */
+    stem: z.enum(['cifar', 'imagenet']).optional(),
     /** BiT only: 'group' = GroupNorm as released; 'batch' = BatchNorm in its place (BiT-SimSiam), weight standardisation kept. */
     norm: z.enum(['group', 'batch']).default('group'),
     /** Base channel count (64 in the papers); every stage scales with it. Small values for tests. */
@@ -170,6 +184,7 @@ export const ModelSchema = z
     zero_init_residual: z.boolean().default(true),
   })
   .strict()
+  .transform((m) => ({ ...m, stem: m.stem ?? defaultStem(m.arch) }))
   .default({});
 
 export const MethodSchema = z

@@ -3,8 +3,9 @@
  * probe (one per label fraction, under the split or leave-one-group-out protocol, see protocols.ts)
  * and/or the weighted kNN classifier run on them.
  *
- * The encoder is a simtrip checkpoint, else the config's `model.weights`, else the seeded random
- * initialisation: the last two are the baselines papers compare against.
+ * The encoder is a simtrip checkpoint, else the config's `model.weights` (which must fill the whole
+ * backbone, see frozen_weights.ts), else the seeded random initialisation: the last two are the
+ * baselines papers compare against.
  */
 import type { Config } from '../config/schema.js';
 import { loadDataSplits } from '../data/index.js';
@@ -16,6 +17,7 @@ import type { DataSplits, ImageDataset } from '../data/dataset.js';
 import { UserError } from '../util/errors.js';
 import { cachedFeatures, FeatureCache, fileIdentity } from './feature_cache.js';
 import { extractFeatures } from './features.js';
+import { requireWholeBackbone } from './frozen_weights.js';
 import { logoProbe } from './logo.js';
 import type { ClassificationMetrics } from './metrics.js';
 import {
@@ -93,7 +95,14 @@ export async function loadEncoder(
   }
   const model = buildEncoder(cfg.model, cfg.seed);
   if (cfg.model.weights) {
-    log(`weights: ${formatWeightsReport(await loadWeights(model.store, cfg.model.weights, { arch: cfg.model.arch }))}`);
+    try {
+      const report = await loadWeights(model.store, cfg.model.weights, { arch: cfg.model.arch });
+      log(`weights: ${formatWeightsReport(report)}`);
+      await requireWholeBackbone(report, cfg.model);
+    } catch (err) {
+      model.store.dispose();
+      throw err;
+    }
     return { model, source: `weights ${cfg.model.weights}`, identity: { model: cfg.model, weights: await fileIdentity(cfg.model.weights), seed: cfg.seed } };
   }
   return { model, source: `random initialisation (seed ${cfg.seed})`, identity: { model: cfg.model, seed: cfg.seed } };

@@ -2,7 +2,7 @@
  * Builds the networks a config describes. The backbone's parameters live under "backbone." so that a
  * whole SSL model (backbone + projector + predictor) is one state dict, as in the official SimSiam.
  */
-import { ModelSchema, type MethodConfig, type ModelConfig } from '../config/schema.js';
+import { ARCH_NAMES, type MethodConfig, type ModelConfig } from '../config/schema.js';
 import type { Normalization } from '../data/augment.js';
 import type { TrainMethod } from '../method/method.js';
 import { SimSiam, type SimSiamSpec } from '../method/simsiam.js';
@@ -34,8 +34,7 @@ export function bitSpecOf(arch: string): { depths: number[]; widthFactor: number
 
 /** The model.arch value of a BiT layout (depths, width factor), or undefined when the schema has none. */
 export function bitArchOf(depths: readonly number[], widthFactor: number): ModelConfig['arch'] | undefined {
-  const arches = ModelSchema.removeDefault().shape.arch.removeDefault().options;
-  return arches.find((a) => {
+  return ARCH_NAMES.find((a) => {
     if (!isBitArch(a)) return false;
     const spec = bitSpecOf(a);
     return spec.widthFactor === widthFactor && spec.depths.join() === depths.join();

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -88,6 +89,54 @@ describe('config show', () => {
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('epochs: 7');
     expect(r.stdout).toContain('momentum: 0.9');
+  });
+});
+
+describe('BiT weights for frozen features', () => {
+  let npz: string;
+  let images: string;
+  const bitConfig = async (name: string, model: string) => {
+    const path = join(dir, name);
+    // Not `extends: tiny.yaml`: its model sets stem: cifar, and a child inherits that.
+    const text = TINY.replace(/^model: .*$/m, `model: { arch: bit-r50x1, width: 4, weights: ${npz}${model} }`);
+    await writeFile(path, text);
+    return path;
+  };
+
+  beforeAll(async () => {
+    const { bitNpzArrays, npzBytes, randomValues } = await import('../model/bit_files.js');
+    const arrays = bitNpzArrays({ depths: [3, 4, 6, 3], width: 4, numClasses: 10 });
+    npz = join(dir, 'BiT-frozen.npz');
+    await writeFile(npz, npzBytes(arrays, randomValues(arrays, 2)));
+    images = join(dir, 'frozen-images');
+    await mkdir(images, { recursive: true });
+    await sharp(Buffer.alloc(16 * 16 * 3, 90), { raw: { width: 16, height: 16, channels: 3 } }).toFile(join(images, 'a.png'));
+  });
+
+  it('config show resolves model.stem from model.arch and says so', async () => {
+    const r = await run('config', 'show', '--config', await bitConfig('bit-default.yaml', ''));
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^ {2}stem: imagenet # the default for bit-r50x1: model\.stem follows model\.arch unless set/m);
+  });
+
+  it('embed with the default stem writes features from the whole file', async () => {
+    const out = join(dir, 'bit-feats.npy');
+    const r = await run('embed', '--config', await bitConfig('bit-default.yaml', ''), '--images', images, '--out', out);
+    expect(r.code).toBe(0);
+    expect((await readNpy(out)).shape).toEqual([1, 128]);
+  });
+
+  it('embed and eval refuse a CIFAR stem that leaves the file\'s root new: exit 2, the tensor and the fix in one line', async () => {
+    const cfg = await bitConfig('bit-cifar.yaml', ', stem: cifar');
+    const out = join(dir, 'refused.npy');
+    for (const args of [['embed', '--images', images, '--out', out], ['eval', '--knn']]) {
+      const r = await run(...args, '--config', cfg);
+      expect(r.code).toBe(2);
+      const last = r.stderr.trim().split('\n').at(-1)!;
+      expect(last).toMatch(/^simtrip: model\.weights: .*BiT-frozen\.npz leaves 1 backbone tensor\(s\) newly initialised \(backbone\.stem\.conv\.weight\)/);
+      expect(last).toContain('set model.stem: imagenet');
+    }
+    expect(existsSync(out)).toBe(false);
   });
 });
 

@@ -366,6 +366,33 @@ describe('loadConfig: validation messages', () => {
   });
 });
 
+describe('model.stem follows model.arch', () => {
+  it('bit-* gets BiT\'s root, the ResNets the CIFAR stem, and an explicit stem wins', () => {
+    expect(ConfigSchema.parse({ model: { arch: 'bit-r50x1' } }).model.stem).toBe('imagenet');
+    expect(ConfigSchema.parse({ model: { arch: 'bit-r101x3', norm: 'batch' } }).model.stem).toBe('imagenet');
+    expect(ConfigSchema.parse({ model: { arch: 'resnet50' } }).model.stem).toBe('cifar');
+    expect(ConfigSchema.parse({}).model.stem).toBe('cifar');
+    expect(ConfigSchema.parse({ model: { arch: 'bit-r50x1', stem: 'cifar' } }).model.stem).toBe('cifar');
+  });
+
+  it('an extends chain and --set resolve the stem from the final arch', async () => {
+    const f = files({ 'base.yaml': 'model:\n  arch: resnet18\n', 'child.yaml': 'extends: base.yaml\nmodel:\n  width: 8\n' });
+    expect((await loadConfig(f['child.yaml']!, ['model.arch=bit-r50x1'])).config.model.stem).toBe('imagenet');
+    expect((await loadConfig(f['child.yaml']!)).config.model.stem).toBe('cifar');
+  });
+
+  it('configToYaml shows the resolved stem and says that it follows the arch', async () => {
+    const f = files({ 'b.yaml': 'model:\n  arch: bit-r50x1\n', 'c.yaml': 'model:\n  arch: bit-r50x1\n  stem: cifar\n' });
+    const { config } = await loadConfig(f['b.yaml']!);
+    const text = configToYaml(config);
+    expect(text).toMatch(/\n  stem: imagenet # the default for bit-r50x1: model\.stem follows model\.arch unless set/);
+    const back = files({ 'back.yaml': text });
+    expect((await loadConfig(back['back.yaml']!)).config).toEqual(config);
+    // A stem that differs from the arch's default was chosen, and needs no note.
+    expect(configToYaml((await loadConfig(f['c.yaml']!)).config)).toMatch(/\n  stem: cifar\n/);
+  });
+});
+
 describe('configToYaml', () => {
   it('writes every key in schema order and loads back to the same config', async () => {
     const f = files({ 'c.yaml': 'train:\n  epochs: 3\nname: z\ndata:\n  limit: 10\n  kind: cifar10\n' });
