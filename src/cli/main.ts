@@ -29,9 +29,16 @@ async function resolveConfig(opts: { config: string; set: string[] }): Promise<C
   return (await loadConfig(opts.config, opts.set)).config;
 }
 
-async function startEngine(cfg: Config, training: boolean): Promise<EngineInfo> {
+/**
+ * The engines `auto` passed over (tfjs-node not installed, ...) are noise to a user who never asked
+ * for them: they are printed under --verbose, or for an engine the user named. `simtrip doctor` lists
+ * every engine either way.
+ */
+async function startEngine(cfg: Config, training: boolean, verbose: boolean): Promise<EngineInfo> {
   const engine = await initEngine(cfg.engine.backend, { training });
-  for (const line of engine.skipped) log(`engine: skipped ${line}`);
+  for (const line of engine.skipped) {
+    if (verbose || line.startsWith(`${engine.requested}:`)) log(`engine: skipped ${line}`);
+  }
   return engine;
 }
 
@@ -52,10 +59,11 @@ function defaultEvalOut(cfg: Config, checkpoint: string | undefined): string {
 
 export function buildProgram(): Command {
   const program = new Command();
+  const verbose = (): boolean => program.opts<{ verbose?: boolean }>().verbose === true;
   program
     .name('simtrip')
     .description('Self-supervised image encoders (SimSiam, SimTriplet, BiT transfer) for medical imaging, on TensorFlow.js')
-    .option('-v, --verbose', 'print stack traces on errors')
+    .option('-v, --verbose', 'print stack traces on errors, and the engines engine.backend auto passed over and why')
     // Set before the commands are added so they inherit it: main() maps commander's exits to ours.
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s), writeOut: (s) => process.stdout.write(s) });
@@ -69,7 +77,7 @@ export function buildProgram(): Command {
     .option('--resume', 'continue the run in the run directory from its last checkpoint, exactly where it stopped')
     .action(async (opts: { config: string; set: string[]; runDir?: string; resume?: boolean }) => {
       const cfg = await resolveConfig(opts);
-      const engine = await startEngine(cfg, true);
+      const engine = await startEngine(cfg, true, verbose());
       const { train } = await import('../train/trainer.js');
       const result = await train({
         config: cfg,
@@ -108,7 +116,7 @@ export function buildProgram(): Command {
       if (!opts.linearProbe && !opts.knn) throw new UserError('eval: choose --linear-probe and/or --knn');
       const labelFractions = opts.labelFraction ? parseFractions(opts.labelFraction) : undefined;
       const out = opts.out ?? defaultEvalOut(cfg, opts.checkpoint);
-      const engine = await startEngine(cfg, false);
+      const engine = await startEngine(cfg, false, verbose());
       const { evaluate } = await import('../eval/evaluate.js');
       const report = await evaluate({
         config: cfg,
@@ -144,7 +152,7 @@ export function buildProgram(): Command {
     .action(async (opts: { config: string; set: string[]; checkpoint?: string; images: string; out: string; dtype: string }) => {
       if (opts.dtype !== 'f32' && opts.dtype !== 'f16') throw new UserError(`--dtype: got '${opts.dtype}', expected f32 or f16`);
       const cfg = await resolveConfig(opts);
-      await startEngine(cfg, false);
+      await startEngine(cfg, false, verbose());
       const { embedFolder } = await import('../eval/embed.js');
       const dtype = opts.dtype === 'f16' ? 'float16' : 'float32';
       const r = await embedFolder({ config: cfg, checkpoint: opts.checkpoint, imagesDir: opts.images, out: opts.out, dtype, log });
