@@ -18,7 +18,7 @@ import { augmentBatch } from '../src/data/augment.js';
 import { makeSynthetic } from '../src/data/synthetic.js';
 import { initEngine, type EngineName } from '../src/engine/engine.js';
 import { NATIVE_KERNELS } from '../src/engine/onednn/backend.js';
-import { nativeRuns } from '../src/engine/onednn/kernels/common.js';
+import { nativeRuns } from '../src/engine/kernel_stats.js';
 import { tf } from '../src/engine/tf.js';
 import { buildSslModel } from '../src/model/build.js';
 import { LossScaler } from '../src/optim/loss_scale.js';

@@ -6,8 +6,7 @@
  * standard ops on the [rows, channels] view with the closed-form backward.
  */
 import { tf } from '../engine/tf.js';
-import { BATCH_NORM_TRAIN, type BatchNormTrainAttrs } from '../engine/onednn/kernels/batch_norm.js';
-import { canRunKernel } from '../engine/onednn/kernels/common.js';
+import { BATCH_NORM_TRAIN, type BatchNormTrainAttrs, canRunKernel } from '../engine/custom_kernels.js';
 
 export interface BatchNormTrainResult<T extends tf.Tensor> {
   y: T;

@@ -20,7 +20,7 @@
  */
 import { tf } from '../engine/tf.js';
 import { roundToFloat16InPlace } from '../io/float16.js';
-import { canRunKernel } from '../engine/onednn/kernels/common.js';
+import { canRunKernel } from '../engine/custom_kernels.js';
 
 /** Input x (float32); output x rounded to the half grid, float32. */
 export const ROUND_TO_HALF = 'SimtripRoundToHalf';

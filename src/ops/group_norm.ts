@@ -8,8 +8,7 @@
  * a composition of standard ops, differentiated by tfjs autodiff, everywhere else (cpu, wasm, tfjs-node).
  */
 import { tf } from '../engine/tf.js';
-import { canRunKernel } from '../engine/onednn/kernels/common.js';
-import { GROUP_NORM, type GroupNormAttrs } from '../engine/onednn/kernels/group_norm.js';
+import { canRunKernel, GROUP_NORM, type GroupNormAttrs } from '../engine/custom_kernels.js';
 
 export function groupNorm<T extends tf.Tensor4D>(x: T, gamma: tf.Tensor, beta: tf.Tensor, groups = 32, eps = 1e-5): T {
   const c = x.shape[3];

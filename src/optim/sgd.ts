@@ -8,8 +8,7 @@
  * the same arithmetic as standard tfjs ops, in the same float32 order, so both agree bit for bit.
  */
 import { tf } from '../engine/tf.js';
-import { SGD_UPDATE, type SgdUpdateAttrs } from '../engine/onednn/kernels/sgd.js';
-import { canRunKernel } from '../engine/onednn/kernels/common.js';
+import { SGD_UPDATE, type SgdUpdateAttrs, canRunKernel } from '../engine/custom_kernels.js';
 import type { Param } from '../model/params.js';
 
 export interface SgdOptions {

@@ -9,3 +9,8 @@ export function sameShape(a: readonly number[], b: readonly number[]): boolean {
 export function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
+
+/** The number of elements of a tensor of this shape (1 for a scalar). */
+export function sizeOf(shape: readonly number[]): number {
+  return shape.reduce((a, b) => a * b, 1);
+}

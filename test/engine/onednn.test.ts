@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { tf } from '../../src/engine/tf.js';
 import { loadOnednn } from '../../src/engine/onednn/loader.js';
-import { nativeRuns } from '../../src/engine/onednn/kernels/common.js';
+import { nativeRuns } from '../../src/engine/kernel_stats.js';
 import { broadcastLayout } from '../../src/engine/onednn/kernels/eltwise.js';
 import { Rng } from '../../src/util/rng.js';
 import { relativeError, useCpuBackend } from '../helpers.js';

@@ -2,10 +2,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { tf } from '../../src/engine/tf.js';
 import { loadOnednn } from '../../src/engine/onednn/loader.js';
-import { BATCH_NORM_TRAIN, BATCH_NORM_TRAIN_GRAD } from '../../src/engine/onednn/kernels/batch_norm.js';
-import { GROUP_NORM, GROUP_NORM_GRAD } from '../../src/engine/onednn/kernels/group_norm.js';
+import { BATCH_NORM_TRAIN, BATCH_NORM_TRAIN_GRAD, GROUP_NORM, GROUP_NORM_GRAD, SGD_UPDATE } from '../../src/engine/custom_kernels.js';
 import { ROUND_TO_HALF } from '../../src/ops/fp16_round.js';
-import { SGD_UPDATE } from '../../src/engine/onednn/kernels/sgd.js';
 import { loadNative } from '../../src/engine/onednn/native.js';
 import { useCpuBackend } from '../helpers.js';
 

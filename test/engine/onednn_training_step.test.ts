@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigSchema } from '../../src/config/schema.js';
 import { loadOnednn } from '../../src/engine/onednn/loader.js';
-import { nativeRuns } from '../../src/engine/onednn/kernels/common.js';
+import { nativeRuns } from '../../src/engine/kernel_stats.js';
 import { tf } from '../../src/engine/tf.js';
 import { buildSslModel } from '../../src/model/build.js';
 import { Sgd } from '../../src/optim/sgd.js';

@@ -10,7 +10,7 @@ import { useCpuBackend } from '../helpers.js';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { tf } from '../../src/engine/tf.js';
 import { loadOnednn } from '../../src/engine/onednn/loader.js';
-import { nativeRuns } from '../../src/engine/onednn/kernels/common.js';
+import { nativeRuns } from '../../src/engine/kernel_stats.js';
 import { float16BitsToFloat32Bits, float32BitsToFloat16Bits } from '../../src/io/float16.js';
 import { HALF_MAX, HALF_OVERFLOW, ROUND_TO_HALF, roundToHalf, roundToHalfComposed } from '../../src/ops/fp16_round.js';
 import { Rng } from '../../src/util/rng.js';

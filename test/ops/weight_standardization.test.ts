@@ -4,8 +4,8 @@
  */
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { loadOnednn } from '../../src/engine/onednn/loader.js';
-import { nativeRuns } from '../../src/engine/onednn/kernels/common.js';
-import { BATCH_NORM_TRAIN, BATCH_NORM_TRAIN_GRAD } from '../../src/engine/onednn/kernels/batch_norm.js';
+import { nativeRuns } from '../../src/engine/kernel_stats.js';
+import { BATCH_NORM_TRAIN, BATCH_NORM_TRAIN_GRAD } from '../../src/engine/custom_kernels.js';
 import { tf } from '../../src/engine/tf.js';
 import { standardizeWeight } from '../../src/ops/weight_standardization.js';
 import { Rng } from '../../src/util/rng.js';

@@ -2,6 +2,7 @@
 import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import { tf } from '../../tf.js';
 import type { NativeAddon } from '../native.js';
+import { countNative } from '../../kernel_stats.js';
 
 export type KernelArgs = Parameters<tf.KernelFunc>[0];
 
@@ -31,19 +32,6 @@ export function requireF32(
 }
 
 /**
- * Whether the active backend has `kernelName` and every input is float32. simtrip's own kernels are
- * registered only where a native version exists (onednn) and take float32 alone; the ops compose
- * standard ops otherwise.
- */
-export function canRunKernel(kernelName: string, ...inputs: tf.Tensor[]): boolean {
-  return inputs.every((t) => t.dtype === 'float32') && tf.getKernel(kernelName, tf.getBackend()) !== undefined;
-}
-
-export function sizeOf(shape: readonly number[]): number {
-  return shape.reduce((a, b) => a * b, 1);
-}
-
-/**
  * A per-channel bias as oneDNN wants it (one value per output channel), or null when tfjs' broadcasting
  * add would do something else: change the output rank or broadcast along a non-channel axis.
  */
@@ -62,12 +50,6 @@ export function channelBias(
   return null;
 }
 
-/**
- * How often each kernel ran natively. The fallback is silent by design (results stay right), so tests
- * and profiles read this to make sure the fast path is the one that ran.
- */
-export const nativeRuns = new Map<string, number>();
-
 /** Wraps a native kernel into a tfjs kernel function that falls back to the cpu kernel of the same name. */
 export function withFallback(kernelName: string, native: NativeKernel, addon: NativeAddon): tf.KernelFunc {
   const cpu = tf.getKernel(kernelName, 'cpu');
@@ -77,7 +59,7 @@ export function withFallback(kernelName: string, native: NativeKernel, addon: Na
     const backend = args.backend as MathBackendCPU;
     const out = native(args, backend, addon);
     if (out === null) return fallback(args);
-    nativeRuns.set(kernelName, (nativeRuns.get(kernelName) ?? 0) + 1);
+    countNative(kernelName);
     return out;
   };
 }

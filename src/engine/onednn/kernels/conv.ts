@@ -1,8 +1,8 @@
 /** Conv2D, FusedConv2D and both convolution gradients on oneDNN. */
 import { tf } from '../../tf.js';
-import { channelBias, f32, sizeOf, type NativeKernel } from './common.js';
-import { convParams } from './conv_params.js';
-import { sameShape } from '../../../util/values.js';
+import { channelBias, f32, type NativeKernel } from './common.js';
+import { convParams } from '../../conv_params.js';
+import { sameShape, sizeOf } from '../../../util/values.js';
 
 type Shape4 = [number, number, number, number];
 

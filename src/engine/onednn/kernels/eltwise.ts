@@ -4,7 +4,8 @@
  */
 import { tf } from '../../tf.js';
 import type { NativeAddon } from '../native.js';
-import { f32, sizeOf, type NativeKernel } from './common.js';
+import { f32, type NativeKernel } from './common.js';
+import { sizeOf } from '../../../util/values.js';
 
 // Codes shared with native/onednn/eltwise.cc.
 const UNARY = { relu: 0, step: 1 } as const;

@@ -6,7 +6,9 @@ import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import { tf } from '../../tf.js';
 import { ROUND_TO_HALF } from '../../../ops/fp16_round.js';
 import type { NativeAddon } from '../native.js';
-import { nativeRuns, requireF32, sizeOf } from './common.js';
+import { countNative } from '../../kernel_stats.js';
+import { sizeOf } from '../../../util/values.js';
+import { requireF32 } from './common.js';
 
 type Addon = Required<Pick<NativeAddon, 'roundToHalf'>>;
 
@@ -17,7 +19,7 @@ function roundKernel(addon: Addon): tf.KernelFunc {
     const xs = requireF32(cpu, x, ROUND_TO_HALF, 'x', sizeOf(x.shape));
     const out = new Float32Array(xs.length);
     addon.roundToHalf(xs, out);
-    nativeRuns.set(ROUND_TO_HALF, (nativeRuns.get(ROUND_TO_HALF) ?? 0) + 1);
+    countNative(ROUND_TO_HALF);
     return cpu.makeTensorInfo([...x.shape], 'float32', out);
   };
 }

@@ -2,7 +2,8 @@
 import { tf } from '../../tf.js';
 import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import type { NativeAddon } from '../native.js';
-import { channelBias, f32, sizeOf, type KernelArgs, type NativeKernel } from './common.js';
+import { channelBias, f32, type KernelArgs, type NativeKernel } from './common.js';
+import { sizeOf } from '../../../util/values.js';
 
 interface MatmulShape {
   batchA: number;

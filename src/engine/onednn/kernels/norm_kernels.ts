@@ -1,32 +1,24 @@
 /**
  * Training-mode normalisation kernels of the onednn backend (native/onednn/batch_norm.cc,
- * native/onednn/group_norm.cc). Both have the same contract: forward (x, gamma, beta) -> (y, mean, variance),
- * backward (dy, x, gamma, mean, variance) -> (dx, dgamma, dbeta), statistics carrying no gradient.
- * They have no cpu counterpart: the ops in src/ops/ run them only where they are registered and
- * compose standard ops everywhere else.
+ * native/onednn/group_norm.cc), implementing the kernel pairs of src/engine/custom_kernels.ts.
  */
 import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import { tf } from '../../tf.js';
+import { gradName, registerNormGradient, type NormKernelSpec } from '../../custom_kernels.js';
+import { countNative } from '../../kernel_stats.js';
+import { sizeOf } from '../../../util/values.js';
 import type { NativeAddon } from '../native.js';
-import { nativeRuns, requireF32, sizeOf } from './common.js';
+import { requireF32 } from './common.js';
 
 // Batch norm and group norm share one native signature (the params array differs).
 type ForwardFn = NonNullable<NativeAddon['batchNormForward']>;
 type BackwardFn = NonNullable<NativeAddon['batchNormBackward']>;
 
-export interface NormKernelSpec {
-  /** Forward kernel name; the backward one is `${name}Grad`. */
-  name: string;
-  /** Addon function names. */
+/** The addon functions implementing a kernel pair. */
+export interface NormAddonFunctions {
   forward: keyof NativeAddon;
   backward: keyof NativeAddon;
-  /** The native params array for an input shape and the op's attributes. */
-  params(shape: readonly number[], attrs: Record<string, unknown>): Int32Array;
-  /** Number of statistics (mean/variance entries) for those params. */
-  statCount(params: Int32Array): number;
 }
-
-export const gradName = (spec: NormKernelSpec) => `${spec.name}Grad`;
 
 function forwardKernel(spec: NormKernelSpec, fn: ForwardFn): tf.KernelFunc {
   return ({ inputs, attrs, backend }) => {
@@ -41,7 +33,7 @@ function forwardKernel(spec: NormKernelSpec, fn: ForwardFn): tf.KernelFunc {
     const variance = new Float32Array(stats);
     const eps = (attrs as { eps: number }).eps;
     fn(xs, requireF32(cpu, gamma, spec.name, 'gamma', channels), requireF32(cpu, beta, spec.name, 'beta', channels), y, mean, variance, params, eps);
-    nativeRuns.set(spec.name, (nativeRuns.get(spec.name) ?? 0) + 1);
+    countNative(spec.name);
     return [cpu.makeTensorInfo([...x.shape], 'float32', y), cpu.makeTensorInfo([stats], 'float32', mean), cpu.makeTensorInfo([stats], 'float32', variance)];
   };
 }
@@ -70,36 +62,21 @@ function backwardKernel(spec: NormKernelSpec, fn: BackwardFn): tf.KernelFunc {
       params,
       (attrs as { eps: number }).eps,
     );
-    nativeRuns.set(name, (nativeRuns.get(name) ?? 0) + 1);
+    countNative(name);
     return [cpu.makeTensorInfo([...x.shape], 'float32', dx), cpu.makeTensorInfo([...gamma.shape], 'float32', dgamma), cpu.makeTensorInfo([...gamma.shape], 'float32', dbeta)];
   };
 }
 
 /**
- * Registers both kernels on `backendName` and the forward kernel's gradient (gradients are global in
- * tfjs, so once is enough). An addon built before these functions existed registers nothing, and the
- * op then takes its composed path.
+ * Registers both kernels on `backendName` and the pair's gradient. An addon built before these
+ * functions existed registers nothing, and the op then takes its composed path.
  */
-export function registerNormKernels(spec: NormKernelSpec, backendName: string, addon: NativeAddon): boolean {
-  const forward = addon[spec.forward];
-  const backward = addon[spec.backward];
+export function registerNormKernels(spec: NormKernelSpec, fns: NormAddonFunctions, backendName: string, addon: NativeAddon): boolean {
+  const forward = addon[fns.forward];
+  const backward = addon[fns.backward];
   if (typeof forward !== 'function' || typeof backward !== 'function') return false;
   tf.registerKernel({ kernelName: spec.name, backendName, kernelFunc: forwardKernel(spec, forward.bind(addon) as ForwardFn) });
   tf.registerKernel({ kernelName: gradName(spec), backendName, kernelFunc: backwardKernel(spec, backward.bind(addon) as BackwardFn) });
-  if (!tf.getGradient(spec.name)) {
-    tf.registerGradient({
-      kernelName: spec.name,
-      inputsToSave: ['x', 'gamma'],
-      outputsToSave: [false, true, true],
-      gradFunc: (dys, saved, attrs) => {
-        // The statistics outputs carry no gradient by contract; only dy of y matters.
-        const dy = (dys as Array<tf.Tensor | null>)[0];
-        const [x, gamma, mean, variance] = saved as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor];
-        if (!dy) return { x: () => tf.zerosLike(x), gamma: () => tf.zerosLike(gamma), beta: () => tf.zerosLike(gamma) };
-        const [dx, dgamma, dbeta] = tf.engine().runKernel(gradName(spec), { dy, x, gamma, mean, variance }, attrs as tf.NamedAttrMap) as tf.Tensor[];
-        return { x: () => dx!, gamma: () => dgamma!, beta: () => dbeta! };
-      },
-    });
-  }
+  registerNormGradient(spec);
   return true;
 }

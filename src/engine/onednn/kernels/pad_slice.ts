@@ -6,7 +6,8 @@
  * memcpy-speed in JavaScript already.
  */
 import { tf } from '../../tf.js';
-import { f32, sizeOf, type NativeKernel } from './common.js';
+import { f32, type NativeKernel } from './common.js';
+import { sizeOf } from '../../../util/values.js';
 
 function stridesOf(shape: readonly number[]): number[] {
   const strides = new Array<number>(shape.length).fill(1);

@@ -1,6 +1,7 @@
 /** MaxPool and MaxPoolGrad (hand-written loops in native/onednn/pool.cc, tie-breaking as tfjs-backend-cpu). */
 import { tf } from '../../tf.js';
-import { f32, sizeOf, type NativeKernel } from './common.js';
+import { f32, type NativeKernel } from './common.js';
+import { sizeOf } from '../../../util/values.js';
 import { sameShape } from '../../../util/values.js';
 
 type Shape4 = [number, number, number, number];

@@ -6,23 +6,12 @@
 import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import { tf } from '../../tf.js';
 import type { NativeAddon } from '../native.js';
-import { nativeRuns, requireF32, sizeOf } from './common.js';
-
-/**
- * Inputs w, g and buf (omitted on the first step); outputs [newW, newBuf] with
- * d = g + w*weightDecay; newBuf = first ? d : buf*momentum + d; newW = w - newBuf*lr.
- */
-export const SGD_UPDATE = 'SimtripSgdUpdate';
-
-export interface SgdUpdateAttrs {
-  lr: number;
-  momentum: number;
-  weightDecay: number;
-  first: boolean;
-}
+import { SGD_UPDATE, type SgdUpdateAttrs } from '../../custom_kernels.js';
+import { countNative } from '../../kernel_stats.js';
+import { sizeOf } from '../../../util/values.js';
+import { requireF32 } from './common.js';
 
 type Addon = Required<Pick<NativeAddon, 'sgdUpdate'>>;
-
 
 function sgdKernel(addon: Addon): tf.KernelFunc {
   return ({ inputs, attrs, backend }) => {
@@ -36,7 +25,7 @@ function sgdKernel(addon: Addon): tf.KernelFunc {
     const newW = new Float32Array(size);
     const newBuf = new Float32Array(size);
     addon.sgdUpdate(ws, gs, bufs, newW, newBuf, lr, momentum, weightDecay);
-    nativeRuns.set(SGD_UPDATE, (nativeRuns.get(SGD_UPDATE) ?? 0) + 1);
+    countNative(SGD_UPDATE);
     return [cpu.makeTensorInfo([...w.shape], 'float32', newW), cpu.makeTensorInfo([...w.shape], 'float32', newBuf)];
   };
 }

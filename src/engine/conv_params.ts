@@ -1,11 +1,11 @@
 /**
  * Translates tfjs' Conv2DInfo into the Int32Array the native convolutions take (layout: the P enum in
- * native/onednn/conv.cc). tfjs and oneDNN describe padding differently: tfjs fixes the output size and pads,
+ * native/onednn/conv.cc and native/cuda/conv.cu). tfjs and oneDNN describe padding differently: tfjs fixes the output size and pads,
  * oneDNN derives the output size from the pads with floor division. Where they disagree (a 'ceil'
  * rounding mode, or stride leaving the last rows unused) the end padding is recomputed so both agree;
  * the extra padded rows only ever meet zeros, which is what tfjs' cpu kernels compute too.
  */
-import { tf } from '../../tf.js';
+import { tf } from './tf.js';
 
 type Conv2DInfo = tf.backend_util.Conv2DInfo;
 
