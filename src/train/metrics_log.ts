@@ -6,6 +6,7 @@
 import { appendFile, mkdir, readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { writeFileAtomic } from '../io/atomic.js';
+import { isRecord } from '../util/values.js';
 
 export type MetricsRecord = { kind: string; step: number } & Record<string, unknown>;
 
@@ -34,21 +35,35 @@ export class MetricsLog {
 
   /** Keeps only records at or before `step` (and unparsable lines are dropped with them). */
   async truncateAfter(step: number): Promise<void> {
+    const kept = (await this.written()).filter(({ record }) => record.step <= step).map(({ line }) => line);
+    this.pending = [];
+    await writeFileAtomic(this.path, kept.length ? `${kept.join('\n')}\n` : '');
+  }
+
+  /** The highest step in the file, i.e. how far the run had got; undefined without a log or records. */
+  async lastStep(): Promise<number | undefined> {
+    return (await this.written()).reduce<number | undefined>((max, { record }) => Math.max(max ?? record.step, record.step), undefined);
+  }
+
+  /** The records on disk (lines that parse and carry a step), each with its line as written. */
+  private async written(): Promise<{ line: string; record: MetricsRecord }[]> {
     let text = '';
     try {
       text = await readFile(this.path, 'utf8');
     } catch {
-      // no log yet: nothing to truncate
+      // no log yet: no records
     }
-    const kept = text.split('\n').filter((line) => {
-      if (!line.trim()) return false;
+    const out: { line: string; record: MetricsRecord }[] = [];
+    for (const line of text.split('\n')) {
+      if (!line.trim()) continue;
+      let record: unknown;
       try {
-        return (JSON.parse(line) as MetricsRecord).step <= step;
+        record = JSON.parse(line);
       } catch {
-        return false;
+        continue; // a line torn by a crash mid-append
       }
-    });
-    this.pending = [];
-    await writeFileAtomic(this.path, kept.length ? `${kept.join('\n')}\n` : '');
+      if (isRecord(record) && typeof record.step === 'number') out.push({ line, record: record as MetricsRecord });
+    }
+    return out;
   }
 }

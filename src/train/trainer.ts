@@ -25,8 +25,9 @@ import { initialLr, learningRate, type ScheduleSpec } from '../optim/schedule.js
 import { createProgress } from '../report/progress.js';
 import { writeRunReport } from '../report/run_report.js';
 import { UserError } from '../util/errors.js';
-import { pruneCheckpoints, readCheckpoint, restoreCheckpoint, saveCheckpoint, type CheckpointState } from './checkpoint.js';
+import { pruneCheckpoints, restoreCheckpoint, saveCheckpoint, type CheckpointState } from './checkpoint.js';
 import { MetricsLog } from './metrics_log.js';
+import { findResumePoint, type ResumePoint } from './resume.js';
 import { RunDir } from './run_dir.js';
 import { trainStep, type StepResult } from './step.js';
 
@@ -218,12 +219,13 @@ function stepMetrics(out: StepResult): Record<string, number | undefined> {
 export async function train(opts: TrainOptions): Promise<TrainResult> {
   const cfg = opts.config;
   const run = new RunDir(opts.runDir);
-  let resumeFrom: Awaited<ReturnType<typeof readCheckpoint>> | undefined;
+  let resumeFrom: ResumePoint['checkpoint'] | undefined;
+  let resumePath = '';
   if (opts.resume) {
-    if (!existsSync(run.lastCheckpoint)) {
-      throw new UserError(`--resume: no checkpoint at ${run.lastCheckpoint}; start the run without --resume`);
-    }
-    resumeFrom = await readCheckpoint(run.lastCheckpoint);
+    const point = await findResumePoint(run);
+    if (point.note) opts.log(point.note);
+    resumeFrom = point.checkpoint;
+    resumePath = point.path;
     checkResumable(resumeFrom.state.config, cfg);
   } else if (existsSync(run.lastCheckpoint)) {
     throw new UserError(
@@ -318,7 +320,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     const augment = method.augment?.(cfg.data.augment) ?? cfg.data.augment;
     let lastLoss = Number.NaN;
     let knnAccuracy: number | undefined;
-    let checkpoint = resumeFrom ? run.lastCheckpoint : '';
+    let checkpoint = resumePath;
     for (let epoch = startEpoch; epoch < cfg.train.epochs; epoch++) {
       const batches = epochBatches(data.train.size, cfg.train.batch_size, cfg.seed, epoch);
       const progress = createProgress({

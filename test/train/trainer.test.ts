@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, readdir } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, truncate } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -106,6 +106,27 @@ describe('train', () => {
     const lossesA = (await metricsOf(full)).filter((m) => m.kind === 'train').map((m) => m.loss);
     const lossesB = (await metricsOf(dir)).filter((m) => m.kind === 'train').map((m) => m.loss);
     expect(lossesB).toEqual(lossesA);
+  });
+
+  it('a damaged last: resumes from the newest intact epoch checkpoint, says so in one line, and still ends exactly as the full run', async () => {
+    const dir = await runDir();
+    const controller = new AbortController();
+    await train(options(tinyConfig(), dir, { signal: controller.signal, onStep: (s) => s === 10 && controller.abort() }));
+    const last = join(dir, 'checkpoints', 'last.safetensors');
+    await truncate(last, 64);
+    const lines: string[] = [];
+    const resumed = await train(options(tinyConfig(), dir, { resume: true, log: (l) => lines.push(l) }));
+    expect(resumed.steps).toBe(16);
+    const note = lines.filter((l) => l.startsWith('--resume:'));
+    expect(note).toHaveLength(1);
+    expect(note[0]).toMatch(/^--resume: .*last\.safetensors is damaged \(header length \d+ exceeds the 56 bytes after the length field\); resuming from .*epoch-0002\.safetensors \(epoch 2, step 8\); the run goes back 2 steps, from step 10/);
+    expect(lines).toContain(`run      ${dir} (resumed at epoch 2, step 8)`);
+
+    const a = await tensorsOf(join(full, 'checkpoints', 'last.safetensors'));
+    const b = await tensorsOf(last);
+    for (const [name, values] of a) expect(b.get(name), name).toEqual(values);
+    const lossesA = (await metricsOf(full)).filter((m) => m.kind === 'train').map((m) => m.loss);
+    expect((await metricsOf(dir)).filter((m) => m.kind === 'train').map((m) => m.loss)).toEqual(lossesA);
   });
 
   it('a real SIGINT stops the run at the next step, not at the end of the epoch', async () => {
