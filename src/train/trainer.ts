@@ -358,10 +358,12 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
         if (!Number.isFinite(out.loss)) {
           progress.finish();
           await metrics.flush();
+          // Before the first checkpoint there is nothing to resume; --resume would only be refused.
           const kept = checkpoint ? `the last good checkpoint ${checkpoint} is kept` : 'no checkpoint had been written yet';
+          const next = checkpoint ? 'then resume with --resume' : 'then start the run again (without --resume: there is no checkpoint to continue from)';
           throw new DivergedError(
             `loss is ${out.loss} at epoch ${epoch + 1}, step ${step} (lr ${lr('default').toPrecision(3)}); the update was skipped and ${kept}. ` +
-              'Lower train.base_lr or raise train.warmup_epochs, then resume with --resume.',
+              `Lower train.base_lr or raise train.warmup_epochs, ${next}.`,
           );
         }
         if (out.skipped) skippedSteps++;

@@ -163,4 +163,18 @@ describe('train', () => {
     expect((err as Error).message).toMatch(/loss is NaN at epoch \d+, step \d+.*last good checkpoint .*last\.safetensors is kept/);
     expect(await readFile(join(dir, 'checkpoints', 'last.safetensors'))).toEqual(before);
   });
+
+  it('a non-finite loss before any checkpoint says to change the config and start again, not to resume', async () => {
+    const dir = await runDir();
+    const exploding = tinyConfig({ base_lr: 1e38, warmup_epochs: 0 });
+    const err = await train(options(exploding, dir)).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(DivergedError);
+    const message = (err as Error).message;
+    expect(message).toMatch(/^loss is NaN at epoch 1, step \d+ .*no checkpoint had been written yet\. Lower train\.base_lr or raise train\.warmup_epochs, then start the run again \(without --resume: there is no checkpoint to continue from\)\.$/);
+    expect(message).not.toMatch(/resume with --resume/);
+    // Starting again in the same run directory, as the message says, is accepted.
+    const controller = new AbortController();
+    const again = await train(options(tinyConfig(), dir, { signal: controller.signal, onStep: () => controller.abort() }));
+    expect(again.interrupted).toBe('aborted');
+  });
 });
