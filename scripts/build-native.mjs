@@ -1,29 +1,32 @@
 #!/usr/bin/env node
 /**
- * Builds the optional oneDNN addon (build/Release/simtrip_onednn.node) at install time.
+ * Builds the optional native engines at install time:
+ *  - the oneDNN addon (build/Release/simtrip_onednn.node) with node-gyp, where oneDNN's headers are;
+ *  - the CUDA addon (build/Release/simtrip_cuda.node) with nvcc, where nvcc is, and its host-emulated
+ *    twin for the tests (scripts/build-cuda.mjs).
  *
- * The addon is an optional engine, so this script never fails the install: without the oneDNN
- * headers, or when the compile fails, it prints one line, records why in
- * build/simtrip_onednn.status.json (src/engine/onednn/native.ts reads it to explain itself) and exits 0.
- * SIMTRIP_SKIP_NATIVE=1 skips the build on purpose.
+ * Each is an optional engine, so this script never fails the install: a missing toolchain or a failed
+ * compile prints one line, records why in build/<addon>.status.json (the engines' loaders read it to
+ * explain themselves) and the script still exits 0. SIMTRIP_SKIP_NATIVE=1 skips every native build;
+ * SIMTRIP_SKIP_CUDA=1 only the CUDA ones.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { buildCuda } from './build-cuda.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const statusFile = path.join(root, 'build', 'simtrip_onednn.status.json');
 
-function finish(ok, reason) {
+function record(ok, reason) {
   if (ok) {
     rmSync(statusFile, { force: true });
   } else {
     mkdirSync(path.dirname(statusFile), { recursive: true });
     writeFileSync(statusFile, `${JSON.stringify({ ok, reason, at: new Date().toISOString() })}\n`);
   }
-  process.exit(0);
 }
 
 function includeDirs() {
@@ -63,27 +66,38 @@ function firstError(output) {
   );
 }
 
+/** Returns [ok, reason]; prints one line either way. */
+function buildOnednn() {
+  if (!includeDirs().some((dir) => existsSync(path.join(dir, 'oneapi', 'dnnl', 'dnnl.hpp')))) {
+    console.log('simtrip: oneDNN headers not found (apt-get install libdnnl-dev); building without the native engine');
+    return [false, 'oneDNN headers were not found at install'];
+  }
+  const nodeGyp = findNodeGyp();
+  if (!nodeGyp) {
+    console.log('simtrip: node-gyp not found; building without the native oneDNN engine');
+    return [false, 'node-gyp was not found at install'];
+  }
+  const result = spawnSync(process.execPath, [nodeGyp, 'rebuild', ...nodedirArgs()], { cwd: root, encoding: 'utf8', maxBuffer: 64 * 2 ** 20 });
+  if (result.status !== 0) {
+    const why = result.error ? result.error.message : firstError(`${result.stdout}\n${result.stderr}`);
+    console.log(`simtrip: building the native oneDNN engine failed (${why}); continuing without it`);
+    return [false, `the native build failed at install: ${why}`];
+  }
+  console.log('simtrip: built the native oneDNN engine (build/Release/simtrip_onednn.node)');
+  return [true, ''];
+}
+
 if (process.env.SIMTRIP_SKIP_NATIVE === '1') {
-  console.log('simtrip: SIMTRIP_SKIP_NATIVE=1; building without the native oneDNN engine');
-  finish(false, 'skipped at install (SIMTRIP_SKIP_NATIVE=1)');
+  console.log('simtrip: SIMTRIP_SKIP_NATIVE=1; building without the native engines');
+  record(false, 'skipped at install (SIMTRIP_SKIP_NATIVE=1)');
+  process.env.SIMTRIP_SKIP_CUDA = '1';
+} else {
+  record(...buildOnednn());
 }
 
-if (!includeDirs().some((dir) => existsSync(path.join(dir, 'oneapi', 'dnnl', 'dnnl.hpp')))) {
-  console.log('simtrip: oneDNN headers not found (apt-get install libdnnl-dev); building without the native engine');
-  finish(false, 'oneDNN headers were not found at install');
+// node-gyp rebuild empties build/: the CUDA addons come after it.
+for (const [flavour, what] of [['host', 'the CUDA engine host emulation (tests)'], ['gpu', 'the CUDA engine']]) {
+  const r = await buildCuda(flavour);
+  console.log(r.ok ? `simtrip: built ${what} (${r.reason})` : `simtrip: ${what} not built: ${r.reason}`);
 }
-
-const nodeGyp = findNodeGyp();
-if (!nodeGyp) {
-  console.log('simtrip: node-gyp not found; building without the native oneDNN engine');
-  finish(false, 'node-gyp was not found at install');
-}
-
-const result = spawnSync(process.execPath, [nodeGyp, 'rebuild', ...nodedirArgs()], { cwd: root, encoding: 'utf8', maxBuffer: 64 * 2 ** 20 });
-if (result.status !== 0) {
-  const why = result.error ? result.error.message : firstError(`${result.stdout}\n${result.stderr}`);
-  console.log(`simtrip: building the native oneDNN engine failed (${why}); continuing without it`);
-  finish(false, `the native build failed at install: ${why}`);
-}
-console.log('simtrip: built the native oneDNN engine (build/Release/simtrip_onednn.node)');
-finish(true, '');
+process.exit(0);

@@ -1,0 +1,82 @@
+// Layout copies: a general strided gather, and a tiled 2-D transpose for the common big case (filters
+// between tfjs' HWIO and cuDNN's KRSC, matrices in matmul gradients) where the gather's strided reads
+// would waste most of each memory transaction.
+#include "../launch.h"
+#include "../napi.h"
+#include "transpose.h"
+
+namespace simtrip::cuda {
+
+namespace {
+
+__global__ void stridedCopyKernel(const uint32_t *__restrict__ src, uint32_t *__restrict__ dst, Strided view, size_t n) {
+  for (size_t i = gridFirst(); i < n; i += gridStride()) dst[i] = src[stridedOffset(view, i)];
+}
+
+constexpr int kTile = 32;
+constexpr int kRowsPerPass = 8;
+
+// One 32x32 tile per block, staged through shared memory so both the read and the write are
+// coalesced; the extra column keeps the column-wise reads free of bank conflicts.
+__global__ void transposeTileKernel(const uint32_t *__restrict__ src, uint32_t *__restrict__ dst, int rows, int cols) {
+  __shared__ uint32_t tile[kTile][kTile + 1];
+  const size_t matrix = size_t(blockIdx.z) * rows * cols;
+  const int c0 = blockIdx.x * kTile;
+  const int r0 = blockIdx.y * kTile;
+  for (int dr = threadIdx.y; dr < kTile; dr += kRowsPerPass) {
+    const int r = r0 + dr, c = c0 + threadIdx.x;
+    if (r < rows && c < cols) tile[dr][threadIdx.x] = src[matrix + size_t(r) * cols + c];
+  }
+  __syncthreads();
+  for (int dc = threadIdx.y; dc < kTile; dc += kRowsPerPass) {
+    const int c = c0 + dc, r = r0 + threadIdx.x;
+    if (r < rows && c < cols) dst[matrix + size_t(c) * rows + r] = tile[threadIdx.x][dc];
+  }
+}
+
+size_t sizeOf(const Strided &view) {
+  size_t n = 1;
+  for (int d = 0; d < view.rank; d++) n *= static_cast<size_t>(view.shape[d]);
+  return n;
+}
+
+}  // namespace
+
+void stridedCopy(const void *src, void *dst, const Strided &view) {
+  const size_t n = sizeOf(view);
+  if (n == 0) return;
+  launch("stridedCopy", stridedCopyKernel, gridFor(n, 256), dim3(256), static_cast<const uint32_t *>(src), static_cast<uint32_t *>(dst), view, n);
+}
+
+void transpose2d(const void *src, void *dst, int batch, int rows, int cols) {
+  if (batch <= 0 || rows <= 0 || cols <= 0) return;
+  if (batch > 65535) throw std::invalid_argument("transpose2d: more than 65535 matrices");
+  const dim3 grid((cols + kTile - 1) / kTile, (rows + kTile - 1) / kTile, batch);
+  launch_cooperative("transpose2d", transposeTileKernel, grid, dim3(kTile, kRowsPerPass), static_cast<const uint32_t *>(src),
+                     static_cast<uint32_t *>(dst), rows, cols);
+}
+
+// (src, dst, shape: Int32Array, strides: Int32Array): dst[i over shape] = src[offset(i) via strides].
+SIMTRIP_EXPORT(stridedCopy) {
+  args.need(4, "stridedCopy");
+  const I32View shape = args.anyInts(2, "shape");
+  const I32View strides = args.ints(3, "strides", shape.length);
+  if (shape.length > static_cast<size_t>(kMaxRank)) throw ArgError("stridedCopy: rank above " + std::to_string(kMaxRank));
+  Strided view{};
+  view.rank = static_cast<int>(shape.length);
+  for (int d = 0; d < view.rank; d++) {
+    view.shape[d] = shape.data[d];
+    view.strides[d] = strides.data[d];
+  }
+  stridedCopy(args.ptr(0, "src"), args.ptr(1, "dst"), view);
+  return undefined(args.env);
+}
+
+// (src, dst, batch, rows, cols)
+SIMTRIP_EXPORT(transpose2d) {
+  args.need(5, "transpose2d");
+  transpose2d(args.ptr(0, "src"), args.ptr(1, "dst"), args.integer(2, "batch"), args.integer(3, "rows"), args.integer(4, "cols"));
+  return undefined(args.env);
+}
+
+}  // namespace simtrip::cuda

@@ -1,0 +1,69 @@
+/**
+ * Entry point of the CUDA engine: loads the addon, starts the device, finds cuDNN and cuBLAS, and
+ * registers the tfjs backend; or says exactly what is missing and how to install it, so `auto` moves
+ * on quietly and `simtrip doctor` can explain. On a machine without a GPU this costs a few
+ * milliseconds: the addon loads, the CUDA runtime finds no driver, and nothing else happens.
+ */
+import { findLibraries, INSTALL_HINTS } from './libraries.js';
+import { loadCudaAddon, type CudaDeviceInfo, type CudaFlavour } from './native.js';
+
+export interface CudaLoadOptions {
+  /** 'cuda' (default) is the GPU build; 'host' the emulated build the tests use. */
+  flavour?: CudaFlavour;
+  /** The tfjs backend name to register: 'cuda' by default, 'cuda-host' for the host build. */
+  backendName?: string;
+  device?: number;
+  /** Host build only: pretend the device has this many bytes (tests of out-of-memory handling). */
+  memoryLimit?: number;
+}
+
+export type CudaLoad =
+  | { ok: true; backendName: string; detail: string; device: CudaDeviceInfo }
+  | { ok: false; reason: string; hint: string };
+
+function version(v: number, scheme: 'cuda' | 'cudnn' | 'cublas'): string {
+  if (!v) return 'none';
+  if (scheme === 'cuda') return `${Math.floor(v / 1000)}.${Math.floor((v % 1000) / 10)}`;
+  // cuDNN 9: major*10000 + minor*100 + patch; cuBLAS: major*10000 + minor*100 + patch too.
+  return `${Math.floor(v / 10000)}.${Math.floor((v % 10000) / 100)}.${v % 100}`;
+}
+
+export function describeDevice(d: CudaDeviceInfo): string {
+  if (d.emulated) return 'host emulation of the CUDA engine (tests only, no GPU)';
+  const gib = (d.totalBytes / 2 ** 30).toFixed(1);
+  return `${d.name} (sm_${d.computeCapability.replace('.', '')}, ${gib} GiB), driver CUDA ${version(d.driverVersion, 'cuda')}, runtime ${version(d.runtimeVersion, 'cuda')}, cuDNN ${version(d.cudnnVersion, 'cudnn')}, cuBLAS ${version(d.cublasVersion, 'cublas')}`;
+}
+
+function hintFor(message: string): string {
+  if (/cudnn/i.test(message)) return INSTALL_HINTS.cudnn;
+  if (/cublas/i.test(message)) return INSTALL_HINTS.cublas;
+  return INSTALL_HINTS.driver;
+}
+
+export async function loadCuda(options: CudaLoadOptions = {}): Promise<CudaLoad> {
+  const flavour = options.flavour ?? 'cuda';
+  const backendName = options.backendName ?? (flavour === 'cuda' ? 'cuda' : 'cuda-host');
+  if (process.env.SIMTRIP_CUDA_DISABLE === '1') {
+    return { ok: false, reason: 'disabled by SIMTRIP_CUDA_DISABLE=1', hint: 'unset SIMTRIP_CUDA_DISABLE' };
+  }
+  const loaded = loadCudaAddon(flavour);
+  if (!loaded.ok) return loaded;
+  // Only the GPU build loads libraries; the Python probe is skipped for the host build.
+  const libs = flavour === 'cuda' ? findLibraries() : { cudnn: [], cublas: [], searched: [] };
+  let device: CudaDeviceInfo;
+  try {
+    device = loaded.addon.init(options.device ?? 0, options.memoryLimit ?? 0, libs.cudnn.join('\n'), libs.cublas.join('\n'));
+  } catch (e) {
+    const message = ((e as Error).message ?? String(e)).split('\n')[0]!;
+    const searched = /cudnn|cublas/i.test(message) && libs.searched.length ? ` (searched ${libs.searched.join(', ')})` : '';
+    return { ok: false, reason: `${message}${searched}`, hint: hintFor(message) };
+  }
+  // Imported only now so that a machine without a GPU never pays for loading the kernels.
+  const { registerCudaBackend } = await import('./register.js');
+  try {
+    registerCudaBackend(loaded.addon, device, backendName);
+  } catch (e) {
+    return { ok: false, reason: `registering the ${backendName} backend failed: ${(e as Error).message}`, hint: 'use engine.backend: onednn or cpu' };
+  }
+  return { ok: true, backendName, detail: describeDevice(device), device };
+}

@@ -1,0 +1,114 @@
+/**
+ * Finds and loads the CUDA engine's addon (native/cuda/, built by scripts/build-cuda.mjs):
+ *  - 'cuda': build/Release/simtrip_cuda.node, nvcc-built, runs on the GPU;
+ *  - 'host': build/Release/simtrip_cuda_host.node, the same kernels under the CUDA emulator, which the
+ *    tests run on machines without a GPU. Never picked by `auto`.
+ *
+ * Device pointers cross as numbers (0 = null). Kernel families add their own functions to the addon;
+ * each kernel module declares the ones it calls (see kernels/*.ts).
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { packageRoot } from '../onednn/native.js';
+
+export type CudaFlavour = 'cuda' | 'host';
+
+/** What init() found: the device and the libraries it loaded. */
+export interface CudaDeviceInfo {
+  name: string;
+  computeCapability: string;
+  smCount: number;
+  totalBytes: number;
+  /** CUDA version the driver supports, e.g. 13000. */
+  driverVersion: number;
+  /** The CUDA runtime linked into the addon. */
+  runtimeVersion: number;
+  /** cudnnGetVersion(), e.g. 91400; 0 in the host build. */
+  cudnnVersion: number;
+  cublasVersion: number;
+  cudnnPath: string;
+  cublasPath: string;
+  emulated: boolean;
+}
+
+export interface CudaMemory {
+  /** Bytes held by live allocations (tensors and scratch). */
+  inUse: number;
+  /** Most inUse since resetPeak. */
+  peak: number;
+  /** Bytes the caching pool holds from the driver. */
+  reserved: number;
+  reservedPeak: number;
+  free: number;
+  total: number;
+}
+
+/** The addon's core: device start-up, memory and copies (native/cuda/device.cc). */
+export interface CudaAddon {
+  readonly flavour: CudaFlavour;
+  /** cudnn / cublas: newline-separated candidate files, the first that loads is used. */
+  init(device: number, memoryLimit: number, cudnn: string, cublas: string): CudaDeviceInfo;
+  alloc(bytes: number): number;
+  free(ptr: number): void;
+  upload(ptr: number, values: ArrayBufferView): void;
+  download(ptr: number, out: ArrayBufferView): void;
+  copy(dst: number, src: number, bytes: number): void;
+  zero(ptr: number, bytes: number): void;
+  synchronize(): void;
+  recordEvent(): number;
+  eventDone(event: number): boolean;
+  releaseEvent(event: number): void;
+  memory(): CudaMemory;
+  resetPeak(): void;
+}
+
+export const ADDON_FILES: Record<CudaFlavour, { file: string; status: string }> = {
+  cuda: { file: 'build/Release/simtrip_cuda.node', status: 'build/simtrip_cuda.status.json' },
+  host: { file: 'build/Release/simtrip_cuda_host.node', status: 'build/simtrip_cuda_host.status.json' },
+};
+
+export type CudaAddonLoad = { ok: true; addon: CudaAddon } | { ok: false; reason: string; hint: string };
+
+const REBUILD_HINT = 'install the CUDA toolkit (nvcc), then npm rebuild simtrip (or node scripts/build-cuda.mjs in a checkout)';
+
+function buildStatusReason(root: string, flavour: CudaFlavour): string | null {
+  const file = path.join(root, ADDON_FILES[flavour].status);
+  if (!existsSync(file)) return null;
+  try {
+    const status = JSON.parse(readFileSync(file, 'utf8')) as { reason?: unknown };
+    return typeof status.reason === 'string' ? status.reason : null;
+  } catch {
+    return null;
+  }
+}
+
+const cache = new Map<CudaFlavour, CudaAddonLoad>();
+
+export function loadCudaAddon(flavour: CudaFlavour): CudaAddonLoad {
+  const hit = cache.get(flavour);
+  if (hit) return hit;
+  const result = ((): CudaAddonLoad => {
+    let root: string;
+    try {
+      root = packageRoot();
+    } catch (e) {
+      return { ok: false, reason: (e as Error).message, hint: REBUILD_HINT };
+    }
+    const file = path.join(root, ADDON_FILES[flavour].file);
+    if (!existsSync(file)) {
+      const why = buildStatusReason(root, flavour) ?? `${ADDON_FILES[flavour].file} does not exist`;
+      return { ok: false, reason: `CUDA addon not built: ${why}`, hint: REBUILD_HINT };
+    }
+    try {
+      const addon = createRequire(import.meta.url)(file) as CudaAddon;
+      if (addon.flavour !== flavour || typeof addon.init !== 'function') throw new Error('not a simtrip CUDA addon');
+      return { ok: true, addon };
+    } catch (e) {
+      const first = ((e as Error).message ?? String(e)).split('\n')[0];
+      return { ok: false, reason: `${ADDON_FILES[flavour].file} failed to load: ${first}`, hint: REBUILD_HINT };
+    }
+  })();
+  cache.set(flavour, result);
+  return result;
+}
