@@ -16,7 +16,7 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -183,8 +183,39 @@ async function compileAll(tc, srcs, objDir) {
   return { objs: jobs.map((j) => j.obj), failure, compiled: jobs.length - jobs.filter((j) => j.fresh).length };
 }
 
+/**
+ * One build of a flavour at a time (several shells or test runs may start one): an exclusive lock file,
+ * taken over when older than ten minutes (a killed build).
+ */
+async function withLock(name, f) {
+  const lock = path.join(root, 'build', `${name}.lock`);
+  mkdirSync(path.dirname(lock), { recursive: true });
+  for (;;) {
+    try {
+      closeSync(openSync(lock, 'wx'));
+      break;
+    } catch {
+      try {
+        if (Date.now() - statSync(lock).mtimeMs > 10 * 60 * 1000) rmSync(lock, { force: true });
+      } catch {
+        // released meanwhile
+      }
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+  try {
+    return await f();
+  } finally {
+    rmSync(lock, { force: true });
+  }
+}
+
 /** Builds one flavour; returns { ok, reason }. Never throws. */
 export async function buildCuda(flavour) {
+  return withLock(`cuda-${flavour}`, () => buildUnlocked(flavour));
+}
+
+async function buildUnlocked(flavour) {
   const addon = ADDONS[flavour];
   const what = flavour === 'gpu' ? 'the CUDA engine' : 'the CUDA engine host emulation (tests)';
   const fail = (reason) => {
@@ -200,8 +231,11 @@ export async function buildCuda(flavour) {
   const { objs, failure, compiled } = await compileAll(tc, sources(flavour), addon.objDir);
   if (failure) return fail(`compiling ${what} failed: ${failure}`);
   mkdirSync(path.dirname(path.join(root, addon.file)), { recursive: true });
-  const linked = await run(tc.compiler, [...tc.link, '-o', addon.file, ...objs, ...tc.libs]);
+  // Linked beside the addon and renamed over it: a process that has the old one loaded keeps its copy.
+  const partial = `${addon.file}.partial`;
+  const linked = await run(tc.compiler, [...tc.link, '-o', partial, ...objs, ...tc.libs]);
   if (!linked.ok) return fail(`linking ${what} failed: ${firstError(linked.out)}`);
+  renameSync(path.join(root, partial), path.join(root, addon.file));
   writeStatus(addon, true, '');
   return { ok: true, reason: `${compiled} of ${objs.length} files compiled in ${((Date.now() - t0) / 1000).toFixed(1)} s` };
 }

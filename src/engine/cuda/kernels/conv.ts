@@ -1,0 +1,4 @@
+/** The conv kernels of the CUDA engine (to be filled in). */
+import type { KernelTable } from './common.js';
+
+export const CONV_KERNELS: KernelTable = {};

@@ -1,0 +1,4 @@
+/** The eltwise kernels of the CUDA engine (to be filled in). */
+import type { KernelTable } from './common.js';
+
+export const ELTWISE_KERNELS: KernelTable = {};

@@ -1,0 +1,4 @@
+/** The matmul kernels of the CUDA engine (to be filled in). */
+import type { KernelTable } from './common.js';
+
+export const MATMUL_KERNELS: KernelTable = {};

@@ -1,0 +1,4 @@
+/** The norm kernels of the CUDA engine (to be filled in). */
+import type { KernelTable } from './common.js';
+
+export const NORM_KERNELS: KernelTable = {};

@@ -1,0 +1,4 @@
+/** The optim kernels of the CUDA engine (to be filled in). */
+import type { KernelTable } from './common.js';
+
+export const OPTIM_KERNELS: KernelTable = {};

@@ -1,0 +1,4 @@
+/** The reduce kernels of the CUDA engine (to be filled in). */
+import type { KernelTable } from './common.js';
+
+export const REDUCE_KERNELS: KernelTable = {};
