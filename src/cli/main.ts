@@ -35,7 +35,7 @@ async function resolveConfig(opts: { config: string; set: string[] }): Promise<C
  * every engine either way.
  */
 async function startEngine(cfg: Config, training: boolean, verbose: boolean): Promise<EngineInfo> {
-  const engine = await initEngine(cfg.engine.backend, { training });
+  const engine = await initEngine(cfg.engine.backend, { training, tf32: cfg.engine.tf32 });
   for (const line of engine.skipped) {
     if (verbose || line.startsWith(`${engine.requested}:`)) log(`engine: skipped ${line}`);
   }

@@ -3,7 +3,7 @@
  * allowed values. Unknown keys are errors (strict objects) so a typo never silently does nothing.
  */
 import { z } from 'zod';
-import { ENGINE_NAMES } from '../engine/engine.js';
+import { ENGINE_NAMES, TF32_MODES } from '../engine/engine.js';
 
 const posInt = z.number().int().positive();
 const nonNegInt = z.number().int().nonnegative();
@@ -23,6 +23,11 @@ export const EngineSchema = z
     precision: z.enum(['fp32', 'mixed16']).default('fp32'),
     /** mixed16: the first dynamic loss scale (GradScaler's init_scale); halved on overflow, x2 after 2000 clean steps. */
     loss_scale_init: z.number().positive().max(2 ** 127).default(2 ** 16),
+    /**
+     * cuda only: where float32 work may run on TF32 tensor cores (10-bit mantissa products, float32
+     * sums). 'convs' is PyTorch's default (cudnn.allow_tf32 on, matmul off); 'off' gives exact float32.
+     */
+    tf32: z.enum(TF32_MODES).default('convs'),
   })
   .strict()
   .default({});

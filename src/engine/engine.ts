@@ -2,8 +2,9 @@
  * Picks and initialises the TensorFlow.js backend. This is the only module that imports backend
  * packages; everything else computes through `tf` from ./tf.js.
  *
- * auto = tensorflow-gpu -> tensorflow -> onednn -> cpu. wasm is never picked by auto: it cannot train
- * conv nets (no Conv2DBackpropFilter) and is single-threaded in Node.
+ * auto = cuda -> tensorflow-gpu -> tensorflow -> onednn -> cpu. wasm is never picked by auto: it cannot
+ * train conv nets (no Conv2DBackpropFilter) and is single-threaded in Node. cuda costs a machine
+ * without a GPU a few milliseconds: the addon loads, finds no driver, and auto moves on.
  */
 import { existsSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
@@ -12,16 +13,22 @@ import { createRequire } from 'node:module';
 import { tf } from './tf.js';
 import { UserError } from '../util/errors.js';
 import { loadOnednn } from './onednn/loader.js';
+import { loadCuda } from './cuda/loader.js';
 
-export const ENGINE_NAMES = ['auto', 'tensorflow-gpu', 'tensorflow', 'onednn', 'wasm', 'cpu'] as const;
+export const ENGINE_NAMES = ['auto', 'cuda', 'tensorflow-gpu', 'tensorflow', 'onednn', 'wasm', 'cpu'] as const;
 export type EngineName = (typeof ENGINE_NAMES)[number];
 export type ConcreteEngine = Exclude<EngineName, 'auto'>;
 
 /** Order in which `auto` tries engines. */
-export const AUTO_ORDER: readonly ConcreteEngine[] = ['tensorflow-gpu', 'tensorflow', 'onednn', 'cpu'];
+export const AUTO_ORDER: readonly ConcreteEngine[] = ['cuda', 'tensorflow-gpu', 'tensorflow', 'onednn', 'cpu'];
+
+/** engine.tf32: where the CUDA engine may use TF32 tensor cores for float32 work. */
+export const TF32_MODES = ['convs', 'all', 'off'] as const;
+export type Tf32Mode = (typeof TF32_MODES)[number];
 
 /** Which engines can compute gradients of conv nets (i.e. train). */
 export const CAN_TRAIN: Record<ConcreteEngine, boolean> = {
+  cuda: true,
   'tensorflow-gpu': true,
   tensorflow: true,
   onednn: true,
@@ -76,8 +83,15 @@ export function cudaLibrariesFound(): { ok: boolean; missing: string[] } {
   return { ok: missing.length === 0, missing };
 }
 
-async function tryActivate(engine: ConcreteEngine): Promise<{ ok: true; detail: string } | { ok: false; reason: string }> {
+type Activation = { ok: true; detail: string } | { ok: false; reason: string; hint?: string };
+
+async function tryActivate(engine: ConcreteEngine): Promise<Activation> {
   switch (engine) {
+    case 'cuda': {
+      const r = await loadCuda();
+      if (!r.ok) return { ok: false, reason: r.reason, hint: r.hint };
+      return (await tf.setBackend(r.backendName)) ? { ok: true, detail: r.detail } : { ok: false, reason: 'cuda backend did not initialise' };
+    }
     case 'tensorflow-gpu': {
       if (!packageInstalled('@tensorflow/tfjs-node-gpu')) return { ok: false, reason: 'tfjs-node-gpu not installed' };
       const cuda = cudaLibrariesFound();
@@ -134,8 +148,18 @@ function productionMode(): void {
  * Activates the requested engine. With `training`, engines that cannot train conv nets are refused.
  * An explicitly requested engine that is unavailable is a user error (exit 2), not a silent fallback.
  */
-export async function initEngine(requested: EngineName, opts: { training?: boolean } = {}): Promise<EngineInfo> {
-  if (active && active.requested === requested) return active;
+export interface EngineOptions {
+  /** Refuse engines that cannot train conv nets. */
+  training?: boolean;
+  /** engine.tf32 (cuda only); 'convs' when left out. */
+  tf32?: Tf32Mode;
+}
+
+export async function initEngine(requested: EngineName, opts: EngineOptions = {}): Promise<EngineInfo> {
+  if (active && active.requested === requested) {
+    applyTf32(active, opts.tf32);
+    return active;
+  }
   productionMode();
   const skipped: string[] = [];
   const candidates: readonly ConcreteEngine[] = requested === 'auto' ? AUTO_ORDER : [requested];
@@ -149,14 +173,23 @@ export async function initEngine(requested: EngineName, opts: { training?: boole
     const r = await tryActivate(engine);
     if (r.ok) {
       active = { requested, engine, tfBackend: tf.getBackend(), skipped, detail: r.detail };
+      applyTf32(active, opts.tf32);
       return active;
     }
     if (requested !== 'auto') {
-      throw new UserError(`engine.backend: got '${engine}', which is unavailable here: ${r.reason}. Run 'simtrip doctor' for details, or use engine.backend: auto`);
+      const fix = r.hint ? ` To enable it: ${r.hint}.` : '';
+      throw new UserError(`engine.backend: got '${engine}', which is unavailable here: ${r.reason}.${fix} Run 'simtrip doctor' for details, or use engine.backend: auto`);
     }
     skipped.push(`${engine}: ${r.reason}`);
   }
   throw new Error(`no engine could be initialised:\n  ${skipped.join('\n  ')}`);
+}
+
+/** The CUDA engine's math mode: TF32 tensor cores for convolutions, for everything, or nowhere. */
+function applyTf32(engine: EngineInfo, mode: Tf32Mode = 'convs'): void {
+  if (engine.engine !== 'cuda') return;
+  const addon = (tf.backend() as unknown as { addon?: { setMathMode?(convTf32: boolean, matmulTf32: boolean): void } }).addon;
+  addon?.setMathMode?.(mode !== 'off', mode === 'all');
 }
 
 export function activeEngine(): EngineInfo | null {
@@ -167,12 +200,12 @@ export function activeEngine(): EngineInfo | null {
 export async function probeEngines(): Promise<ProbeResult[]> {
   productionMode();
   const results: ProbeResult[] = [];
-  for (const engine of ['tensorflow-gpu', 'tensorflow', 'onednn', 'wasm', 'cpu'] as const) {
+  for (const engine of ['cuda', 'tensorflow-gpu', 'tensorflow', 'onednn', 'wasm', 'cpu'] as const) {
     const r = await tryActivate(engine);
     results.push(
       r.ok
         ? { engine, available: true, detail: r.detail }
-        : { engine, available: false, detail: r.reason, hint: hintFor(engine) },
+        : { engine, available: false, detail: r.reason, hint: r.hint ?? hintFor(engine) },
     );
   }
   return results;

@@ -330,9 +330,10 @@ describe('loadConfig: validation messages', () => {
   });
 
   it('enum: lists the options', async () => {
-    expect((await errorFor('engine:\n  backend: cuda\n')).message).toContain(
-      'engine.backend: got "cuda", expected one of: auto, tensorflow-gpu, tensorflow, onednn, wasm, cpu',
+    expect((await errorFor('engine:\n  backend: gpu\n')).message).toContain(
+      'engine.backend: got "gpu", expected one of: auto, cuda, tensorflow-gpu, tensorflow, onednn, wasm, cpu',
     );
+    expect((await errorFor('engine:\n  tf32: on\n')).message).toContain('engine.tf32: got "on", expected one of: convs, all, off');
     expect((await errorFor('model:\n  arch: vit\n')).message).toContain('model.arch: got "vit", expected one of: resnet18, resnet50');
   });
 

@@ -4,6 +4,7 @@
  * on quietly and `simtrip doctor` can explain. On a machine without a GPU this costs a few
  * milliseconds: the addon loads, the CUDA runtime finds no driver, and nothing else happens.
  */
+import { execFileSync } from 'node:child_process';
 import { findLibraries, INSTALL_HINTS } from './libraries.js';
 import { loadCudaAddon, type CudaDeviceInfo, type CudaFlavour } from './native.js';
 
@@ -34,6 +35,37 @@ export function describeDevice(d: CudaDeviceInfo): string {
   return `${d.name} (sm_${d.computeCapability.replace('.', '')}, ${gib} GiB), driver CUDA ${version(d.driverVersion, 'cuda')}, runtime ${version(d.runtimeVersion, 'cuda')}, cuDNN ${version(d.cudnnVersion, 'cudnn')}, cuBLAS ${version(d.cublasVersion, 'cublas')}`;
 }
 
+/** The oldest driver branch that runs the CUDA 13 runtime the GPU build links in. */
+export const MIN_DRIVER = 580;
+
+/**
+ * What nvidia-smi says when the CUDA runtime found no usable device: no driver at all, no GPU, or a
+ * driver too old for the runtime. Only asked after a failure, so machines with a GPU pay nothing.
+ */
+export function describeDriverProblem(runtimeMessage: string, query: () => string = querySmi): string {
+  let listing: string;
+  try {
+    listing = query().trim();
+  } catch {
+    return `${runtimeMessage}; nvidia-smi is not available, so no NVIDIA driver is installed`;
+  }
+  if (!listing) return `${runtimeMessage}; nvidia-smi lists no GPU`;
+  const [name, driver] = listing.split('\n')[0]!.split(',').map((s) => s.trim());
+  const major = Number(driver?.split('.')[0]);
+  if (/insufficient/i.test(runtimeMessage) && Number.isFinite(major) && major < MIN_DRIVER) {
+    return `${name} has driver ${driver}, too old for the CUDA 13 runtime (needs R${MIN_DRIVER} or newer)`;
+  }
+  return `${runtimeMessage} (nvidia-smi: ${name}, driver ${driver})`;
+}
+
+function querySmi(): string {
+  return execFileSync('nvidia-smi', ['--query-gpu=name,driver_version', '--format=csv,noheader'], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'ignore'],
+    timeout: 5000,
+  });
+}
+
 function hintFor(message: string): string {
   if (/cudnn/i.test(message)) return INSTALL_HINTS.cudnn;
   if (/cublas/i.test(message)) return INSTALL_HINTS.cublas;
@@ -54,9 +86,12 @@ export async function loadCuda(options: CudaLoadOptions = {}): Promise<CudaLoad>
   try {
     device = loaded.addon.init(options.device ?? 0, options.memoryLimit ?? 0, libs.cudnn.join('\n'), libs.cublas.join('\n'));
   } catch (e) {
-    const message = ((e as Error).message ?? String(e)).split('\n')[0]!;
-    const searched = /cudnn|cublas/i.test(message) && libs.searched.length ? ` (searched ${libs.searched.join(', ')})` : '';
-    return { ok: false, reason: `${message}${searched}`, hint: hintFor(message) };
+    const message = ((e as Error).message ?? String(e)).split('\n')[0]!.replace(/^init: /, '');
+    if (/cudnn|cublas/i.test(message)) {
+      const searched = libs.searched.length ? ` (searched ${libs.searched.join(', ')})` : '';
+      return { ok: false, reason: `${message}${searched}`, hint: hintFor(message) };
+    }
+    return { ok: false, reason: describeDriverProblem(message), hint: INSTALL_HINTS.driver };
   }
   // Imported only now so that a machine without a GPU never pays for loading the kernels.
   const { registerCudaBackend } = await import('./register.js');

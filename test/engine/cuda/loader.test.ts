@@ -1,0 +1,117 @@
+/**
+ * Loading the CUDA engine: on a machine without a GPU it must fail fast with the reason and the fix,
+ * and `auto` must pass over it to the next engine; the library search and the driver diagnosis.
+ */
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { loadCuda, describeDriverProblem, describeDevice } from '../../../src/engine/cuda/loader.js';
+import { findLibraries } from '../../../src/engine/cuda/libraries.js';
+import { loadCudaAddon } from '../../../src/engine/cuda/native.js';
+import { AUTO_ORDER, probeEngines } from '../../../src/engine/engine.js';
+
+const gpuAddon = loadCudaAddon('cuda');
+const hasGpu = gpuAddon.ok && (() => {
+  try {
+    gpuAddon.addon.init(0, 0, '', '');
+    return true;
+  } catch {
+    return false;
+  }
+})();
+
+describe('the CUDA engine loader', () => {
+  it('is the first engine auto tries', () => {
+    expect(AUTO_ORDER[0]).toBe('cuda');
+  });
+
+  it('refuses with SIMTRIP_CUDA_DISABLE=1', async () => {
+    process.env.SIMTRIP_CUDA_DISABLE = '1';
+    try {
+      const r = await loadCuda();
+      expect(r.ok).toBe(false);
+      if (!r.ok) expect(r.reason).toMatch(/SIMTRIP_CUDA_DISABLE/);
+    } finally {
+      delete process.env.SIMTRIP_CUDA_DISABLE;
+    }
+  });
+
+  it.skipIf(hasGpu || !gpuAddon.ok)('fails fast without a GPU, naming the missing driver and the fix', async () => {
+    const t0 = performance.now();
+    const r = await loadCuda();
+    expect(performance.now() - t0).toBeLessThan(2000);
+    expect(r.ok).toBe(false);
+    if (!r.ok) {
+      expect(r.reason).toMatch(/driver|device/i);
+      expect(r.hint).toMatch(/NVIDIA driver/);
+    }
+  });
+
+  it('lists every engine in doctor, cuda with the reason it is unavailable', async () => {
+    const probes = await probeEngines();
+    const cuda = probes.find((p) => p.engine === 'cuda');
+    expect(cuda).toBeDefined();
+    if (!hasGpu) {
+      expect(cuda!.available).toBe(false);
+      expect(cuda!.detail.length).toBeGreaterThan(10);
+      expect(cuda!.hint?.length).toBeGreaterThan(10);
+    }
+  });
+});
+
+describe('driver diagnosis', () => {
+  const insufficient = 'no usable CUDA device: CUDA driver version is insufficient for CUDA runtime version';
+
+  it('says when no NVIDIA driver is installed', () => {
+    const msg = describeDriverProblem(insufficient, () => {
+      throw new Error('spawn nvidia-smi ENOENT');
+    });
+    expect(msg).toMatch(/no NVIDIA driver is installed/);
+  });
+
+  it('names a driver too old for the CUDA 13 runtime', () => {
+    const msg = describeDriverProblem(insufficient, () => 'NVIDIA A100-SXM4-40GB, 535.104.05\n');
+    expect(msg).toBe('NVIDIA A100-SXM4-40GB has driver 535.104.05, too old for the CUDA 13 runtime (needs R580 or newer)');
+  });
+
+  it('keeps the runtime message when the driver is new enough', () => {
+    const msg = describeDriverProblem('no CUDA device found', () => 'NVIDIA H200, 580.95.05\n');
+    expect(msg).toMatch(/no CUDA device found \(nvidia-smi: NVIDIA H200, driver 580\.95\.05\)/);
+  });
+
+  it('describes a device with every version doctor promises', () => {
+    const line = describeDevice({
+      name: 'NVIDIA H200',
+      computeCapability: '9.0',
+      smCount: 132,
+      totalBytes: 150 * 2 ** 30,
+      driverVersion: 13000,
+      runtimeVersion: 13000,
+      cudnnVersion: 91400,
+      cublasVersion: 130100,
+      cudnnPath: '/usr/lib/x86_64-linux-gnu/libcudnn.so.9',
+      cublasPath: '/usr/local/cuda/lib64/libcublas.so.13',
+      emulated: false,
+    });
+    expect(line).toBe('NVIDIA H200 (sm_90, 150.0 GiB), driver CUDA 13.0, runtime 13.0, cuDNN 9.14.0, cuBLAS 13.1.0');
+  });
+});
+
+describe('the cuDNN / cuBLAS search', () => {
+  it('tries CUDNN_PATH, CUDA_HOME and LD_LIBRARY_PATH folders before the bare soname', () => {
+    const root = mkdtempSync(path.join(tmpdir(), 'simtrip-libs-'));
+    const cudnnDir = path.join(root, 'cudnn', 'lib');
+    const cudaLib = path.join(root, 'cuda', 'lib64');
+    const ld = path.join(root, 'ld');
+    for (const d of [cudnnDir, cudaLib, ld]) mkdirSync(d, { recursive: true });
+    writeFileSync(path.join(cudnnDir, 'libcudnn.so.9'), '');
+    writeFileSync(path.join(cudaLib, 'libcublas.so.13'), '');
+    writeFileSync(path.join(ld, 'libcublas.so.12'), '');
+    const found = findLibraries({ CUDNN_PATH: path.join(root, 'cudnn'), CUDA_HOME: path.join(root, 'cuda'), LD_LIBRARY_PATH: ld }, false);
+    expect(found.cudnn[0]).toBe(path.join(cudnnDir, 'libcudnn.so.9'));
+    expect(found.cudnn.at(-1)).toBe('libcudnn.so.9');
+    expect(found.cublas.slice(0, 2)).toEqual([path.join(cudaLib, 'libcublas.so.13'), path.join(ld, 'libcublas.so.12')]);
+    expect(found.searched).toContain(cudnnDir);
+  });
+});
