@@ -1,0 +1,190 @@
+/**
+ * `npm run check:cuda`: the CUDA engine against a reference engine, in one bundled script that needs
+ * neither vitest nor node_modules (dist/check/cuda.js), so it runs as is on a GPU machine.
+ *
+ *   node dist/check/cuda.js [--engine cuda|host] [--reference onednn|cpu] [--scale full|small]
+ *                           [--only kernels,steps,golden,tf32] [--fixtures DIR] [--out FILE]
+ *
+ * 1. kernels: every native kernel against the reference on random inputs with the models' shapes,
+ *    forward and gradient, TF32 off; and which native kernels no case reached.
+ * 2. steps: a full SimSiam step on ResNet-18 (CIFAR) and ResNet-50 (ImageNet stem): loss, every
+ *    gradient, weights, running statistics and momentum after SGD, TF32 off; and every host fallback
+ *    the step took (there must be none).
+ * 3. golden: the golden fixtures of the original PyTorch models.
+ * 4. tf32: the same steps with TF32 allowed for convolutions (the default) and for everything, to
+ *    measure the error it gives (reported, not gated).
+ * The table is printed last; the exit code is 1 when a gated check fails. `--engine host` runs the
+ * emulated build (CI); `--scale small` shrinks every shape for it.
+ */
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { tf } from '../engine/tf.js';
+import { loadCuda } from '../engine/cuda/loader.js';
+import { CUDA_KERNELS } from '../engine/cuda/kernels/index.js';
+import { fallbackRuns, nativeRuns, resetKernelStats } from '../engine/kernel_stats.js';
+import { loadOnednn } from '../engine/onednn/loader.js';
+import { packageRoot } from '../engine/onednn/native.js';
+import { GOLDEN_FIXTURES, goldenParity } from './golden.js';
+import type { Scale } from './kernel_cases.js';
+import { runKernelCases } from './run_cases.js';
+import { compareSteps, stepOn, type StepSpec } from './step_parity.js';
+import '@tensorflow/tfjs-backend-cpu';
+
+const PARTS = ['kernels', 'steps', 'golden', 'tf32'] as const;
+type Part = (typeof PARTS)[number];
+
+interface Options {
+  engine: 'cuda' | 'host';
+  reference: 'onednn' | 'cpu';
+  scale?: Scale;
+  only: Part[];
+  fixtures: string;
+  out?: string;
+}
+
+export interface CheckRow {
+  part: Part;
+  name: string;
+  value: string;
+  limit: string;
+  ok: boolean | null;
+}
+
+function parseOptions(argv: string[]): Options {
+  const o: Options = { engine: 'cuda', reference: 'onednn', only: [...PARTS], fixtures: path.join(packageRoot(), 'test', 'fixtures') };
+  for (let i = 0; i < argv.length; i += 2) {
+    const [flag, value] = [argv[i]!, argv[i + 1]];
+    if (value === undefined) throw new Error(`${flag} needs a value`);
+    if (flag === '--engine' && (value === 'cuda' || value === 'host')) o.engine = value;
+    else if (flag === '--reference' && (value === 'onednn' || value === 'cpu')) o.reference = value;
+    else if (flag === '--scale' && (value === 'full' || value === 'small')) o.scale = value;
+    else if (flag === '--only') o.only = value.split(',').filter((p): p is Part => (PARTS as readonly string[]).includes(p));
+    else if (flag === '--fixtures') o.fixtures = value;
+    else if (flag === '--out') o.out = value;
+    else throw new Error(`unknown flag or value: ${flag} ${value}`);
+  }
+  return o;
+}
+
+export function stepSpecs(scale: Scale): StepSpec[] {
+  return scale === 'full'
+    ? [
+        { label: 'ResNet-18 CIFAR, 32 px, batch 32', model: { arch: 'resnet18', stem: 'cifar', width: 64 }, method: { proj_layers: 2, proj_dim: 2048, pred_hidden: 512 }, batch: 32, side: 32 },
+        { label: 'ResNet-50, 64 px, batch 8', model: { arch: 'resnet50', stem: 'imagenet', width: 64 }, method: { proj_layers: 3, proj_dim: 2048, pred_hidden: 512 }, batch: 8, side: 64 },
+      ]
+    : [
+        { label: 'ResNet-18 CIFAR width 8, 16 px, batch 6', model: { arch: 'resnet18', stem: 'cifar', width: 8 }, method: { proj_layers: 2, proj_dim: 32, pred_hidden: 8 }, batch: 6, side: 16 },
+        // Batch 4 at 64 px keeps 16 rows in the last stage's batch norms: with fewer, their statistics are
+        // so ill-conditioned that float32 rounding alone moves gradients past 1e-4 between any two engines.
+        { label: 'ResNet-50 width 8, 64 px, batch 4', model: { arch: 'resnet50', stem: 'imagenet', width: 8 }, method: { proj_layers: 3, proj_dim: 32, pred_hidden: 8 }, batch: 4, side: 64 },
+      ];
+}
+
+const exp = (x: number) => (Number.isFinite(x) ? x.toExponential(2) : String(x));
+
+type MathMode = (convTf32: boolean, matmulTf32: boolean) => void;
+
+/** The engine's TF32 switch (a no-op on the host build, which has no tensor cores). */
+function mathModeOf(backend: string): MathMode {
+  const addon = (tf.engine().findBackend(backend) as unknown as { addon?: { setMathMode?: MathMode } }).addon;
+  return (conv, matmul) => addon?.setMathMode?.(conv, matmul);
+}
+
+/** Runs the selected parts; `log` gets one line per finished check. */
+export async function runCudaCheck(o: Options, log: (line: string) => void = () => {}): Promise<CheckRow[]> {
+  const rows: CheckRow[] = [];
+  const add = (row: CheckRow) => {
+    rows.push(row);
+    log(`${row.ok === false ? 'FAIL' : row.ok ? 'ok  ' : 'info'} ${row.part.padEnd(7)} ${row.name}: ${row.value}${row.limit ? ` (limit ${row.limit})` : ''}`);
+  };
+  const cuda = await loadCuda({ flavour: o.engine });
+  if (!cuda.ok) throw new Error(`the CUDA engine does not load: ${cuda.reason} (${cuda.hint})`);
+  let reference: string = o.reference;
+  if (reference === 'onednn') {
+    const r = await loadOnednn();
+    if (!r.ok) {
+      log(`info reference onednn unavailable (${r.reason}); using cpu`);
+      reference = 'cpu';
+    }
+  }
+  const target = cuda.backendName;
+  const scale: Scale = o.scale ?? (o.engine === 'cuda' ? 'full' : 'small');
+  log(`info target ${target}: ${cuda.detail}; reference ${reference}; scale ${scale}`);
+  await tf.setBackend(target);
+  const setMath = mathModeOf(target);
+  setMath(false, false);
+
+  if (o.only.includes('kernels')) {
+    resetKernelStats();
+    await runKernelCases(target, reference, scale, (r) =>
+      add({ part: 'kernels', name: r.name, value: r.problem ?? exp(r.error), limit: exp(r.tolerance), ok: r.ok }),
+    );
+    const unreached = Object.keys(CUDA_KERNELS).filter((k) => !nativeRuns.get(k));
+    add({ part: 'kernels', name: 'native kernels no case reached', value: unreached.length ? unreached.join(', ') : 'none', limit: 'none', ok: unreached.length === 0 });
+  }
+
+  const specs = stepSpecs(scale);
+  if (o.only.includes('steps')) {
+    for (const spec of specs) {
+      const ref = await stepOn(reference, spec);
+      resetKernelStats();
+      const got = await stepOn(target, spec);
+      const fallbacks = [...fallbackRuns].map(([k, n]) => `${k} x${n}`);
+      const c = compareSteps(got, ref);
+      add({ part: 'steps', name: `${spec.label}: loss`, value: `${got.loss.toFixed(6)} vs ${ref.loss.toFixed(6)}`, limit: '1e-4 rel', ok: c.lossDifference <= 1e-4 * Math.max(1, Math.abs(ref.loss)) });
+      add({ part: 'steps', name: `${spec.label}: worst gradient (${c.worstGradient.name})`, value: exp(c.worstGradient.error), limit: '1.00e-4', ok: c.worstGradient.error < 1e-4 && c.missing.length === 0 });
+      add({ part: 'steps', name: `${spec.label}: worst weight/statistic/momentum after SGD (${c.worstState.name})`, value: exp(c.worstState.error), limit: '1.00e-4', ok: c.worstState.error < 1e-4 });
+      add({ part: 'steps', name: `${spec.label}: host fallbacks in the step`, value: fallbacks.length ? fallbacks.join(', ') : 'none', limit: 'none', ok: fallbacks.length === 0 });
+    }
+  }
+
+  if (o.only.includes('golden')) {
+    await tf.setBackend(target);
+    for (const f of GOLDEN_FIXTURES) {
+      const r = await goldenParity(o.fixtures, f);
+      add({ part: 'golden', name: `${r.fixture} features, logits`, value: `${exp(r.featuresError)}, ${exp(r.logitsError)}`, limit: '1.00e-4', ok: r.featuresError < 1e-4 && r.logitsError < 1e-4 });
+    }
+  }
+
+  if (o.only.includes('tf32') && o.engine === 'cuda') {
+    for (const [label, conv, matmul] of [['TF32 for convolutions (default)', true, false], ['TF32 everywhere', true, true]] as const) {
+      setMath(conv, matmul);
+      for (const spec of specs) {
+        const ref = await stepOn(reference, spec);
+        const got = await stepOn(target, spec);
+        const c = compareSteps(got, ref);
+        add({ part: 'tf32', name: `${label}, ${spec.label}: worst gradient, state`, value: `${exp(c.worstGradient.error)}, ${exp(c.worstState.error)}`, limit: '', ok: null });
+      }
+    }
+    setMath(false, false);
+  }
+  return rows;
+}
+
+export function formatTable(rows: CheckRow[]): string {
+  const head = ['', 'part', 'check', 'value', 'limit'];
+  const body = rows.map((r) => [r.ok === false ? 'FAIL' : r.ok ? 'ok' : '-', r.part, r.name, r.value, r.limit]);
+  const widths = head.map((h, i) => Math.min(i === 2 ? 90 : 60, Math.max(h.length, ...body.map((b) => b[i]!.length))));
+  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
+  const failed = rows.filter((r) => r.ok === false).length;
+  return [line(head), widths.map((w) => '-'.repeat(w)).join('  '), ...body.map(line), '', `${rows.length - failed} of ${rows.length} checks passed or informational, ${failed} failed`].join('\n');
+}
+
+async function main(): Promise<number> {
+  const o = parseOptions(process.argv.slice(2));
+  if (!tf.env().getBool('PROD')) tf.enableProdMode();
+  const rows = await runCudaCheck(o, (line) => process.stderr.write(`${line}\n`));
+  if (o.out) writeFileSync(o.out, `${JSON.stringify(rows, null, 1)}\n`);
+  process.stdout.write(`${formatTable(rows)}\n`);
+  return rows.some((r) => r.ok === false) ? 1 : 0;
+}
+
+if (process.argv[1] && import.meta.url.endsWith(path.basename(process.argv[1]))) {
+  main().then(
+    (code) => process.exit(code),
+    (e) => {
+      process.stderr.write(`check:cuda failed: ${(e as Error).stack ?? e}\n`);
+      process.exit(2);
+    },
+  );
+}
