@@ -1,0 +1,225 @@
+// Conv2D, FusedConv2D and both convolution gradients, from tfjs' layouts to dnn.h's calls (cuDNN on
+// the GPU, reference loops in the host build).
+//
+// tfjs keeps activations in NHWC, which cuDNN reads directly, and filters in HWIO, which cuDNN's NHWC
+// kernels do not take: filters are reordered to KRSC (OHWI) with the tiled transpose on every call, and
+// the filter gradient comes back the same way. Filters are small against activations (a 3x3x512x512
+// filter is 9 MB, one of its activations at batch 256 and 7x7 pixels 25 MB), so the reorder is a few
+// microseconds next to the convolution.
+//
+// cuDNN pads symmetrically. tfjs' 'same' padding at stride 2 on an even input puts the extra row at the
+// bottom (top 0, bottom 1), which no symmetric padding reproduces: there the input is zero-padded
+// explicitly into scratch and the library runs unpadded along that dimension (backward data computes
+// the padded gradient and slices it; backward filter reads the padded input).
+#include <string>
+
+#include "dnn.h"
+#include "kernels/nhwc.cuh"
+#include "kernels/transpose.h"
+#include "launch.h"
+#include "napi.h"
+
+namespace simtrip::cuda {
+
+MathModes &mathModes() {
+  static MathModes modes;
+  return modes;
+}
+
+std::string ConvShape::describe() const {
+  return "n=" + std::to_string(n) + " " + std::to_string(h) + "x" + std::to_string(w) + "x" + std::to_string(c) + " -> " +
+         std::to_string(outH) + "x" + std::to_string(outW) + "x" + std::to_string(k) + ", " + std::to_string(r) + "x" +
+         std::to_string(s) + " stride " + std::to_string(strideH) + "," + std::to_string(strideW) + " pad " + std::to_string(padH) +
+         "," + std::to_string(padW) + " dilation " + std::to_string(dilationH) + "," + std::to_string(dilationW);
+}
+
+namespace {
+
+// Int32Array layout shared with src/engine/conv_params.ts (and native/onednn/conv.cc).
+enum P { N, IH, IW, IC, OH, OW, OC, KH, KW, SH, SW, DH, DW, PT, PL, PB, PR, RELU, HAS_BIAS, COUNT };
+
+// A convolution as tfjs states it, and as the library runs it.
+struct ConvGeometry {
+  ConvShape lib;     // symmetric padding only, on the explicitly padded input where that is needed
+  int h = 0, w = 0;  // the caller's input size
+  int top = 0, bottom = 0, left = 0, right = 0;  // explicit padding (0 along a symmetric dimension)
+  bool relu = false, bias = false;
+
+  bool padsExplicitly() const { return top || bottom || left || right; }
+  int filterRows() const { return lib.r * lib.s * lib.c; }  // HWIO as a matrix: (R S C) x K
+};
+
+int outputSize(int in, int pad, int k, int stride, int dilation) { return (in + 2 * pad - dilation * (k - 1) - 1) / stride + 1; }
+
+ConvGeometry geometry(const I32View &p, const char *fn) {
+  for (int i = N; i <= PR; i++) {
+    const bool positive = i < PT;
+    if (positive ? p.data[i] <= 0 : p.data[i] < 0) throw ArgError(std::string(fn) + ": params[" + std::to_string(i) + "] out of range");
+  }
+  ConvGeometry g;
+  g.h = p.data[IH];
+  g.w = p.data[IW];
+  const bool symmetricH = p.data[PT] == p.data[PB];
+  const bool symmetricW = p.data[PL] == p.data[PR];
+  if (!symmetricH) g.top = p.data[PT], g.bottom = p.data[PB];
+  if (!symmetricW) g.left = p.data[PL], g.right = p.data[PR];
+  ConvShape &s = g.lib;
+  s.n = p.data[N];
+  s.h = g.h + g.top + g.bottom;
+  s.w = g.w + g.left + g.right;
+  s.c = p.data[IC];
+  s.k = p.data[OC];
+  s.r = p.data[KH];
+  s.s = p.data[KW];
+  s.padH = symmetricH ? p.data[PT] : 0;
+  s.padW = symmetricW ? p.data[PL] : 0;
+  s.strideH = p.data[SH];
+  s.strideW = p.data[SW];
+  s.dilationH = p.data[DH];
+  s.dilationW = p.data[DW];
+  s.outH = p.data[OH];
+  s.outW = p.data[OW];
+  g.relu = p.data[RELU] != 0;
+  g.bias = p.data[HAS_BIAS] != 0;
+  // The library derives the output size from the rest; a disagreement would read or write out of bounds.
+  if (outputSize(s.h, s.padH, s.r, s.strideH, s.dilationH) != s.outH || outputSize(s.w, s.padW, s.s, s.strideW, s.dilationW) != s.outW) {
+    throw ArgError(std::string(fn) + ": the output size does not follow from the padding (" + s.describe() + ")");
+  }
+  return g;
+}
+
+template <class Index>
+__global__ void padKernel(const float *__restrict__ x, float *__restrict__ out, int h, int w, int c, int top, int left, int outH, int outW,
+                          Index total) {
+  for (Index i = Index(gridFirst()); i < total; i += Index(gridStride())) {
+    const NhwcPos<Index> o = nhwcPos(i, outH, outW, c);
+    const int y = o.y - top, xx = o.x - left;
+    out[i] = y >= 0 && y < h && xx >= 0 && xx < w ? x[nhwcOffset(o.b, y, xx, o.c, h, w, c)] : 0.f;
+  }
+}
+
+// out [n, h + top + bottom, w + left + right, c] = x zero-padded.
+void padInput(const ConvGeometry &g, const float *x, float *out) {
+  const size_t total = g.lib.inputSize();
+  withIndexType(total, [&](auto index) {
+    using Index = decltype(index);
+    launch("convPadInput", padKernel<Index>, gridFor(total, 256), dim3(256), x, out, g.h, g.w, g.lib.c, g.top, g.left, g.lib.h, g.lib.w,
+           Index(total));
+  });
+}
+
+// dx = the caller's window of the padded gradient.
+void unpadGradient(const ConvGeometry &g, const float *padded, float *dx) {
+  const int c = g.lib.c;
+  Strided view{};
+  view.rank = 3;
+  view.shape[0] = g.lib.n;
+  view.shape[1] = g.h;
+  view.shape[2] = g.w * c;  // a row's pixels and channels stay contiguous
+  view.strides[0] = static_cast<long long>(g.lib.h) * g.lib.w * c;
+  view.strides[1] = static_cast<long long>(g.lib.w) * c;
+  view.strides[2] = 1;
+  stridedCopy(padded + (static_cast<size_t>(g.top) * g.lib.w + g.left) * c, dx, view);
+}
+
+// The filter in KRSC, from tfjs' HWIO.
+struct KrscFilter {
+  Scratch buffer;
+  KrscFilter(const ConvGeometry &g, const float *hwio) : buffer(g.lib.filterSize() * sizeof(float)) {
+    transpose2d(hwio, buffer.as<float>(), 1, g.filterRows(), g.lib.k);
+  }
+  const float *get() const { return buffer.as<float>(); }
+};
+
+__global__ void biasActivationKernel(float *__restrict__ y, size_t total, int channels, const float *__restrict__ bias, int biasLength,
+                                     bool relu) {
+  const size_t first = gridFirst(), stride = gridStride();
+  // The channel follows the index without a 64-bit modulo per element.
+  int c = static_cast<int>(first % channels);
+  const int step = static_cast<int>(stride % channels);
+  for (size_t i = first; i < total; i += stride) {
+    float v = y[i];
+    if (biasLength) v += bias[biasLength == 1 ? 0 : c];
+    // tfjs' relu is Math.max(0, v): NaN stays NaN, -0 becomes 0.
+    if (relu && v <= 0.f) v = 0.f;
+    y[i] = v;
+    c += step;
+    if (c >= channels) c -= channels;
+  }
+}
+
+}  // namespace
+
+void biasActivation(float *y, size_t rows, int channels, const float *bias, int biasLength, bool relu) {
+  const size_t total = rows * static_cast<size_t>(channels);
+  if (total == 0 || (!biasLength && !relu)) return;
+  if (biasLength != 0 && biasLength != 1 && biasLength != channels) throw ArgError("bias: length is neither 1 nor the channel count");
+  launch("biasActivation", biasActivationKernel, gridFor(total, 256), dim3(256), y, total, channels, bias, biasLength, relu);
+}
+
+// (convTf32, matmulTf32): whether convolutions / matrix products may use TF32 tensor cores.
+SIMTRIP_EXPORT(setMathMode) {
+  args.need(2, "setMathMode");
+  mathModes().conv = args.flag(0, "convTf32") ? MathMode::Tf32 : MathMode::Exact;
+  mathModes().matmul = args.flag(1, "matmulTf32") ? MathMode::Tf32 : MathMode::Exact;
+  return undefined(args.env);
+}
+
+// (x, filter, bias | 0, biasLength, out, params): out = act(conv(x, filter) + bias); biasLength is
+// the output channel count or 1 (one value for all), ignored without params[HAS_BIAS].
+SIMTRIP_EXPORT(convForward) {
+  args.need(6, "convForward");
+  const ConvGeometry g = geometry(args.ints(5, "params", COUNT), "convForward");
+  const float *x = args.ptr<float>(0, "x");
+  const KrscFilter w(g, args.ptr<float>(1, "filter"));
+  const float *bias = g.bias ? args.ptr<float>(2, "bias") : nullptr;
+  const int biasLength = g.bias ? args.integer(3, "biasLength") : 0;
+  float *y = args.ptr<float>(4, "out");
+  if (g.padsExplicitly()) {
+    Scratch padded(g.lib.inputSize() * sizeof(float));
+    padInput(g, x, padded.as<float>());
+    convForward(g.lib, padded.as<float>(), w.get(), y, mathModes().conv);
+  } else {
+    convForward(g.lib, x, w.get(), y, mathModes().conv);
+  }
+  biasActivation(y, size_t(g.lib.n) * g.lib.outH * g.lib.outW, g.lib.k, bias, biasLength, g.relu);
+  return undefined(args.env);
+}
+
+// (dy, filter, dxOut, params)
+SIMTRIP_EXPORT(convBackwardData) {
+  args.need(4, "convBackwardData");
+  const ConvGeometry g = geometry(args.ints(3, "params", COUNT), "convBackwardData");
+  const float *dy = args.ptr<float>(0, "dy");
+  const KrscFilter w(g, args.ptr<float>(1, "filter"));
+  float *dx = args.ptr<float>(2, "out");
+  if (g.padsExplicitly()) {
+    Scratch padded(g.lib.inputSize() * sizeof(float));
+    convBackwardData(g.lib, dy, w.get(), padded.as<float>(), mathModes().conv);
+    unpadGradient(g, padded.as<float>(), dx);
+  } else {
+    convBackwardData(g.lib, dy, w.get(), dx, mathModes().conv);
+  }
+  return undefined(args.env);
+}
+
+// (x, dy, dwOut, params): dw in tfjs' HWIO.
+SIMTRIP_EXPORT(convBackwardFilter) {
+  args.need(4, "convBackwardFilter");
+  const ConvGeometry g = geometry(args.ints(3, "params", COUNT), "convBackwardFilter");
+  const float *x = args.ptr<float>(0, "x");
+  const float *dy = args.ptr<float>(1, "dy");
+  float *dw = args.ptr<float>(2, "out");
+  Scratch krsc(g.lib.filterSize() * sizeof(float));
+  if (g.padsExplicitly()) {
+    Scratch padded(g.lib.inputSize() * sizeof(float));
+    padInput(g, x, padded.as<float>());
+    convBackwardFilter(g.lib, padded.as<float>(), dy, krsc.as<float>(), mathModes().conv);
+  } else {
+    convBackwardFilter(g.lib, x, dy, krsc.as<float>(), mathModes().conv);
+  }
+  transpose2d(krsc.as<float>(), dw, 1, g.lib.k, g.filterRows());
+  return undefined(args.env);
+}
+
+}  // namespace simtrip::cuda

@@ -1,0 +1,105 @@
+// The host build's convolutions: reference loops with cuDNN's contract (dnn.h), so conv.cu's layout
+// handling, padding and epilogues run in the tests exactly as they do in front of cuDNN on the GPU.
+// Sums are accumulated in double: this is the reference the GPU's results are judged against.
+#include <algorithm>
+#include <vector>
+
+#include "../dnn.h"
+
+namespace simtrip::cuda {
+
+namespace {
+
+// The input row (or column) that filter tap t of output o reads; outside [0, size) it is padding.
+inline int inputIndex(int o, int t, int stride, int dilation, int pad) { return o * stride + t * dilation - pad; }
+
+// The output row that reads input row i through filter tap t, or -1 when none does.
+inline int outputIndex(int i, int t, int stride, int dilation, int pad, int outSize) {
+  const int span = i + pad - t * dilation;
+  if (span < 0 || span % stride != 0) return -1;
+  const int o = span / stride;
+  return o < outSize ? o : -1;
+}
+
+}  // namespace
+
+void convForward(const ConvShape &g, const float *x, const float *w, float *y, MathMode) {
+  std::vector<double> acc(g.k);
+  for (int b = 0; b < g.n; b++) {
+    for (int oy = 0; oy < g.outH; oy++) {
+      for (int ox = 0; ox < g.outW; ox++) {
+        std::fill(acc.begin(), acc.end(), 0.0);
+        for (int r = 0; r < g.r; r++) {
+          const int iy = inputIndex(oy, r, g.strideH, g.dilationH, g.padH);
+          if (iy < 0 || iy >= g.h) continue;
+          for (int s = 0; s < g.s; s++) {
+            const int ix = inputIndex(ox, s, g.strideW, g.dilationW, g.padW);
+            if (ix < 0 || ix >= g.w) continue;
+            const float *xp = x + ((size_t(b) * g.h + iy) * g.w + ix) * g.c;
+            for (int k = 0; k < g.k; k++) {
+              const float *wp = w + ((size_t(k) * g.r + r) * g.s + s) * g.c;
+              double sum = 0;
+              for (int c = 0; c < g.c; c++) sum += double(xp[c]) * wp[c];
+              acc[k] += sum;
+            }
+          }
+        }
+        float *yp = y + ((size_t(b) * g.outH + oy) * g.outW + ox) * g.k;
+        for (int k = 0; k < g.k; k++) yp[k] = static_cast<float>(acc[k]);
+      }
+    }
+  }
+}
+
+void convBackwardData(const ConvShape &g, const float *dy, const float *w, float *dx, MathMode) {
+  std::vector<double> acc(g.c);
+  for (int b = 0; b < g.n; b++) {
+    for (int iy = 0; iy < g.h; iy++) {
+      for (int ix = 0; ix < g.w; ix++) {
+        std::fill(acc.begin(), acc.end(), 0.0);
+        for (int r = 0; r < g.r; r++) {
+          const int oy = outputIndex(iy, r, g.strideH, g.dilationH, g.padH, g.outH);
+          if (oy < 0) continue;
+          for (int s = 0; s < g.s; s++) {
+            const int ox = outputIndex(ix, s, g.strideW, g.dilationW, g.padW, g.outW);
+            if (ox < 0) continue;
+            const float *dyp = dy + ((size_t(b) * g.outH + oy) * g.outW + ox) * g.k;
+            for (int k = 0; k < g.k; k++) {
+              const float *wp = w + ((size_t(k) * g.r + r) * g.s + s) * g.c;
+              for (int c = 0; c < g.c; c++) acc[c] += double(dyp[k]) * wp[c];
+            }
+          }
+        }
+        float *dxp = dx + ((size_t(b) * g.h + iy) * g.w + ix) * g.c;
+        for (int c = 0; c < g.c; c++) dxp[c] = static_cast<float>(acc[c]);
+      }
+    }
+  }
+}
+
+void convBackwardFilter(const ConvShape &g, const float *x, const float *dy, float *dw, MathMode) {
+  std::vector<double> acc(g.filterSize(), 0.0);
+  for (int b = 0; b < g.n; b++) {
+    for (int oy = 0; oy < g.outH; oy++) {
+      for (int ox = 0; ox < g.outW; ox++) {
+        const float *dyp = dy + ((size_t(b) * g.outH + oy) * g.outW + ox) * g.k;
+        for (int r = 0; r < g.r; r++) {
+          const int iy = inputIndex(oy, r, g.strideH, g.dilationH, g.padH);
+          if (iy < 0 || iy >= g.h) continue;
+          for (int s = 0; s < g.s; s++) {
+            const int ix = inputIndex(ox, s, g.strideW, g.dilationW, g.padW);
+            if (ix < 0 || ix >= g.w) continue;
+            const float *xp = x + ((size_t(b) * g.h + iy) * g.w + ix) * g.c;
+            for (int k = 0; k < g.k; k++) {
+              double *ap = acc.data() + ((size_t(k) * g.r + r) * g.s + s) * g.c;
+              for (int c = 0; c < g.c; c++) ap[c] += double(dyp[k]) * xp[c];
+            }
+          }
+        }
+      }
+    }
+  }
+  for (size_t i = 0; i < acc.size(); i++) dw[i] = static_cast<float>(acc[i]);
+}
+
+}  // namespace simtrip::cuda
