@@ -1,0 +1,16 @@
+/**
+ * Input checks for simtrip's own kernels (src/engine/custom_kernels.ts) on the CUDA engine. They have
+ * no cpu version to fall back to, so a wrong input is an error that names it, not a null.
+ */
+import { tf } from '../../tf.js';
+import type { CudaBackend } from '../backend.js';
+import { sizeOf } from '../../../util/values.js';
+
+/** The device pointer of a float32 input with `length` elements (0 for an empty one). */
+export function float32Input(backend: CudaBackend, t: tf.TensorInfo | undefined, kernel: string, name: string, length: number): number {
+  if (!t) throw new Error(`${kernel}: missing input ${name}`);
+  if (t.dtype !== 'float32') throw new Error(`${kernel}: ${name} must be float32, got ${t.dtype}`);
+  const size = sizeOf(t.shape);
+  if (size !== length) throw new Error(`${kernel}: ${name} has ${size} elements, expected ${length}`);
+  return backend.ptr(t);
+}
