@@ -1,13 +1,16 @@
 /**
  * Our SimSiam training throughput next to PyTorch's on this machine: runs bench/train_throughput
  * (dist/bench/train_throughput.js) and bench/pytorch_simsiam.py with the same flags, one after the
- * other (never at once), and prints img/s, ms/step, peak RSS and the ratio ours / PyTorch.
+ * other (never at once), and prints img/s, ms/step, peak memory and the ratio ours / PyTorch.
  *
- *   npm run bench:compare -- [--width 64] [--size 32] [--batch 64] [--proj-dim 2048] [--steps 5]
- *                            [--warmup 1] [--engine auto]
+ *   npm run bench:compare -- [--arch resnet18|resnet50] [--width 64] [--size 32] [--batch 64]
+ *                            [--proj-dim 2048] [--steps 5] [--warmup 1] [--engine auto|cuda|onednn]
+ *                            [--precision fp32|mixed16] [--tf32 convs|all|off]
  *
- * PyTorch runs on random input tensors (no augmentation); ours includes augmentation in each step, so
- * the table also gives ours without it (step minus the separately timed data part, an estimate).
+ * With --engine cuda PyTorch runs on the same GPU (channels_last, cudnn.benchmark, its default TF32
+ * policy, which is ours with --tf32 convs), with --precision mixed16 under AMP, and the table adds
+ * both GPU memory peaks. The ratio compares the training step alone on both sides (PyTorch uses
+ * random inputs, ours views augmented beforehand); ours with augmentation in line is shown too.
  * Python: $SIMTRIP_PYTHON if set, else the first of `python3`, `/usr/bin/python3` that can import torch
  * (a pyenv python3 does not see Debian's python3-torch). Without one, prints a notice and our numbers
  * only, and exits 0. Ends with one JSON line.
@@ -20,8 +23,8 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '.
 const OURS = path.join(root, 'dist', 'bench', 'train_throughput.js');
 const PYTORCH = path.join(root, 'bench', 'pytorch_simsiam.py');
 /** Flags both benchmarks understand; --engine and --arch go to ours only. */
-const SHARED = new Set(['--width', '--size', '--batch', '--proj-dim', '--steps', '--warmup']);
-const OURS_ONLY = new Set(['--engine', '--arch']);
+const SHARED = new Set(['--arch', '--width', '--size', '--batch', '--proj-dim', '--steps', '--warmup']);
+const OURS_ONLY = new Set(['--engine', '--precision', '--tf32']);
 
 interface OursResult {
   engine: string;
@@ -30,9 +33,11 @@ interface OursResult {
   model: string;
   batch: number;
   img_per_s: number;
+  img_per_s_with_augmentation: number;
   step_ms: number;
   data_ms: number;
   peak_rss_mib: number;
+  gpu_peak_mib?: number;
   [key: string]: unknown;
 }
 
@@ -43,6 +48,8 @@ interface PytorchResult {
   img_per_s: number;
   step_ms: number;
   peak_rss_mib: number;
+  peak_gpu_mib?: number | null;
+  device?: string;
   [key: string]: unknown;
 }
 
@@ -50,6 +57,8 @@ function splitFlags(argv: string[]): { ours: string[]; pytorch: string[]; arch: 
   const ours: string[] = [];
   const pytorch: string[] = [];
   let arch = 'resnet18';
+  let device = 'cpu';
+  let amp = false;
   for (let i = 0; i < argv.length; i += 2) {
     const flag = argv[i]!;
     const value = argv[i + 1];
@@ -57,13 +66,16 @@ function splitFlags(argv: string[]): { ours: string[]; pytorch: string[]; arch: 
     if (SHARED.has(flag)) {
       ours.push(flag, value);
       pytorch.push(flag, value);
+      if (flag === '--arch') arch = value;
     } else if (OURS_ONLY.has(flag)) {
       ours.push(flag, value);
-      if (flag === '--arch') arch = value;
+      if (flag === '--engine' && value === 'cuda') device = 'cuda';
+      if (flag === '--precision') amp = value === 'mixed16';
     } else {
       throw new Error(`unknown flag ${flag} (takes ${[...SHARED, ...OURS_ONLY].join(', ')})`);
     }
   }
+  pytorch.push('--device', device, '--amp', amp ? '1' : '0');
   return { ours, pytorch, arch };
 }
 
@@ -114,8 +126,8 @@ async function main(): Promise<number> {
   let notice: string | undefined;
   let ptFailed = false;
   const { python, tried } = findPython();
-  if (arch !== 'resnet18') {
-    notice = `PyTorch comparison skipped: bench/pytorch_simsiam.py implements resnet18 only (got --arch ${arch}).`;
+  if (arch !== 'resnet18' && arch !== 'resnet50') {
+    notice = `PyTorch comparison skipped: bench/pytorch_simsiam.py implements resnet18 and resnet50 (got --arch ${arch}).`;
   } else if (!python) {
     notice =
       `PyTorch comparison skipped: no Python with torch found (tried ${tried.join(', ')}). ` +
@@ -132,22 +144,20 @@ async function main(): Promise<number> {
     }
   }
 
-  // Ours times augmentation inside each step; PyTorch does not. Step minus the (separately timed) data
-  // part estimates ours on the same work.
-  const oursModelMs = ours.step_ms - ours.data_ms;
-  const oursModelImgS = ours.batch / (oursModelMs / 1000);
   const ratio = pt ? ours.img_per_s / pt.img_per_s : undefined;
-  const ratioModel = pt ? oursModelImgS / pt.img_per_s : undefined;
+  const memoryRatio = pt?.peak_gpu_mib && ours.gpu_peak_mib !== undefined ? ours.gpu_peak_mib / pt.peak_gpu_mib : undefined;
+  const gpu = ours.gpu_peak_mib !== undefined;
 
   const out = (s: string) => process.stdout.write(`${s}\n`);
   out(`model          ${ours.model}, batch ${ours.batch}`);
-  out(`machine        ${ours.machine}`);
-  const header = ['engine', 'img/s', 'ms/step', 'peak RSS'];
+  out(`machine        ${ours.machine}${pt?.device && pt.device !== 'cpu' ? `, ${pt.device}` : ''}`);
+  const header = ['run', 'img/s', 'ms/step', gpu ? 'GPU peak' : 'peak RSS'];
+  const mem = (gpuMib: number | null | undefined, rss: number) => (gpu ? `${fmt(gpuMib ?? NaN, 0)} MiB` : `${fmt(rss, 0)} MiB`);
   const rows: string[][] = [
-    [`ours: ${ours.engine} (${ours.engine_detail}), with augmentation`, fmt(ours.img_per_s, 2), fmt(ours.step_ms, 0), `${fmt(ours.peak_rss_mib, 0)} MiB`],
-    [`ours, without augmentation (step - data ${fmt(ours.data_ms, 0)} ms)`, fmt(oursModelImgS, 2), fmt(oursModelMs, 0), ''],
+    [`ours: ${ours.engine} (${ours.engine_detail}), step only`, fmt(ours.img_per_s, 2), fmt(ours.step_ms, 1), mem(ours.gpu_peak_mib, ours.peak_rss_mib)],
+    [`ours, with augmentation on the main thread (+${fmt(ours.data_ms, 1)} ms)`, fmt(ours.img_per_s_with_augmentation, 2), fmt(ours.step_ms + ours.data_ms, 1), ''],
   ];
-  if (pt) rows.push([`pytorch ${pt.torch} (${pt.threads} threads, random inputs)`, fmt(pt.img_per_s, 2), fmt(pt.step_ms, 0), `${fmt(pt.peak_rss_mib, 0)} MiB`]);
+  if (pt) rows.push([`pytorch ${pt.torch} (${gpu ? String(pt.device) : `${pt.threads} threads`}, random inputs)`, fmt(pt.img_per_s, 2), fmt(pt.step_ms, 1), mem(pt.peak_gpu_mib, pt.peak_rss_mib)]);
   const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c]!.length)));
   const line = (r: string[]) => r.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join('  ').trimEnd();
   out('');
@@ -155,20 +165,18 @@ async function main(): Promise<number> {
   out(widths.map((w) => '-'.repeat(w)).join('  '));
   for (const r of rows) out(line(r));
   out('');
-  if (ratio !== undefined && ratioModel !== undefined) {
-    out(`ratio ours/pytorch: ${ratio.toFixed(2)}`);
-    out(`ratio ours/pytorch, both without augmentation: ${ratioModel.toFixed(2)}`);
-  }
+  if (ratio !== undefined) out(`ratio ours/pytorch, training step: ${ratio.toFixed(2)}`);
+  if (memoryRatio !== undefined) out(`ratio ours/pytorch, GPU memory peak: ${memoryRatio.toFixed(2)}`);
   if (notice) out(notice);
 
   const result = {
     ours,
     pytorch: pt ?? null,
     ours_img_per_s: ours.img_per_s,
-    ours_img_per_s_without_augmentation: oursModelImgS,
+    ours_img_per_s_with_augmentation: ours.img_per_s_with_augmentation,
     pytorch_img_per_s: pt?.img_per_s ?? null,
     ratio_ours_over_pytorch: ratio ?? null,
-    ratio_ours_over_pytorch_without_augmentation: ratioModel ?? null,
+    ratio_gpu_memory_ours_over_pytorch: memoryRatio ?? null,
     python: python ?? null,
     notice: notice ?? null,
   };

@@ -10,7 +10,7 @@
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import sharp from 'sharp';
+import { loadSharp } from '../util/sharp.js';
 import { UserError } from '../util/errors.js';
 import { Rng } from '../util/rng.js';
 import { forEachConcurrent } from './decode_cache.js';
@@ -128,6 +128,7 @@ export async function writeHam10000Folder(root: string, options: HamWriteOptions
   await forEachConcurrent(shuffled.length, 4, async (i) => {
     const r = shuffled[i]!;
     const pixels = paint(r.label, r.lesion, r.k, new Rng(seed, 'ham10000-image', r.lesion, r.k), width, height);
+    const sharp = await loadSharp();
     await sharp(pixels, { raw: { width, height, channels: 3 } }).jpeg({ quality: 90 }).toFile(paths.get(r.imageId)!);
     options.onProgress?.(++done, shuffled.length);
   });

@@ -16,7 +16,7 @@
  */
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import sharp from 'sharp';
+import { loadSharp } from '../util/sharp.js';
 import type { DataConfig } from '../config/schema.js';
 import { Rng } from '../util/rng.js';
 import { ArrayImageDataset } from './dataset.js';
@@ -393,6 +393,7 @@ export async function writeSyntheticSlides(dir: string, cfg: SlidesConfig, seed:
     const job = jobs[k]!;
     const buf = new Uint8Array(stride);
     cutPatch(job.slide, spec.patchSize, job.x, job.y, buf, 0);
+    const sharp = await loadSharp();
     await sharp(buf, { raw: { width: spec.patchSize, height: spec.patchSize, channels: 3 } }).png({ compressionLevel: 1 }).toFile(job.path);
   });
   return { patchesDir, labelledDir, patches, labelledPatches: jobs.length - patches };

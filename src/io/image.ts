@@ -6,7 +6,8 @@
  */
 import { readdir } from 'node:fs/promises';
 import { extname, join } from 'node:path';
-import sharp, { type Sharp } from 'sharp';
+import type { Sharp } from 'sharp';
+import { loadSharp } from '../util/sharp.js';
 import { InputFileError } from '../util/errors.js';
 
 export interface RGBImage {
@@ -43,19 +44,20 @@ async function decodeRGB(path: string, pipeline: Sharp): Promise<RGBImage> {
   }
 }
 
-function open(path: string): Sharp {
+async function open(path: string): Promise<Sharp> {
+  const sharp = await loadSharp();
   // failOn 'error' rejects truncated files instead of returning partly grey images.
   return sharp(path, { failOn: 'error' });
 }
 
 export async function readImageRGB(path: string): Promise<RGBImage> {
-  return decodeRGB(path, open(path));
+  return decodeRGB(path, await open(path));
 }
 
 /** The image as a size x size RGB square (see ResizeOptions.fit). */
 export async function readImageResized(path: string, size: number, options: ResizeOptions = {}): Promise<RGBImage> {
   if (!Number.isInteger(size) || size < 1) throw new RangeError(`image size must be a positive integer, got ${size}`);
-  const pipeline = open(path).resize(size, size, {
+  const pipeline = (await open(path)).resize(size, size, {
     fit: options.fit ?? 'cover',
     position: 'centre',
     kernel: options.kernel ?? 'lanczos3',
@@ -66,7 +68,7 @@ export async function readImageResized(path: string, size: number, options: Resi
 /** Width and height from the file header, without decoding the pixels. */
 export async function readImageSize(path: string): Promise<{ width: number; height: number }> {
   try {
-    const { width, height } = await open(path).metadata();
+    const { width, height } = await (await open(path)).metadata();
     if (!width || !height) throw new Error('no dimensions in the header');
     return { width, height };
   } catch (err) {

@@ -8,6 +8,7 @@ import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import { tf } from '../tf.js';
 import type { NativeAddon } from './native.js';
 import { withFallback, type NativeKernel } from './kernels/common.js';
+import { countFallback } from '../kernel_stats.js';
 import { conv2D, conv2DBackpropFilter, conv2DBackpropInput, fusedConv2D } from './kernels/conv.js';
 import { batchMatMul, fusedMatMul } from './kernels/matmul.js';
 import { maxPool, maxPoolGrad } from './kernels/pool.js';
@@ -39,6 +40,14 @@ export const NATIVE_KERNELS: Readonly<Record<string, NativeKernel>> = {
   [tf.Mean]: mean,
 };
 
+/** A cpu kernel kept as is, counted as a fallback so profiles can name every JavaScript kernel. */
+function countedJs(kernelName: string, kernel: tf.KernelFunc): tf.KernelFunc {
+  return (args) => {
+    countFallback(kernelName);
+    return kernel(args);
+  };
+}
+
 /** Idempotent: a second call (another loader, a test) finds the backend and leaves it alone. */
 export function registerOnednnBackend(addon: NativeAddon): void {
   if (tf.findBackendFactory(BACKEND_NAME)) return;
@@ -49,7 +58,7 @@ export function registerOnednnBackend(addon: NativeAddon): void {
     tf.registerKernel({
       ...config,
       backendName: BACKEND_NAME,
-      kernelFunc: native ? withFallback(config.kernelName, native, addon) : config.kernelFunc,
+      kernelFunc: native ? withFallback(config.kernelName, native, addon) : countedJs(config.kernelName, config.kernelFunc),
     });
   }
   // Kernels with no cpu counterpart, run only by ops that look for them (src/ops/batch_norm.ts, src/ops/group_norm.ts,

@@ -2,7 +2,7 @@
 import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import { tf } from '../../tf.js';
 import type { NativeAddon } from '../native.js';
-import { countNative } from '../../kernel_stats.js';
+import { countFallback, countNative } from '../../kernel_stats.js';
 
 export type KernelArgs = Parameters<tf.KernelFunc>[0];
 
@@ -58,7 +58,10 @@ export function withFallback(kernelName: string, native: NativeKernel, addon: Na
   return (args) => {
     const backend = args.backend as MathBackendCPU;
     const out = native(args, backend, addon);
-    if (out === null) return fallback(args);
+    if (out === null) {
+      countFallback(kernelName);
+      return fallback(args);
+    }
     countNative(kernelName);
     return out;
   };
