@@ -3,6 +3,7 @@
  * running statistics), the input of the kNN monitor, the linear probe and `simtrip embed`.
  */
 import { tf } from '../engine/tf.js';
+import { withGpuMemoryHint } from '../engine/out_of_memory.js';
 import { preprocessEval, type Normalization } from '../data/augment.js';
 import type { ImageDataset } from '../data/dataset.js';
 import type { Backbone } from '../model/resnet.js';
@@ -13,6 +14,8 @@ export interface FeatureOptions {
   batchSize: number;
   /** Items to embed, in output order; all items when absent. */
   indices?: Int32Array;
+  /** The config key of batchSize, named when a batch does not fit in GPU memory. */
+  batchKey?: string;
   /** Called after each batch with the number of items done. */
   onProgress?: (done: number, total: number) => void;
 }
@@ -27,7 +30,11 @@ export function extractFeatures(backbone: Backbone, ds: ImageDataset, opts: Feat
   for (let start = 0; start < n; start += opts.batchSize) {
     const idx = indices.subarray(start, Math.min(start + opts.batchSize, n));
     const pixels = preprocessEval(ds, idx, side, opts.normalization);
-    const feats = tf.tidy(() => backbone.features(tf.tensor4d(pixels, [idx.length, side, side, 3]), false));
+    const feats = withGpuMemoryHint(
+      () => tf.tidy(() => backbone.features(tf.tensor4d(pixels, [idx.length, side, side, 3]), false)),
+      opts.batchKey ?? 'eval.batch_size',
+      opts.batchSize,
+    );
     out.set(feats.dataSync(), start * dim);
     feats.dispose();
     opts.onProgress?.(start + idx.length, n);

@@ -25,6 +25,7 @@ import { initialLr, learningRate, type ScheduleSpec } from '../optim/schedule.js
 import { createProgress } from '../report/progress.js';
 import { writeRunReport } from '../report/run_report.js';
 import { UserError } from '../util/errors.js';
+import { withGpuMemoryHint } from '../engine/out_of_memory.js';
 import { pruneCheckpoints, restoreCheckpoint, saveCheckpoint, type CheckpointState } from './checkpoint.js';
 import { MetricsLog } from './metrics_log.js';
 import { findResumePoint, type ResumePoint } from './resume.js';
@@ -353,7 +354,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
         ahead = pool && b + 1 < batches.length ? prepare(b + 1) : undefined;
         const labels = method.needsLabels ? batch.map((i) => data.train.labels[i]!) : undefined;
         const lr = groupLr(cfg, schedule, step);
-        const out = trainStep(method, model.store, optimizer, views, side, lr, { labels, scaler });
+        const out = withGpuMemoryHint(() => trainStep(method, model.store, optimizer, views, side, lr, { labels, scaler }), 'train.batch_size', cfg.train.batch_size);
         // Only a non-finite (unscaled) loss is divergence; mixed16's overflow skips are routine.
         if (!Number.isFinite(out.loss)) {
           progress.finish();
