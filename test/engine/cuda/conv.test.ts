@@ -1,0 +1,185 @@
+/**
+ * The convolution kernels on the CUDA host build (native/cuda/conv.cu around the reference loops of
+ * host/dnn.cc) against the cpu backend: the shapes simtrip's ResNets and BiT use, asymmetric 'same'
+ * padding, dilation, both gradients and FusedConv2D's epilogue. Tolerance: 1e-5 relative (L2 norm of
+ * the difference over the L2 norm of cpu's result), per output.
+ */
+import { describe, expect, it } from 'vitest';
+import { tf } from '../../../src/engine/tf.js';
+import { fallbackRuns, nativeRuns, resetKernelStats } from '../../../src/engine/kernel_stats.js';
+import type { CudaBackend } from '../../../src/engine/cuda/backend.js';
+import { setCudaMathMode } from '../../../src/engine/cuda/kernels/conv.js';
+import { Rng } from '../../../src/util/rng.js';
+import { CUDA_HOST, expectSameAsCpu, hostAddon, loadCudaHost } from './helpers.js';
+
+const load = await loadCudaHost();
+const TOLERANCE = 1e-5;
+
+function random(shape: number[], seed: string): Float32Array {
+  const rng = new Rng('cuda-conv', seed);
+  return Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => rng.normal());
+}
+
+/** `kernel` ran natively exactly `times` times since the last reset, and never on the host. */
+function expectNative(kernel: string, times: number): void {
+  expect(nativeRuns.get(kernel) ?? 0, `${kernel} native runs`).toBe(times);
+  expect(fallbackRuns.get(kernel), `${kernel} host fallbacks`).toBeUndefined();
+}
+
+type Pad = 'same' | 'valid' | number | [[number, number], [number, number], [number, number], [number, number]];
+
+interface ConvCase {
+  name: string;
+  x: number[];
+  f: number[];
+  strides: number | [number, number];
+  pad: Pad;
+  dilations?: number | [number, number];
+  rounding?: 'floor' | 'round' | 'ceil';
+}
+
+// ResNet-18 at width 8 on 16 px crops with batch 6 (the CIFAR stem, a block's 3x3 convolutions, the
+// downsampling 3x3/2 and 1x1/2 shortcut), the ImageNet/BiT 7x7/2 stems, and the padding corner cases.
+const CASES: ConvCase[] = [
+  { name: 'CIFAR stem 3x3/1 same, 3 -> 8, batch 6', x: [6, 16, 16, 3], f: [3, 3, 3, 8], strides: 1, pad: 'same' },
+  { name: 'block 3x3/1 pad 1, 8 -> 8, batch 6', x: [6, 8, 8, 8], f: [3, 3, 8, 8], strides: 1, pad: 1 },
+  { name: 'downsampling 3x3/2 pad 1, 8 -> 16', x: [6, 8, 8, 8], f: [3, 3, 8, 16], strides: 2, pad: 1 },
+  { name: 'shortcut 1x1/2 valid, 8 -> 16', x: [6, 8, 8, 8], f: [1, 1, 8, 16], strides: 2, pad: 'valid' },
+  { name: 'ImageNet stem 7x7/2 pad 3, batch 1', x: [1, 16, 16, 3], f: [7, 7, 3, 8], strides: 2, pad: 3 },
+  { name: 'BiT root 7x7/2 valid on a padded input', x: [2, 21, 21, 3], f: [7, 7, 3, 4], strides: 2, pad: 'valid' },
+  { name: "3x3/2 'same' on an even input (bottom/right pad only)", x: [2, 8, 8, 3], f: [3, 3, 3, 4], strides: 2, pad: 'same' },
+  { name: "3x3 strides [2,1] 'same' (asymmetric along H only)", x: [2, 8, 7, 3], f: [3, 3, 3, 4], strides: [2, 1], pad: 'same' },
+  { name: 'explicit asymmetric pad', x: [1, 10, 9, 2], f: [3, 3, 2, 3], strides: 1, pad: [[0, 0], [1, 2], [0, 1], [0, 0]] },
+  { name: '3x3/2 valid, last row unused', x: [1, 8, 8, 4], f: [3, 3, 4, 6], strides: 2, pad: 'valid' },
+  { name: '3x2 window, stride 2 pad 1, odd sizes', x: [2, 7, 11, 3], f: [3, 2, 3, 4], strides: 2, pad: 1 },
+  { name: 'numeric pad with ceil rounding', x: [1, 8, 8, 2], f: [3, 3, 2, 3], strides: 2, pad: 1, rounding: 'ceil' },
+  { name: 'dilation 2 same', x: [1, 9, 9, 3], f: [3, 3, 3, 4], strides: 1, pad: 'same', dilations: 2 },
+  { name: 'dilation [2,3] valid, batch 2', x: [2, 11, 12, 2], f: [3, 2, 2, 5], strides: 1, pad: 'valid', dilations: [2, 3] },
+];
+
+function conv(c: ConvCase, x: tf.Tensor, f: tf.Tensor): tf.Tensor4D {
+  return tf.conv2d(x as tf.Tensor4D, f as tf.Tensor4D, c.strides, c.pad, 'NHWC', c.dilations ?? 1, c.rounding);
+}
+
+function tensors(c: ConvCase): [tf.Tensor, tf.Tensor] {
+  return [tf.tensor(random(c.x, `${c.name}/x`), c.x), tf.tensor(random(c.f, `${c.name}/f`), c.f)];
+}
+
+describe.skipIf(!load.ok)('Conv2D on the CUDA host build', () => {
+  for (const c of CASES) {
+    it(`${c.name} matches cpu, natively`, async () => {
+      resetKernelStats();
+      await expectSameAsCpu(() => conv(c, ...tensors(c)), TOLERANCE);
+      expectNative('Conv2D', 1);
+    });
+  }
+
+  it("a numeric pad with unequal strides keeps tfjs' own output shape through the host fallback", async () => {
+    // tfjs sizes both output dimensions with one stride here, which no padding of cuDNN's reproduces.
+    const c: ConvCase = { name: 'quirk', x: [1, 7, 11, 2], f: [3, 2, 2, 3], strides: [2, 1], pad: 1 };
+    resetKernelStats();
+    await expectSameAsCpu(() => conv(c, ...tensors(c)), TOLERANCE);
+    expect(nativeRuns.get('Conv2D')).toBeUndefined();
+    expect(fallbackRuns.get('Conv2D')).toBe(1);
+  });
+
+  it('rejects params whose output size does not follow from the padding', async () => {
+    await tf.setBackend(CUDA_HOST);
+    // n=1, 4x4x1 -> 4x4x1 with a 3x3 filter and no padding: the output would be 2x2.
+    const params = Int32Array.from([1, 4, 4, 1, 4, 4, 1, 3, 3, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0]);
+    const addon = hostAddon() as unknown as { convForward(...args: unknown[]): void };
+    expect(() => addon.convForward(0, 0, 0, 0, 0, params)).toThrow(/output size/);
+  });
+});
+
+describe.skipIf(!load.ok)('Conv2DBackpropInput and Conv2DBackpropFilter on the CUDA host build', () => {
+  // tfjs' conv2d gradient supports neither dilation nor dimRoundingMode.
+  for (const c of CASES.filter((k) => k.dilations === undefined && k.rounding === undefined)) {
+    it(`${c.name} matches cpu, natively`, async () => {
+      const dyShape = tf.tidy(() => conv(c, tf.zeros(c.x), tf.zeros(c.f)).shape);
+      const dy = random(dyShape, `${c.name}/dy`);
+      resetKernelStats();
+      // d/dx and d/df of sum(conv(x, f) * dy) are exactly the two backprop kernels applied to dy.
+      await expectSameAsCpu(() => {
+        const [x, f] = tensors(c);
+        const weight = tf.tensor(dy, dyShape);
+        return tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(conv(c, a, b), weight)))([x, f]);
+      }, TOLERANCE);
+      expectNative('Conv2DBackpropInput', 1);
+      expectNative('Conv2DBackpropFilter', 1);
+    });
+  }
+});
+
+describe.skipIf(!load.ok)('FusedConv2D on the CUDA host build', () => {
+  const c = CASES[6]!; // asymmetric padding: the epilogue runs on the padded path too
+  const k = c.f[3]!;
+  const fused = (x: tf.Tensor, f: tf.Tensor, bias: tf.Tensor | undefined, activation: 'relu' | 'linear' | 'elu') =>
+    tf.fused.conv2d({ x: x as tf.Tensor4D, filter: f as tf.Tensor4D, strides: c.strides, pad: c.pad as 'same', bias, activation });
+
+  it('bias + relu, bias + linear, relu without bias, a scalar bias and a [1,1,1,k] bias match cpu, natively', async () => {
+    const bias = random([k], 'bias');
+    resetKernelStats();
+    const outs: Float32Array[] = [];
+    await expectSameAsCpu(() => {
+      const [x, f] = tensors(c);
+      const b = tf.tensor(bias, [k]);
+      const results = [
+        fused(x, f, b, 'relu'),
+        fused(x, f, b, 'linear'),
+        fused(x, f, undefined, 'relu'),
+        fused(x, f, tf.scalar(0.25), 'relu'),
+        fused(x, f, tf.reshape(b, [1, 1, 1, k]), 'relu'),
+      ];
+      if (tf.getBackend() === CUDA_HOST) outs.push(...results.slice(0, 2).map((t) => t.dataSync() as Float32Array));
+      return results;
+    }, TOLERANCE);
+    expectNative('FusedConv2D', 5);
+    // relu must have clipped something and linear must have kept negatives, or the epilogue went untested.
+    expect(outs[0]!.some((v) => v === 0)).toBe(true);
+    expect(outs[1]!.some((v) => v < 0)).toBe(true);
+  });
+
+  it('relu keeps NaN, as tfjs does', async () => {
+    resetKernelStats();
+    await expectSameAsCpu(() => {
+      const x = tf.tensor([NaN, 1, -2, 0], [1, 2, 2, 1]);
+      const f = tf.tensor([1], [1, 1, 1, 1]);
+      return fused(x, f, tf.scalar(0.5), 'relu');
+    }, 0);
+    expectNative('FusedConv2D', 1);
+  });
+
+  it('an activation without a native version runs on the host and stays exact', async () => {
+    resetKernelStats();
+    await expectSameAsCpu(() => {
+      const [x, f] = tensors(c);
+      return fused(x, f, tf.tensor(random([k], 'bias'), [k]), 'elu');
+    }, TOLERANCE);
+    expect(nativeRuns.get('FusedConv2D')).toBeUndefined();
+    expect(fallbackRuns.get('FusedConv2D')).toBe(1);
+  });
+
+  it('a bias of the wrong shape runs on the host', async () => {
+    resetKernelStats();
+    await expectSameAsCpu(() => {
+      const [x, f] = tensors(c);
+      // [2, 1, 1, k] broadcasts along the batch as well: not a channel bias.
+      return fused(x, f, tf.tensor(random([2 * k], 'bias2'), [2, 1, 1, k]), 'linear');
+    }, TOLERANCE);
+    expect(fallbackRuns.get('FusedConv2D')).toBe(1);
+  });
+
+  it('the math mode can be switched (the host build computes exactly either way)', async () => {
+    await tf.setBackend(CUDA_HOST);
+    const backend = tf.backend() as CudaBackend;
+    setCudaMathMode(backend, { convTf32: true, matmulTf32: true });
+    try {
+      resetKernelStats();
+      await expectSameAsCpu(() => conv(CASES[1]!, ...tensors(CASES[1]!)), TOLERANCE);
+      expectNative('Conv2D', 1);
+    } finally {
+      setCudaMathMode(backend, { convTf32: false, matmulTf32: false });
+    }
+  });
+});
