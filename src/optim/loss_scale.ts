@@ -26,6 +26,14 @@
  */
 import { z } from 'zod';
 import { tf } from '../engine/tf.js';
+import { canRunKernel } from '../engine/custom_kernels.js';
+
+/**
+ * Inputs: any number of float32 tensors (any names); output: a bool scalar, true when every element
+ * of every input is finite. One pass over all of them. Registered by native engines only (cuda);
+ * gradsAreFinite composes standard ops elsewhere.
+ */
+export const ALL_FINITE = 'SimtripAllFinite';
 
 export interface LossScalerOptions {
   /** First scale (GradScaler: 2^16). */
@@ -123,13 +131,23 @@ function tensorsOf(grads: Grads): tf.Tensor[] {
 }
 
 /**
- * True when every element of every gradient is finite. One scalar is read back for all tensors
- * (x*0 is 0 for finite x and NaN for ±Inf and NaN, so the total is 0 or NaN and cannot overflow the
- * way a plain sum of large finite gradients could).
+ * True when every element of every gradient is finite. One scalar is read back for all tensors: the
+ * native ALL_FINITE kernel's flag where the backend has it, else the total of sum(g*0) over the
+ * gradients (x*0 is 0 for finite x and NaN for ±Inf and NaN, so the total is 0 or NaN and cannot
+ * overflow the way a plain sum of large finite gradients could).
  */
 export function gradsAreFinite(grads: Grads): boolean {
   const list = tensorsOf(grads);
   if (list.length === 0) return true;
+  if (canRunKernel(ALL_FINITE, ...list)) {
+    const inputs = Object.fromEntries(list.map((g, i) => [`x${i}`, g]));
+    const flag = tf.engine().runKernel(ALL_FINITE, inputs) as tf.Tensor;
+    try {
+      return flag.dataSync()[0] === 1;
+    } finally {
+      flag.dispose();
+    }
+  }
   const total = tf.tidy(() => tf.addN(list.map((g) => tf.sum(tf.mul(g, 0)))));
   try {
     return total.dataSync()[0] === 0;

@@ -167,7 +167,7 @@ describe.skipIf(!load.ok)('norm kernels alone on the CUDA host build against flo
       await tf.setBackend(CUDA_HOST);
       const v = c.groups === undefined ? bnView(c.shape) : gnView(c.shape, c.groups);
       const names = kernelNames(c);
-      const attrs = c.groups === undefined ? { eps: EPS } : { eps: EPS, groups: c.groups };
+      const attrs: tf.NamedAttrMap = c.groups === undefined ? { eps: EPS } : { eps: EPS, groups: c.groups };
       const inp = kernelInputs(c);
       resetKernelStats();
       const [y, mean, variance, dx, dgamma, dbeta] = tf.tidy(() => {

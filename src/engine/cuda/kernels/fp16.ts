@@ -1,4 +1,46 @@
-/** The fp16 kernels of the CUDA engine (to be filled in). */
-import type { KernelTable } from './common.js';
+/**
+ * Mixed-precision kernels of the CUDA engine (native/cuda/kernels/fp16.cu): the rounding to the half
+ * grid of src/ops/fp16_round.ts, replacing the cpu backend's JS kernel that the backend would
+ * otherwise copy, and the finiteness check of dynamic loss scaling (src/optim/loss_scale.ts) over every
+ * gradient at once, without a read-back until its one boolean is needed.
+ */
+import { tf } from '../../tf.js';
+import { ROUND_TO_HALF } from '../../../ops/fp16_round.js';
+import { ALL_FINITE } from '../../../optim/loss_scale.js';
+import { sizeOf } from '../../../util/values.js';
+import { addonOf, type CudaKernel, type KernelTable, output } from './common.js';
+import { float32Input } from './custom.js';
 
-export const FP16_KERNELS: KernelTable = {};
+interface Fp16Addon {
+  roundToHalf(x: number, out: number, n: number): void;
+  /** out (int32) = 1 when every element is finite; tensors holds (pointer, size) pairs. */
+  allFinite(out: number, tensors: Float64Array): void;
+}
+
+const roundToHalf: CudaKernel = ({ inputs }, backend) => {
+  const { x } = inputs as { x: tf.TensorInfo };
+  if (x.dtype !== 'float32') return null;
+  const size = sizeOf(x.shape);
+  const out = output(backend, [...x.shape], 'float32');
+  if (size > 0) addonOf<Fp16Addon>(backend).roundToHalf(backend.ptr(x), out.ptr, size);
+  return out.info;
+};
+
+/** Inputs: any number of float32 tensors, under any names; output: a bool scalar. */
+const allFinite: CudaKernel = ({ inputs }, backend) => {
+  const list = Object.values(inputs).filter((t): t is tf.TensorInfo => t != null);
+  const table = new Float64Array(2 * list.length);
+  list.forEach((t, i) => {
+    const size = sizeOf(t.shape);
+    table[2 * i] = float32Input(backend, t, ALL_FINITE, `input ${i}`, size);
+    table[2 * i + 1] = size;
+  });
+  const out = output(backend, [], 'bool');
+  addonOf<Fp16Addon>(backend).allFinite(out.ptr, table);
+  return out.info;
+};
+
+export const FP16_KERNELS: KernelTable = {
+  [ROUND_TO_HALF]: roundToHalf,
+  [ALL_FINITE]: allFinite,
+};

@@ -1,0 +1,88 @@
+// Mixed precision (engine.precision mixed16): the rounding of float32 values to the half grid, and the
+// finiteness check of dynamic loss scaling (src/optim/loss_scale.ts).
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "../../shared/half_bits.h"
+#include "../launch.h"
+#include "../napi.h"
+#include "grid.cuh"
+
+namespace simtrip::cuda {
+
+namespace {
+
+__global__ void roundToHalfKernel(const uint32_t *__restrict__ x, uint32_t *__restrict__ y, size_t n) {
+  for (size_t i = gridFirst(); i < n; i += gridStride()) y[i] = roundToHalfBits(x[i]);
+}
+
+// Tensors per launch of the finiteness check: their pointers and sizes travel as the kernel's
+// parameters (1 KiB of the 4 KiB allowed), so nothing is uploaded and the host never waits.
+constexpr int kTensorsPerLaunch = 64;
+
+struct TensorList {
+  const uint32_t *data[kTensorsPerLaunch];
+  size_t size[kTensorsPerLaunch];
+  int count;
+};
+
+__global__ void setTrueKernel(int32_t *flag) { *flag = 1; }
+
+// Clears the flag when any element is Inf or NaN (all exponent bits set). Every writer stores the same
+// 0, so no atomics are needed; the flag is set to 1 before the first launch.
+__global__ void clearIfNonFiniteKernel(TensorList list, int32_t *flag) {
+  uint32_t nonFinite = 0;
+  for (int t = 0; t < list.count; t++) {
+    const uint32_t *data = list.data[t];
+    for (size_t i = gridFirst(); i < list.size[t]; i += gridStride()) nonFinite |= (data[i] & 0x7f800000u) == 0x7f800000u;
+  }
+  if (nonFinite) *flag = 0;
+}
+
+}  // namespace
+
+// (x, out, n): out = x rounded to the half grid, element-wise (see roundToHalfBits).
+SIMTRIP_EXPORT(roundToHalf) {
+  args.need(3, "roundToHalf");
+  const size_t n = args.size(2, "n");
+  launch("roundToHalf", roundToHalfKernel, gridFor(n, 256), dim3(256), args.ptr<const uint32_t>(0, "x"), args.ptr<uint32_t>(1, "out"), n);
+  return undefined(args.env);
+}
+
+// (out, tensors: Float64Array [ptr0, size0, ptr1, size1, ...]): out (int32) = 1 when every element of
+// every float32 tensor is finite, else 0.
+SIMTRIP_EXPORT(allFinite) {
+  args.need(2, "allFinite");
+  int32_t *flag = args.ptr<int32_t>(0, "out");
+  const BytesView table = args.bytes(1, "tensors");
+  if (table.bytes % (2 * sizeof(double)) != 0) throw ArgError("allFinite: tensors must hold (pointer, size) pairs of doubles");
+  const size_t count = table.bytes / (2 * sizeof(double));
+  std::vector<double> entries(2 * count);
+  std::memcpy(entries.data(), table.data, table.bytes);
+  launch("allFiniteInit", setTrueKernel, dim3(1), dim3(1), flag);
+  size_t largest = 0;  // threads for the largest tensor; the others take fewer grid-stride steps
+  TensorList list{};
+  const auto flush = [&] {
+    if (list.count == 0) return;
+    const unsigned maxBlocks = static_cast<unsigned>(std::max(1, device().smCount)) * 8;
+    launch("allFinite", clearIfNonFiniteKernel, gridFor(largest, 256, maxBlocks), dim3(256), list, flag);
+    list = TensorList{};
+    largest = 0;
+  };
+  for (size_t i = 0; i < count; i++) {
+    const double ptr = entries[2 * i], size = entries[2 * i + 1];
+    if (!(ptr >= 0) || !(size >= 0) || ptr != std::floor(ptr) || size != std::floor(size)) throw ArgError("allFinite: bad tensor entry");
+    if (size == 0) continue;
+    list.data[list.count] = reinterpret_cast<const uint32_t *>(static_cast<uintptr_t>(ptr));
+    list.size[list.count] = static_cast<size_t>(size);
+    list.count++;
+    largest = std::max(largest, static_cast<size_t>(size));
+    if (list.count == kTensorsPerLaunch) flush();
+  }
+  flush();
+  return undefined(args.env);
+}
+
+}  // namespace simtrip::cuda
