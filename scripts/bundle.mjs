@@ -26,6 +26,7 @@ await build({
     'bench/onednn_kernels': 'bench/onednn_kernels.ts',
     'bench/compare': 'bench/compare.ts',
     'bench/data_throughput': 'bench/data_throughput.ts',
+    'bench/e2e_train': 'bench/e2e_train.ts',
     'check/cuda': 'src/check/cuda.ts',
   },
   outdir: 'dist',
