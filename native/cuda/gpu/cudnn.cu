@@ -55,8 +55,9 @@ cudnnHandle_t handle() {
 }
 
 // The most workspace a search offers: enough for the FFT and Winograd algorithms at ResNet sizes,
-// small next to an 80 GB device.
+// small next to an 80 GB device. Below the least, the search gets none (implicit GEMM needs none).
 constexpr size_t kSearchWorkspace = size_t(1) << 30;
+constexpr size_t kLeastSearchWorkspace = size_t(1) << 20;
 
 // One convolution's descriptors and chosen algorithm.
 struct Plan {
@@ -93,14 +94,14 @@ void describeInto(Plan &plan, const ConvShape &s, cudnnMathType_t math) {
 
 // The workspace a search may use: as much as kSearchWorkspace, less when the device is short of it.
 std::unique_ptr<Scratch> searchWorkspace() {
-  for (size_t bytes = kSearchWorkspace;; bytes /= 4) {
+  for (size_t bytes = kSearchWorkspace; bytes >= kLeastSearchWorkspace; bytes /= 4) {
     try {
       return std::make_unique<Scratch>(bytes);
     } catch (const OutOfMemory &) {
-      if (bytes == 0) throw;
-      if (bytes < (size_t(1) << 20)) bytes = 0;
+      // try a quarter of it
     }
   }
+  return std::make_unique<Scratch>(0);
 }
 
 // The fastest usable result (cuDNN sorts them by time); in exact mode, never a tensor-core one.
@@ -129,6 +130,9 @@ std::unique_ptr<Plan> makePlan(Direction d, const ConvShape &s, MathMode math, c
   describeInto(*plan, s, math == MathMode::Tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH);
   const std::unique_ptr<Scratch> ws = searchWorkspace();
   cudnnHandle_t h = handle();
+  // The search waits for its own timings anyway; draining the stream first also settles the
+  // stream-ordered allocations of the buffers it runs on, whatever streams cuDNN times with.
+  synchronize();
   int max = 0, returned = 0;
   switch (d) {
     case Direction::Forward: {

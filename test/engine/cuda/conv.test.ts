@@ -183,3 +183,29 @@ describe.skipIf(!load.ok)('FusedConv2D on the CUDA host build', () => {
     }
   });
 });
+
+describe.skipIf(!load.ok)('a small ResNet-style network on the CUDA host build', () => {
+  it('stem, max pool, a residual block with a strided shortcut and a dense head: loss and every gradient match cpu', async () => {
+    const shapes = { x: [6, 16, 16, 3], stem: [3, 3, 3, 8], a: [3, 3, 8, 16], b: [3, 3, 16, 16], short: [1, 1, 8, 16], head: [16, 4] };
+    const values = Object.fromEntries(Object.entries(shapes).map(([k, s]) => [k, random(s, `net/${k}`)])) as Record<keyof typeof shapes, Float32Array>;
+    resetKernelStats();
+    await expectSameAsCpu(() => {
+      const t = (k: keyof typeof shapes) => tf.tensor(values[k], shapes[k]);
+      const loss = (stem: tf.Tensor, a: tf.Tensor, b: tf.Tensor, short: tf.Tensor, head: tf.Tensor) => {
+        const h0 = tf.relu(tf.conv2d(t('x') as tf.Tensor4D, stem as tf.Tensor4D, 1, 'same'));
+        const p = tf.maxPool(h0, 3, 2, 1);
+        const h1 = tf.relu(tf.conv2d(p, a as tf.Tensor4D, 2, 'same'));
+        const h2 = tf.conv2d(h1, b as tf.Tensor4D, 1, 1);
+        const y = tf.relu(tf.add(h2, tf.conv2d(p, short as tf.Tensor4D, 2, 'valid')));
+        const features = tf.mean(y, [1, 2]);
+        return tf.mean(tf.square(tf.matMul(features, head)));
+      };
+      const { value, grads } = tf.valueAndGrads(loss)([t('stem'), t('a'), t('b'), t('short'), t('head')]);
+      return [value, ...grads];
+    }, TOLERANCE);
+    for (const kernel of ['Conv2D', 'Conv2DBackpropInput', 'Conv2DBackpropFilter', 'MaxPool', 'MaxPoolGrad', 'BatchMatMul']) {
+      expect(nativeRuns.get(kernel) ?? 0, `${kernel} native runs`).toBeGreaterThan(0);
+      expect(fallbackRuns.get(kernel), `${kernel} host fallbacks`).toBeUndefined();
+    }
+  });
+});
