@@ -28,6 +28,7 @@ Prints progress on stderr and one JSON line on stdout:
     {"framework": "pytorch", "torch": ..., "threads": ..., "img_per_s": ..., "step_ms": ..., "peak_rss_mib": ...}
 """
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -181,7 +182,10 @@ def main(argv):
     model = model.to(memory_format=layout)
     model.train()
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
-    scaler = torch.amp.GradScaler(enabled=bool(o.amp)) if cuda else None
+    scaler = None
+    if cuda and o.amp:
+        scaler = torch.amp.GradScaler() if hasattr(torch.amp, 'GradScaler') else torch.cuda.amp.GradScaler()
+    autocast = (lambda: torch.autocast('cuda', dtype=torch.float16)) if scaler is not None else contextlib.nullcontext
     x1 = torch.randn(o.batch, 3, o.size, o.size, device=o.device).to(memory_format=layout)
     x2 = torch.randn(o.batch, 3, o.size, o.size, device=o.device).to(memory_format=layout)
 
@@ -191,7 +195,7 @@ def main(argv):
             torch.cuda.synchronize()
         t0 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
-        with torch.autocast(o.device, dtype=torch.float16, enabled=bool(o.amp)):
+        with autocast():
             p1, p2, z1, z2 = model(x1, x2)
             loss = neg_cos(p1, z2) * 0.5 + neg_cos(p2, z1) * 0.5
         if scaler is not None:
