@@ -11,6 +11,7 @@ import { BATCH_NORM_TRAIN, BATCH_NORM_TRAIN_GRAD, GROUP_NORM, GROUP_NORM_GRAD } 
 import { loadOnednn } from '../../../src/engine/onednn/loader.js';
 import { batchNormTrain } from '../../../src/ops/batch_norm.js';
 import { groupNorm } from '../../../src/ops/group_norm.js';
+import { standardizeWeight } from '../../../src/ops/weight_standardization.js';
 import { Rng } from '../../../src/util/rng.js';
 import { relativeError } from '../../helpers.js';
 import { CUDA_HOST, expectSameAsCpu, loadCudaHost, valuesOn } from './helpers.js';
@@ -265,6 +266,20 @@ describe.skipIf(!load.ok)('batchNormTrain and groupNorm on the CUDA host build',
       got.forEach((g, i) => expect(relativeError(g, want[i]!), `output ${i}`).toBeLessThan(1e-5));
     });
   }
+
+  it('weight standardisation (batch norm of HWIO columns, eps 1e-10) matches cpu, with its gradient', async () => {
+    const shape: [number, number, number, number] = [3, 3, 8, 16];
+    const w = randomValues(sizeOf(shape), 'ws/w', 0.05, 0.01);
+    const up = randomValues(sizeOf(shape), 'ws/up');
+    resetKernelStats();
+    await expectSameAsCpu(() => {
+      const wt = tf.tensor4d(w, shape);
+      const grad = tf.grad((a: tf.Tensor) => tf.sum(tf.mul(standardizeWeight(a as tf.Tensor4D), tf.tensor(up, shape))))(wt);
+      return [standardizeWeight(wt), grad];
+    }, 1e-5);
+    expect(nativeRuns.get(BATCH_NORM_TRAIN)).toBe(2);
+    expect(nativeRuns.get(BATCH_NORM_TRAIN_GRAD)).toBe(1);
+  });
 
   it('leaks no tensors over repeated forward + backward', async () => {
     await tf.setBackend(CUDA_HOST);
