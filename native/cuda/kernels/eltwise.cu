@@ -91,8 +91,13 @@ struct Minimum {
   }
   __device__ int32_t operator()(int32_t a, int32_t b) const { return a < b ? a : b; }
 };
+// Squares (tf.norm's pow(|x|, 2)) as one multiply: the cpu's double square rounded to float is
+// exactly the float product, which powf need not be.
 struct Pow {
-  __device__ float operator()(float a, float b) const { return jsPowIsNaN(a, b) ? NAN : powf(a, b); }
+  __device__ float operator()(float a, float b) const {
+    if (b == 2.0f) return a * a;
+    return jsPowIsNaN(a, b) ? NAN : powf(a, b);
+  }
   __device__ int32_t operator()(int32_t a, int32_t b) const { return toInt32(pow(double(a), double(b))); }
 };
 // In double, as the cpu: float rounding of the difference and then of the square can differ from

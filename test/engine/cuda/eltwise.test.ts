@@ -15,7 +15,7 @@ import { CUDA_HOST, expectSameAsCpu, hostAddon, loadCudaHost, valuesOn } from '.
 const load = await loadCudaHost();
 const rng = new Rng('cuda-eltwise');
 
-const SPECIALS = [NaN, Infinity, -Infinity, -0, 0, 0.5, -0.5, 1.5, 2.5, -2.5, 1, -1, 3];
+const SPECIALS = [NaN, Infinity, -Infinity, -0, 0, 0.5, -0.5, 1.5, 2.5, -2.5, 1, -1, 2, 3];
 const count = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
 
 /** Normal values times `scale`, every fifth one (at a random place) a special value. */
@@ -117,6 +117,8 @@ describe.skipIf(!load.ok)('element-wise kernels on the CUDA host build', () => {
     ] as const) {
       await expectBitExact([name], () => op(tf.tensor(a, shape), tf.tensor(b, shape)));
     }
+    // tf.norm's square.
+    await expectBitExact([tf.Pow], () => tf.pow(tf.tensor(a, shape), tf.scalar(2)));
   });
 
   it('int32 arithmetic: wraps, truncating division, floor division and modulo by zero give 0', async () => {
