@@ -248,6 +248,13 @@ void normalizeAs(const float *x, const float *center, const float *scale, const 
 }
 
 template <int V>
+void gradInputAs(const float *dy, const float *x, const float *center, const float *coefDy, const float *coefXc, const float *coefBias, float *dx,
+                 const NormShape &shape) {
+  const ColumnGrid g = elementwiseGrid(shape, V);
+  launch("normGradInput", gradInputKernel<V>, g.grid, g.block, dy, x, center, coefDy, coefXc, coefBias, dx, shape.rows, shape.channels);
+}
+
+template <int V>
 void forwardAs(const float *x, const float *gamma, const float *beta, float *y, float *mean, float *variance, const NormShape &shape, double eps) {
   const ColumnGrid g = reductionGrid(shape, V);
   const int chunks = static_cast<int>(g.grid.y);
@@ -259,7 +266,7 @@ void forwardAs(const float *x, const float *gamma, const float *beta, float *y, 
                      partials.as<Welford>());
   launch_cooperative("normStats", groupStatsKernel, groupWarpsGrid(shape), dim3(kGroupWarps * warpSize), x, partials.as<Welford>(), gamma, shape,
                      chunks, eps, mean, variance, center, scale);
-  normalizeAs<V>(x, center, scale, beta, y, shape);
+  normalizeColumns(x, center, scale, beta, y, shape);
 }
 
 template <int V>
@@ -278,8 +285,11 @@ void backwardAs(const float *dy, const float *x, const float *gamma, const float
   launch_cooperative("normParamGrads", paramGradsKernel, p.grid, p.block, partials.as<GradSums>(), variance, shape, chunks, eps, dgamma, dbeta);
   launch_cooperative("normGradCoefficients", gradCoefficientsKernel, groupWarpsGrid(shape), dim3(kGroupWarps * warpSize), partials.as<GradSums>(),
                      gamma, mean, variance, shape, chunks, eps, center, coefDy, coefXc, coefBias);
-  const ColumnGrid e = elementwiseGrid(shape, V);
-  launch("normGradInput", gradInputKernel<V>, e.grid, e.block, dy, x, center, coefDy, coefXc, coefBias, dx, shape.rows, shape.channels);
+  if (V == 4 && alignedFor(4, center, coefDy, coefXc, coefBias)) {
+    gradInputAs<V>(dy, x, center, coefDy, coefXc, coefBias, dx, shape);
+  } else {
+    gradInputAs<1>(dy, x, center, coefDy, coefXc, coefBias, dx, shape);
+  }
 }
 
 NormShape shapeArg(const Args &args, size_t first, const char *who) {
@@ -309,7 +319,7 @@ void normalizeColumns(const float *x, const float *center, const float *scale, c
 
 void normForward(const float *x, const float *gamma, const float *beta, float *y, float *mean, float *variance, const NormShape &shape,
                  double eps) {
-  if (shape.channels % 4 == 0 && alignedFor(4, x, beta, y)) {
+  if (shape.channels % 4 == 0 && alignedFor(4, x)) {
     forwardAs<4>(x, gamma, beta, y, mean, variance, shape, eps);
   } else {
     forwardAs<1>(x, gamma, beta, y, mean, variance, shape, eps);
