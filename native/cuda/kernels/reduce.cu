@@ -83,7 +83,7 @@ __global__ void __launch_bounds__(kBlockThreads) reduceRowsKernel(const typename
       const size_t begin = (u % splits) * chunk;
       const size_t end = begin + chunk < mid ? begin + chunk : mid;
       const T *row = x + (u / splits) * mid;
-      if constexpr (kQuads && kFromInput && sizeof(T) == 4) {
+      if constexpr (kQuads) {
         const Quad<T> *quads = reinterpret_cast<const Quad<T> *>(row);
         for (size_t q = begin / 4 + lane; q < end / 4; q += width) {
           const Quad<T> v = quads[q];
@@ -153,42 +153,44 @@ void splitMid(size_t units, size_t mid, size_t minPiece, size_t align, size_t *s
   *splits = ceilDiv(mid, *chunk);
 }
 
-template <class R, bool kFromInput, bool kFinal>
-void reduceRowsWith(const void *x, void *out, size_t rows, size_t mid, size_t splits, size_t chunk, size_t count) {
-  using In = typename Source<R, kFromInput>::T;
+// Rows shorter than kWarpRowMax, whole: as many lanes per row as it can use, up to a warp.
+template <class R, bool kFromInput>
+void reduceShortRows(const void *x, void *out, size_t rows, size_t mid, size_t count) {
+  unsigned width = 1;
+  while (width < 32 && width < mid) width *= 2;
+  const unsigned groups = kBlockThreads / width;
+  launch_cooperative("reduceRows", reduceRowsKernel<R, kFromInput, true, false, false>, gridFor(rows, groups), dim3(width, groups),
+                     static_cast<const typename Source<R, kFromInput>::T *>(x), static_cast<typename R::Out *>(out), rows, mid, size_t(1),
+                     mid, count);
+}
+
+// Long rows of the input, a block per piece: the results (one piece per row) or partial results.
+template <class R, bool kFinal>
+void reduceLongRows(const void *x, void *out, size_t rows, size_t mid, size_t splits, size_t chunk) {
+  using In = typename R::In;
   using Out = typename Sink<R, kFinal>::T;
   const In *src = static_cast<const In *>(x);
   Out *dst = static_cast<Out *>(out);
-  const size_t units = rows * splits;
-  if (mid < kWarpRowMax && splits == 1) {
-    unsigned width = 1;
-    while (width < 32 && width < mid) width *= 2;
-    const unsigned groups = kBlockThreads / width;
-    launch_cooperative("reduceRows", reduceRowsKernel<R, kFromInput, kFinal, false, false>, gridFor(units, groups), dim3(width, groups), src,
-                       dst, rows, mid, splits, chunk, count);
-    return;
-  }
-  const bool quads = kFromInput && sizeof(In) == 4 && mid % 4 == 0 && chunk % 4 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0;
-  const dim3 grid = gridFor(units, 1);
-  if (quads) {
-    launch_cooperative("reduceRows", reduceRowsKernel<R, kFromInput, kFinal, true, true>, grid, dim3(kBlockThreads), src, dst, rows,
-                       mid, splits, chunk, count);
+  const dim3 grid = gridFor(rows * splits, 1);
+  if (mid % 4 == 0 && chunk % 4 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0) {
+    launch_cooperative("reduceRows", reduceRowsKernel<R, true, kFinal, true, true>, grid, dim3(kBlockThreads), src, dst, rows, mid, splits,
+                       chunk, mid);
   } else {
-    launch_cooperative("reduceRows", reduceRowsKernel<R, kFromInput, kFinal, true, false>, grid, dim3(kBlockThreads), src, dst, rows,
-                       mid, splits, chunk, count);
+    launch_cooperative("reduceRows", reduceRowsKernel<R, true, kFinal, true, false>, grid, dim3(kBlockThreads), src, dst, rows, mid, splits,
+                       chunk, mid);
   }
 }
 
 // out[o] = R over x[o, 0..mid).
 template <class R>
 void reduceRows(const void *x, void *out, size_t rows, size_t mid) {
-  if (mid < kWarpRowMax) return reduceRowsWith<R, true, true>(x, out, rows, mid, 1, mid, mid);
+  if (mid < kWarpRowMax) return reduceShortRows<R, true>(x, out, rows, mid, mid);
   size_t splits, chunk;
   splitMid(rows, mid, kMinPiece, 4, &splits, &chunk);
-  if (splits == 1) return reduceRowsWith<R, true, true>(x, out, rows, mid, 1, mid, mid);
+  if (splits == 1) return reduceLongRows<R, true>(x, out, rows, mid, 1, mid);
   Scratch partial(rows * splits * sizeof(typename R::Acc));
-  reduceRowsWith<R, true, false>(x, partial.as<void>(), rows, mid, splits, chunk, mid);
-  reduceRowsWith<R, false, true>(partial.as<void>(), out, rows, splits, 1, splits, mid);
+  reduceLongRows<R, false>(x, partial.as<void>(), rows, mid, splits, chunk);
+  reduceShortRows<R, false>(partial.as<void>(), out, rows, splits, mid);
 }
 
 // Block shape for columns: TX as wide as inner allows up to a warp, wider still when mid is too short
