@@ -179,7 +179,21 @@ describe.skipIf(!load.ok)('reductions on the CUDA host build', () => {
     await expectNative(() => tf.max(none, 1), ['Max'], 0);
     await expectNative(() => tf.sum(none, 1), ['Sum'], 0);
     await expectNative(() => tf.argMax(none, 1), ['ArgMax'], 0);
-    tf.dispose([rows, none]);
+    const flags = tf.zeros([0, 3], 'bool');
+    await expectNative(() => tf.all(flags, 0), ['All'], 0);
+    await expectNative(() => tf.any(flags, 0), ['Any'], 0);
+    tf.dispose([rows, none, flags]);
+  });
+
+  it('scalars, and int32 through the transposing path', async () => {
+    const s = tf.scalar(2.5);
+    await expectNative(() => tf.sum(s), ['Sum'], 0);
+    await expectNative(() => tf.max(s), ['Max'], 0);
+    await expectNative(() => tf.argMax(tf.reshape(s, [1])), ['ArgMax'], 0);
+    const x = ints([4, 5, 6, 3], -20, 20);
+    await expectNative(() => tf.sum(x, [0, 2]), ['Sum'], 0);
+    await expectNative(() => tf.min(x, [1, 3], true), ['Min'], 0);
+    tf.dispose([s, x]);
   });
 });
 
