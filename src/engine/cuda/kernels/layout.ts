@@ -201,41 +201,34 @@ const splitV: CudaKernel = ({ inputs, attrs }, backend) => {
   return split(backend, x, $axis, lengths, false);
 };
 
+/** x with reps[d] copies along each dimension d of `axes`: x read as [..., reps[d], x_d, ...], stride 0 on the copies. */
+function repeated(backend: CudaBackend, x: tf.TensorInfo, reps: readonly number[], axes: readonly number[]): tf.TensorInfo | null {
+  const strides = rowMajorStrides(x.shape);
+  const viewShape = x.shape.flatMap((s, d) => (axes.includes(d) ? [reps[d]!, s] : [s]));
+  const viewStrides = x.shape.flatMap((_, d) => (axes.includes(d) ? [0, strides[d]!] : [strides[d]!]));
+  const out = gathered(backend, x, viewShape, viewStrides);
+  return out && { ...out, shape: x.shape.map((s, d) => (axes.includes(d) ? s * reps[d]! : s)) };
+}
+
 /**
- * x repeated reps[d] times along each dimension d: x read as [reps0, x0, reps1, x1, ...] with stride 0
- * on the repeats. Past the copy's rank limit (more than three repeated dimensions between unrepeated
- * ones), the repeats are applied a few dimensions at a time.
+ * Tile (and so BroadcastTo, which tfjs runs as Tile): one strided copy, or a few when the repeated
+ * dimensions between unrepeated ones need more than the copy kernel's rank (three at a time fit).
  */
 const tile: CudaKernel = ({ inputs, attrs }, backend) => {
   const { x } = inputs as { x: tf.TensorInfo };
   const { reps } = attrs as unknown as tf.TileAttrs;
   if (!isWordType(x.dtype)) return null;
+  let pending = reps.flatMap((r, d) => (r !== 1 ? [d] : []));
+  if (pending.length === 0) return gathered(backend, x, [...x.shape], rowMajorStrides(x.shape));
   let current = x;
-  let pending = reps.map((r, d) => (r !== 1 ? d : -1)).filter((d) => d >= 0);
-  if (pending.length === 0 || size(x.shape) === 0) {
-    const out = gathered(backend, x, x.shape.map((s, d) => s * reps[d]!), rowMajorStrides(x.shape));
-    return out;
-  }
   while (pending.length > 0) {
-    let result: tf.TensorInfo | null = null;
     let take = pending.length;
-    for (; take > 0 && !result; take--) {
-      const axes = new Set(pending.slice(0, take));
-      const strides = rowMajorStrides(current.shape);
-      const viewShape = current.shape.flatMap((s, d) => (axes.has(d) ? [reps[d]!, s] : [s]));
-      const viewStrides = current.shape.flatMap((_, d) => (axes.has(d) ? [0, strides[d]!] : [strides[d]!]));
-      const outShape = current.shape.map((s, d) => (axes.has(d) ? s * reps[d]! : s));
-      const out = output(backend, outShape, x.dtype);
-      if (copyStrided(backend, x.dtype, backend.ptr(current), out.ptr, viewShape, viewStrides)) {
-        result = out.info;
-        pending = pending.slice(take);
-      } else {
-        backend.disposeIntermediateTensorInfo(out.info);
-      }
-    }
+    let next = repeated(backend, current, reps, pending);
+    while (!next && take > 1) next = repeated(backend, current, reps, pending.slice(0, --take));
     if (current !== x) backend.disposeIntermediateTensorInfo(current);
-    if (!result) return null;
-    current = result;
+    if (!next) return null;
+    current = next;
+    pending = pending.slice(take);
   }
   return current;
 };
