@@ -2,11 +2,13 @@
 // select, casts, fills and n-ary sums, each op a small functor compiled into its own kernel through
 // the maps of eltwise.cuh.
 //
-// Every op reproduces tfjs' cpu backend bit for bit where IEEE arithmetic allows: the cpu computes
-// in doubles and stores into a Float32Array or an Int32Array (JS ToInt32: truncation modulo 2^32,
-// NaN and infinities to 0), and Math.max/min/pow and JS % have their own NaN and zero rules. Ops whose
-// float result would round differently from the cpu's double computation (FloorDiv, Mod, Erf) compute
-// in double as well; none of them is on a training step's hot path.
+// Every op follows tfjs' cpu backend: the cpu computes in doubles and stores into a Float32Array or
+// an Int32Array (JS ToInt32: truncation modulo 2^32, NaN and infinities to 0), and Math.max/min/pow,
+// Math.round and JS % have their own NaN and signed-zero rules. Arithmetic, comparisons and the
+// piecewise ops give the cpu's bits; where a float computation would round differently from the cpu's
+// double one (FloorDiv, Mod, SquaredDifference, LeakyRelu's product, Erf) the op computes in double
+// too, none of them on a training step's hot path. Transcendentals (exp, log, tanh, sin, pow, ...)
+// use CUDA's float functions, within a few ulp of the cpu.
 //
 // Op codes are shared with src/engine/cuda/kernels/eltwise.ts (UNARY and BINARY there); dtype codes
 // are those of common.ts (0 float32, 1 int32 and bool).

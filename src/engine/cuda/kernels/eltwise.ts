@@ -270,7 +270,7 @@ const addN: CudaKernel = ({ inputs }, backend) => {
   return out.info;
 };
 
-const alphaAttr = (attrs: KernelArgs['attrs']): [number, number] => [Number((attrs as { alpha?: number }).alpha ?? 0), 0];
+const alphaAttr = (attrs: KernelArgs['attrs']): [number, number] => [Number((attrs as { alpha?: number } | undefined)?.alpha ?? 0), 0];
 
 export const ELTWISE_KERNELS: KernelTable = {
   // Unary
