@@ -18,9 +18,11 @@
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { packageRoot } from '../src/engine/onednn/native.js';
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const OURS = path.join(root, 'dist', 'bench', 'train_throughput.js');
+// Beside this bundle wherever it was built (dist/bench, or a slim copy for a GPU machine).
+const OURS = path.join(path.dirname(fileURLToPath(import.meta.url)), 'train_throughput.js');
+const root = packageRoot();
 const PYTORCH = path.join(root, 'bench', 'pytorch_simsiam.py');
 /** Flags both benchmarks understand; --engine and --arch go to ours only. */
 const SHARED = new Set(['--arch', '--width', '--size', '--batch', '--proj-dim', '--steps', '--warmup']);

@@ -23,9 +23,11 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
+// SIMTRIP_CUDA_BUILD_DIR puts a build elsewhere (scripts/device/pack.sh builds an sm_90-only copy).
+const buildDir = process.env.SIMTRIP_CUDA_BUILD_DIR ?? 'build';
 export const ADDONS = {
-  gpu: { file: 'build/Release/simtrip_cuda.node', status: 'build/simtrip_cuda.status.json', objDir: 'build/cuda-gpu/obj' },
-  host: { file: 'build/Release/simtrip_cuda_host.node', status: 'build/simtrip_cuda_host.status.json', objDir: 'build/cuda-host/obj' },
+  gpu: { file: `${buildDir}/Release/simtrip_cuda.node`, status: `${buildDir}/simtrip_cuda.status.json`, objDir: `${buildDir}/cuda-gpu/obj` },
+  host: { file: `${buildDir}/Release/simtrip_cuda_host.node`, status: `${buildDir}/simtrip_cuda_host.status.json`, objDir: `${buildDir}/cuda-host/obj` },
 };
 
 function list(dir, exts) {
@@ -188,7 +190,7 @@ async function compileAll(tc, srcs, objDir) {
  * taken over when older than ten minutes (a killed build).
  */
 async function withLock(name, f) {
-  const lock = path.join(root, 'build', `${name}.lock`);
+  const lock = path.join(root, buildDir, `${name}.lock`);
   mkdirSync(path.dirname(lock), { recursive: true });
   for (;;) {
     try {

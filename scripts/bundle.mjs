@@ -14,9 +14,15 @@ import { fileURLToPath } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
-await build({
-  absWorkingDir: root,
-  entryPoints: {
+// `--outdir DIR --entries a,b --no-sourcemap`: a slim copy (e.g. .gpu/dist for a GPU machine).
+const args = process.argv.slice(2);
+const arg = (name) => {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : undefined;
+};
+const only = arg('--entries')?.split(',');
+
+const entryPoints = {
     simtrip: 'src/cli/bin.ts',
     // Worker threads run a file: the augmentation pool (src/data/parallel_augment.ts) starts this one.
     augment_worker: 'src/data/augment_worker.ts',
@@ -28,8 +34,12 @@ await build({
     'bench/data_throughput': 'bench/data_throughput.ts',
     'bench/e2e_train': 'bench/e2e_train.ts',
     'check/cuda': 'src/check/cuda.ts',
-  },
-  outdir: 'dist',
+};
+
+await build({
+  absWorkingDir: root,
+  entryPoints: only ? Object.fromEntries(Object.entries(entryPoints).filter(([k]) => only.includes(k))) : entryPoints,
+  outdir: arg('--outdir') ?? 'dist',
   bundle: true,
   platform: 'node',
   format: 'esm',
@@ -39,6 +49,6 @@ await build({
   external: ['sharp', 'commander', 'yaml', 'zod', '@tensorflow/tfjs-node', '@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-backend-wasm'],
   // CommonJS dependencies bundled into an ES module still call require() for Node built-ins.
   banner: { js: "import { createRequire as __simtripCreateRequire } from 'node:module'; const require = __simtripCreateRequire(import.meta.url);" },
-  sourcemap: true,
+  sourcemap: !args.includes('--no-sourcemap'),
   logLevel: 'warning',
 });

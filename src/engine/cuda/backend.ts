@@ -221,7 +221,8 @@ export class CudaBackend extends tf.KernelBackend {
   runOnHost(kernelName: string, kernel: tf.KernelFunc, args: Parameters<tf.KernelFunc>[0]): tf.TensorInfo | tf.TensorInfo[] {
     countFallback(kernelName);
     const cpu = this.hostBackend();
-    const inputs: tf.NamedTensorInfoMap = {};
+    // Kernels of several tensors (AddN, Concat, Pack) take their inputs as an array: keep it one.
+    const inputs = (Array.isArray(args.inputs) ? [] : {}) as tf.NamedTensorInfoMap;
     const created: tf.TensorInfo[] = [];
     try {
       for (const [name, t] of Object.entries(args.inputs)) {

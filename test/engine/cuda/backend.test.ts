@@ -66,6 +66,18 @@ describe.skipIf(!load.ok)('the CUDA backend (host build)', () => {
     out.dispose();
   });
 
+  it('passes a kernel of several inputs (an array) to its host fallback as an array', async () => {
+    await tf.setBackend(CUDA_HOST);
+    const a = tf.tensor([1, 2], [2], 'float32');
+    const b = tf.tensor([3, 4], [2], 'float32');
+    const args = { inputs: [a, b] as unknown as tf.NamedTensorInfoMap, attrs: {}, backend: tf.backend() };
+    const addN = tf.getKernel(tf.AddN, 'cpu')!.kernelFunc;
+    const backend = tf.backend() as unknown as { runOnHost(n: string, k: tf.KernelFunc, a: typeof args): tf.TensorInfo };
+    const out = backend.runOnHost(tf.AddN, addN, args);
+    expect(Array.from(tf.engine().makeTensorFromTensorInfo(out).dataSync())).toEqual([4, 6]);
+    tf.dispose([a, b]);
+  });
+
   it('keeps the tensor count and device bytes flat over a loop of steps', async () => {
     await tf.setBackend(CUDA_HOST);
     const addon = hostAddon();
