@@ -9,6 +9,7 @@ import { tf } from '../engine/tf.js';
 import { SGD_UPDATE, type SgdUpdateAttrs } from '../engine/custom_kernels.js';
 import { batchNormTrain } from '../ops/batch_norm.js';
 import { roundToHalf } from '../ops/fp16_round.js';
+import { gradsAreFinite } from '../optim/loss_scale.js';
 import { groupNorm } from '../ops/group_norm.js';
 import { standardizeWeight } from '../ops/weight_standardization.js';
 import { Rng } from '../util/rng.js';
@@ -69,6 +70,11 @@ function sgdUpdate(w: tf.Tensor, g: tf.Tensor, buf?: tf.Tensor): tf.Tensor[] {
   return tf.engine().runKernel(SGD_UPDATE, buf ? { w, g, buf } : { w, g }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor[];
 }
 
+/** The loss scaler's check (the native kernel where registered, composed ops elsewhere) as a tensor. */
+function allFinite(xs: tf.Tensor[]): tf.Tensor {
+  return tf.scalar(gradsAreFinite(xs) ? 1 : 0, 'int32');
+}
+
 export function kernelCases(scale: Scale): KernelCase[] {
   const { n, hw, c, rows, d, big } = dims(scale);
   const nhwc = [n, hw, hw, c];
@@ -119,10 +125,16 @@ export function kernelCases(scale: Scale): KernelCase[] {
       grad: true,
     },
     {
-      name: 'matmul with transposes, batched with broadcast',
+      name: 'matmul with transposes, batched',
+      inputs: [{ shape: [3, 17, 9] }, { shape: [3, 13, 17] }],
+      op: (a, b) => tf.matMul(a as tf.Tensor3D, b as tf.Tensor3D, true, true),
+      grad: true,
+    },
+    {
+      // tfjs' BatchMatMul gradient does not reduce a broadcast batch: forward only.
+      name: 'matmul batched with broadcast',
       inputs: [{ shape: [3, 9, 17] }, { shape: [1, 13, 17] }],
       op: (a, b) => tf.matMul(a as tf.Tensor3D, b as tf.Tensor3D, false, true),
-      grad: true,
     },
     {
       name: 'fused matmul + bias + relu',
@@ -173,14 +185,18 @@ export function kernelCases(scale: Scale): KernelCase[] {
     { name: 'mul by scalar', inputs: [{ shape: nhwc }, { shape: [] }], op: (a, b) => tf.mul(a, b), grad: true },
     { name: 'mul outer broadcast', inputs: [{ shape: [rows, 1] }, { shape: [1, d] }], op: (a, b) => tf.mul(a, b), grad: true },
     { name: 'div', inputs: [{ shape: [rows, d] }, { shape: [rows, d], fill: 'positive' }], op: (a, b) => tf.div(a, b), grad: true },
-    { name: 'maximum, minimum', inputs: [{ shape: [rows, d] }, { shape: [] }], op: (a, b) => [tf.maximum(a, b), tf.minimum(a, b)], grad: true },
+    // tfjs' Minimum and SquaredDifference gradients do not reduce broadcasts: same shapes here.
+    { name: 'maximum, minimum', inputs: [{ shape: [rows, d] }, { shape: [rows, d] }], op: (a, b) => [tf.maximum(a, b), tf.minimum(a, b)], grad: true },
+    { name: 'maximum with a constant (the norm clamp)', inputs: [{ shape: [rows, d] }], op: (a) => tf.maximum(a, 0.1), grad: true },
     { name: 'pow', inputs: [{ shape: [rows, d], fill: 'positive' }, { shape: [] }], op: (a, b) => tf.pow(a, b), grad: true },
-    { name: 'squared difference', inputs: [{ shape: [rows, d] }, { shape: [d] }], op: (a, b) => tf.squaredDifference(a, b), grad: true },
+    { name: 'squared difference', inputs: [{ shape: [rows, d] }, { shape: [rows, d] }], op: (a, b) => tf.squaredDifference(a, b), grad: true },
+    { name: 'mod, atan2, prelu', inputs: [{ shape: [rows, d] }, { shape: [rows, d], fill: 'positive' }], op: (a, b) => [tf.mod(a, b), tf.atan2(a, b), tf.prelu(a, tf.mul(b, 0.1))] },
     { name: 'relu', inputs: [{ shape: nhwc }], op: (x) => tf.relu(x), grad: true },
     { name: 'relu6, leaky relu, elu', inputs: [{ shape: nhwc }], op: (x) => [tf.relu6(tf.mul(x, 4)), tf.leakyRelu(x, 0.1), tf.elu(x)], grad: true },
     { name: 'abs, neg, square, sign', inputs: [{ shape: [rows, d] }], op: (x) => [tf.abs(x), tf.neg(x), tf.square(x), tf.sign(x)], grad: true },
     { name: 'sqrt, rsqrt, log, reciprocal', inputs: [{ shape: [rows, d], fill: 'positive' }], op: (x) => [tf.sqrt(x), tf.rsqrt(x), tf.log(x), tf.reciprocal(x)], grad: true },
     { name: 'exp, sigmoid, tanh, softplus', inputs: [{ shape: [rows, d] }], op: (x) => [tf.exp(x), tf.sigmoid(x), tf.tanh(x), tf.softplus(x)], grad: true },
+    { name: 'expm1, log1p, erf, sin, cos', inputs: [{ shape: [rows, d], fill: 'positive' }], op: (x) => [tf.expm1(x), tf.log1p(x), tf.erf(x), tf.sin(x), tf.cos(x)], grad: true, tolerance: 2e-5 },
     { name: 'floor, ceil, round, clip', inputs: [{ shape: [rows, d] }], op: (x) => [tf.floor(tf.mul(x, 3)), tf.ceil(tf.mul(x, 3)), tf.round(tf.mul(x, 2)), tf.clipByValue(x, -0.5, 0.7)] },
     { name: 'is nan / inf / finite', inputs: [{ shape: [rows, d], fill: 'specials' }], op: (x) => [tf.isNaN(x), tf.isInf(x), tf.isFinite(x)] },
     {
@@ -202,7 +218,8 @@ export function kernelCases(scale: Scale): KernelCase[] {
     { name: 'mean over H, W (global average pool)', inputs: [{ shape: nhwc }], op: (x) => tf.mean(x, [1, 2]), grad: true },
     { name: 'sum over the last axis, keepDims', inputs: [{ shape: [rows, d] }], op: (x) => tf.sum(x, -1, true), grad: true },
     { name: 'mean of everything', inputs: [{ shape: [rows, d] }], op: (x) => tf.mean(x), grad: true },
-    { name: 'max, min, prod', inputs: [{ shape: [rows, 16] }], op: (x) => [tf.max(x, 1), tf.min(x, 0), tf.prod(tf.add(tf.mul(x, 0.1), 1), 1)], grad: true },
+    { name: 'max, min', inputs: [{ shape: [rows, 16] }], op: (x) => [tf.max(x, 1), tf.min(x, 0)], grad: true },
+    { name: 'prod', inputs: [{ shape: [rows, 16] }], op: (x) => tf.prod(tf.add(tf.mul(x, 0.1), 1), 1) },
     { name: 'all, any', inputs: [{ shape: [rows, d], dtype: 'bool' }], op: (x) => [tf.all(x, 1), tf.any(x, 0)] },
     { name: 'argmax, argmin', inputs: [{ shape: [rows, 10] }], op: (x) => [tf.argMax(x, 1), tf.argMin(x, 0)] },
     { name: 'softmax, log-softmax', inputs: [{ shape: [rows, 10] }], op: (x) => [tf.softmax(x), tf.logSoftmax(x)], grad: true },
@@ -210,11 +227,23 @@ export function kernelCases(scale: Scale): KernelCase[] {
     // Layout.
     { name: 'transpose NHWC -> NCHW', inputs: [{ shape: nhwc }], op: (x) => tf.transpose(x, [0, 3, 1, 2]), grad: true },
     { name: 'pad (BiT root)', inputs: [{ shape: nhwc }], op: (x) => tf.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]]), grad: true },
-    { name: 'slice, strided slice', inputs: [{ shape: nhwc }], op: (x) => [tf.slice(x, [0, 1, 1, 0], [n, hw - 2, hw - 2, c]), tf.stridedSlice(x, [0, 0, 0, 0], nhwc, [1, 2, 2, 1])], grad: true },
+    { name: 'slice', inputs: [{ shape: nhwc }], op: (x) => tf.slice(x, [0, 1, 1, 0], [n, hw - 2, hw - 2, c]), grad: true },
+    { name: 'strided slice, mirror pad', inputs: [{ shape: nhwc }], op: (x) => [tf.stridedSlice(x, [0, 0, 0, 0], nhwc, [1, 2, 2, 1]), tf.mirrorPad(x, [[0, 0], [2, 2], [1, 1], [0, 0]], 'reflect')] },
+    {
+      name: 'average pool 2x2/2',
+      inputs: [{ shape: nhwc }],
+      op: (x) => tf.avgPool(x as tf.Tensor4D, 2, 2, 'valid'),
+      grad: true,
+    },
     { name: 'concat, stack, unstack, split', inputs: [{ shape: [rows, d] }, { shape: [rows, d] }], op: (a, b) => [tf.concat([a, b], 1), tf.stack([a, b]), ...tf.unstack(tf.slice(a, [0, 0], [2, d])), ...tf.split(b, 2, 1)], grad: true },
     { name: 'tile, reverse, broadcast-to', inputs: [{ shape: [rows, 8] }], op: (x) => [tf.tile(x, [2, 3]), tf.reverse(x, 1), tf.broadcastTo(tf.slice(x, [0, 0], [1, 8]), [rows, 8])], grad: true },
     { name: 'gather, one-hot', inputs: [{ shape: [rows, d] }, { shape: [7], dtype: 'int32', fill: { index: rows } }], op: (x, i) => [tf.gather(x, i), tf.oneHot(i as tf.Tensor1D, rows)], grad: true },
     // Mixed precision and the optimiser.
+    {
+      name: 'all finite (loss scaling)',
+      inputs: [{ shape: [rows, d] }, { shape: [rows, d], fill: 'specials' }],
+      op: (a, b) => [allFinite([a]), allFinite([a, b])],
+    },
     { name: 'round to half (specials)', inputs: [{ shape: [rows, d], fill: 'specials' }], op: (x) => roundToHalf(x), tolerance: 0 },
     { name: 'SGD update, first and later step', inputs: [{ shape: [rows, d] }, { shape: [rows, d] }, { shape: [rows, d] }], op: (w, g, b) => [...sgdUpdate(w, g), ...sgdUpdate(w, g, b)], tolerance: 0 },
   ];

@@ -16,6 +16,13 @@ export const GROUP_NORM = 'SimtripGroupNorm';
  */
 export const SGD_UPDATE = 'SimtripSgdUpdate';
 
+/**
+ * Inputs: any number of float32 tensors (any names); output: a bool scalar, true when every element
+ * of every input is finite. One pass over all of them, no host synchronisation until it is read.
+ * gradsAreFinite (dynamic loss scaling) composes standard ops where no engine registered it.
+ */
+export const ALL_FINITE = 'SimtripAllFinite';
+
 export interface BatchNormTrainAttrs {
   eps: number;
 }

@@ -26,14 +26,7 @@
  */
 import { z } from 'zod';
 import { tf } from '../engine/tf.js';
-import { canRunKernel } from '../engine/custom_kernels.js';
-
-/**
- * Inputs: any number of float32 tensors (any names); output: a bool scalar, true when every element
- * of every input is finite. One pass over all of them. Registered by native engines only (cuda);
- * gradsAreFinite composes standard ops elsewhere.
- */
-export const ALL_FINITE = 'SimtripAllFinite';
+import { ALL_FINITE, canRunKernel } from '../engine/custom_kernels.js';
 
 export interface LossScalerOptions {
   /** First scale (GradScaler: 2^16). */

@@ -6,7 +6,8 @@
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { tf } from '../../src/engine/tf.js';
-import { ALL_FINITE, gradsAreFinite, LossScaler, unscaleGrads } from '../../src/optim/loss_scale.js';
+import { ALL_FINITE } from '../../src/engine/custom_kernels.js';
+import { gradsAreFinite, LossScaler, unscaleGrads } from '../../src/optim/loss_scale.js';
 import { roundToHalf } from '../../src/ops/fp16_round.js';
 import { useCpuBackend } from '../helpers.js';
 

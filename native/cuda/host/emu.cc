@@ -1,8 +1,17 @@
 // The scheduler behind emu.h: blocks run one after the other; in a cooperative kernel each thread of a
-// block is a ucontext fiber that runs until it finishes or reaches a barrier.
+// block is a fiber that runs until it finishes or reaches a barrier.
+//
+// A block of 256 threads switches fibers tens of thousands of times in a reduction, so the switch is
+// a dozen instructions of assembly on x86-64 (callee-saved registers, the stack pointer, the FPU and
+// SSE control words); glibc's swapcontext would make a system call for the signal mask every time and
+// dominated the test suite. Elsewhere ucontext still does the job, slower.
 #include "emu.h"
 
+#if defined(__x86_64__) && defined(__linux__)
+#define SIMTRIP_EMU_ASM_SWITCH 1
+#else
 #include <ucontext.h>
+#endif
 
 #include <memory>
 #include <stdexcept>
@@ -21,11 +30,92 @@ namespace {
 // Kernels keep little on the stack; 64 KiB leaves room for an unoptimised debug build.
 constexpr size_t kStackBytes = 64 * 1024;
 
+#ifdef SIMTRIP_EMU_ASM_SWITCH
+
+// Saves the callee-saved state of the running context on its stack and its stack pointer in *from,
+// then continues the context whose stack pointer is `to` (System V x86-64 calling convention).
+extern "C" void simtrip_emu_switch(void **from, void *to);
+asm(R"(
+  .text
+  .globl simtrip_emu_switch
+  .type simtrip_emu_switch,@function
+simtrip_emu_switch:
+  pushq %rbp
+  pushq %rbx
+  pushq %r12
+  pushq %r13
+  pushq %r14
+  pushq %r15
+  subq $8, %rsp
+  stmxcsr (%rsp)
+  fnstcw 4(%rsp)
+  movq %rsp, (%rdi)
+  movq %rsi, %rsp
+  ldmxcsr (%rsp)
+  fldcw 4(%rsp)
+  addq $8, %rsp
+  popq %r15
+  popq %r14
+  popq %r13
+  popq %r12
+  popq %rbx
+  popq %rbp
+  ret
+  .size simtrip_emu_switch,.-simtrip_emu_switch
+  .section .note.GNU-stack,"",@progbits
+  .text
+)");
+
+struct Context {
+  void *sp = nullptr;
+};
+
+// A context that starts `entry` on `stack`: the frame simtrip_emu_switch pops, returning into entry
+// with the stack aligned as after a call. entry must never return.
+void contextStart(Context &c, char *stack, size_t bytes, void (*entry)()) {
+  auto top = reinterpret_cast<uintptr_t>(stack + bytes) & ~uintptr_t(15);
+  auto *frame = reinterpret_cast<uint64_t *>(top);
+  *--frame = 0;                                    // entry's own (never used) return address
+  *--frame = reinterpret_cast<uint64_t>(entry);    // where `ret` goes
+  for (int i = 0; i < 6; i++) *--frame = 0;        // rbp, rbx, r12-r15
+  uint32_t control[2];
+  asm volatile("stmxcsr %0\n\tfnstcw %1" : "=m"(control[0]), "=m"(control[1]));
+  *--frame = uint64_t(control[0]) | (uint64_t(control[1] & 0xffffu) << 32);
+  c.sp = frame;
+}
+
+void contextSwitch(Context &from, Context &to) { simtrip_emu_switch(&from.sp, to.sp); }
+
+#else
+
+struct Context {
+  ucontext_t uc;
+};
+
+void contextStart(Context &c, char *stack, size_t bytes, void (*entry)()) {
+  getcontext(&c.uc);
+  c.uc.uc_stack.ss_sp = stack;
+  c.uc.uc_stack.ss_size = bytes;
+  c.uc.uc_link = nullptr;
+  makecontext(&c.uc, entry, 0);
+}
+
+void contextSwitch(Context &from, Context &to) { swapcontext(&from.uc, &to.uc); }
+
+#endif
+
 enum class State { ready, atBlockBarrier, atWarpBarrier, done };
 
+// Fiber stacks outlive launches: allocating 16 MiB of them per kernel launch cost more than running it.
+thread_local std::vector<std::unique_ptr<char[]>> stackPool;
+
+char *stackFor(size_t thread) {
+  while (stackPool.size() <= thread) stackPool.emplace_back(new char[kStackBytes]);
+  return stackPool[thread].get();
+}
+
 struct Fiber {
-  ucontext_t context;
-  std::unique_ptr<char[]> stack;
+  Context context;
   State state = State::ready;
   uint3 tid{0, 0, 0};
   unsigned warpMask = 0;  // the mask of the warp barrier it waits at
@@ -36,7 +126,7 @@ struct Launch {
   bool cooperative = false;
   const std::function<void()> *body = nullptr;
   std::vector<Fiber> fibers;
-  ucontext_t scheduler;
+  Context scheduler;
   int current = -1;
   std::string error;
   std::vector<uint64_t> slots;  // one per thread: the value a lane publishes to a shuffle
@@ -66,7 +156,7 @@ Launch &cooperativeLaunch(const char *what) {
   if (l.error.empty()) l.error = where(l) + ": " + message;
   Fiber &f = l.fibers[l.current];
   f.state = State::done;
-  swapcontext(&f.context, &l.scheduler);
+  contextSwitch(f.context, l.scheduler);
   __builtin_unreachable();
 }
 
@@ -75,16 +165,18 @@ void yieldAs(State state, unsigned warpMask = 0) {
   Fiber &f = l.fibers[l.current];
   f.state = state;
   f.warpMask = warpMask;
-  swapcontext(&f.context, &l.scheduler);
+  contextSwitch(f.context, l.scheduler);
   threadIdx = f.tid;
 }
 
 void fiberEntry() {
   Launch &l = *active;
   (*l.body)();
-  l.fibers[l.current].state = State::done;
-  // Returning would end the process (uc_link is null): hand control back for good instead.
-  setcontext(&l.scheduler);
+  Fiber &f = l.fibers[l.current];
+  f.state = State::done;
+  // A fiber has nowhere to return to: hand control back for good instead.
+  contextSwitch(f.context, l.scheduler);
+  __builtin_unreachable();
 }
 
 // Releases the barriers that can be released; false when threads wait at a barrier that can never be met.
@@ -132,15 +224,10 @@ void runBlockAsFibers(Launch &l) {
   const int n = static_cast<int>(l.fibers.size());
   for (int i = 0; i < n; i++) {
     Fiber &f = l.fibers[i];
-    if (!f.stack) f.stack.reset(new char[kStackBytes]);
     f.state = State::ready;
     f.tid = uint3{static_cast<unsigned>(i % blockDim.x), static_cast<unsigned>((i / blockDim.x) % blockDim.y),
                   static_cast<unsigned>(i / (blockDim.x * blockDim.y))};
-    getcontext(&f.context);
-    f.context.uc_stack.ss_sp = f.stack.get();
-    f.context.uc_stack.ss_size = kStackBytes;
-    f.context.uc_link = nullptr;
-    makecontext(&f.context, fiberEntry, 0);
+    contextStart(f.context, stackFor(static_cast<size_t>(i)), kStackBytes, fiberEntry);
   }
   for (;;) {
     bool ran = false;
@@ -149,7 +236,7 @@ void runBlockAsFibers(Launch &l) {
       if (f.state != State::ready) continue;
       l.current = i;
       threadIdx = f.tid;
-      swapcontext(&l.scheduler, &f.context);
+      contextSwitch(l.scheduler, f.context);
       ran = true;
       if (!l.error.empty()) return;
     }

@@ -8,7 +8,8 @@ import { tf } from '../../../src/engine/tf.js';
 import { fallbackRuns, nativeRuns, resetKernelStats } from '../../../src/engine/kernel_stats.js';
 import { float16BitsToFloat32Bits, float32BitsToFloat16Bits } from '../../../src/io/float16.js';
 import { HALF_MAX, HALF_MIN_NORMAL, HALF_MIN_SUBNORMAL, HALF_OVERFLOW, ROUND_TO_HALF, roundToHalf } from '../../../src/ops/fp16_round.js';
-import { ALL_FINITE, gradsAreFinite } from '../../../src/optim/loss_scale.js';
+import { ALL_FINITE } from '../../../src/engine/custom_kernels.js';
+import { gradsAreFinite } from '../../../src/optim/loss_scale.js';
 import { Rng } from '../../../src/util/rng.js';
 import { CUDA_HOST, loadCudaHost } from './helpers.js';
 

@@ -6,7 +6,7 @@
  */
 import { tf } from '../../tf.js';
 import { ROUND_TO_HALF } from '../../../ops/fp16_round.js';
-import { ALL_FINITE } from '../../../optim/loss_scale.js';
+import { ALL_FINITE } from '../../custom_kernels.js';
 import { sizeOf } from '../../../util/values.js';
 import { addonOf, type CudaKernel, type KernelTable, output } from './common.js';
 import { float32Input } from './custom.js';
