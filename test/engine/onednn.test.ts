@@ -218,14 +218,17 @@ describe.skipIf(!onednn.ok)('onednn max-pool kernels match cpu', () => {
   }
 
   it('MaxPoolGrad sends a tied window\'s gradient to the first maximum, as cpu does', async () => {
-    // relu output is full of exact zeros, so whole windows tie.
+    // relu output is full of exact zeros, so whole windows tie. The gradient is taken with respect to
+    // that output itself: taken through the relu, the tied zeros' gradient would vanish whatever the rule.
     const inputs = [{ shape: [1, 6, 6, 2], seed: 'ties' }];
     const out = await expectSameOnBoth(
       inputs,
-      (x) => tf.grad((xx: tf.Tensor) => tf.sum(tf.maxPool(tf.relu(tf.sub(xx, 1)) as tf.Tensor4D, 2, 2, 'valid')))(x!),
+      (x) => tf.grad((r: tf.Tensor) => tf.sum(tf.maxPool(r as tf.Tensor4D, 2, 2, 'valid')))(tf.relu(tf.sub(x!, 1))),
       { kernel: 'MaxPoolGrad' },
     );
+    // One 1 per 2x2 window per channel: 3 x 3 windows x 2 channels.
     expect(out[0]!.every((v) => v === 0 || v === 1)).toBe(true);
+    expect(out[0]!.reduce((a, v) => a + v, 0)).toBe(18);
   });
 });
 

@@ -4,7 +4,7 @@
  * (equal batches, or one side with a single matrix) run natively, others on the host.
  */
 import { tf } from '../../tf.js';
-import { matmulShape } from '../../onednn/kernels/matmul.js';
+import { matmulShape } from '../../matmul_shape.js';
 import type { CudaBackend } from '../backend.js';
 import { addonOf, type CudaKernel, type KernelTable, output } from './common.js';
 import { epilogueBiasLength } from './conv.js';
