@@ -50,4 +50,37 @@ SIMTRIP_HD inline uint32_t roundToHalfBits(uint32_t bits) {
   return sign | out;
 }
 
+// The IEEE half with exactly the value of `bits`, a float32 already on the half grid (an output of
+// roundToHalfBits): sign, exponent rebased from 127 to 15, the top 10 fraction bits; half subnormals
+// (below 2^-14) become a multiple of 2^-24; Inf and NaN keep the payload bits a half has room for.
+SIMTRIP_HD inline uint16_t halfBitsOfGridFloat(uint32_t bits) {
+  const uint16_t sign = static_cast<uint16_t>((bits >> 16) & 0x8000u);
+  const uint32_t mag = bits & 0x7fffffffu;
+  if (mag >= 0x7f800000u) return static_cast<uint16_t>(sign | 0x7c00u | ((mag & 0x007fe000u) >> 13));
+  if (mag >= 0x38800000u) return static_cast<uint16_t>(sign | ((mag - 0x38000000u) >> 13));
+  if (mag == 0) return sign;
+  // A subnormal half: value = q * 2^-24 with q < 1024, computed from the float's own exponent.
+  const uint32_t e = mag >> 23;
+  const uint32_t m = (mag & 0x007fffffu) | 0x00800000u;
+  return static_cast<uint16_t>(sign | (m >> (126 - e)));
+}
+
+// The float32 bits of a half: exact for every half, NaN payloads included.
+SIMTRIP_HD inline uint32_t floatBitsOfHalf(uint16_t h) {
+  const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
+  const uint32_t exp = (h >> 10) & 0x1fu;
+  const uint32_t frac = h & 0x3ffu;
+  if (exp == 0x1fu) return sign | 0x7f800000u | (frac << 13);
+  if (exp != 0) return sign | ((exp + 112u) << 23) | (frac << 13);
+  if (frac == 0) return sign;
+  // Subnormal: normalise the fraction into a float32 exponent.
+  uint32_t shift = 0;
+  uint32_t f = frac;
+  while (!(f & 0x400u)) {
+    f <<= 1;
+    shift++;
+  }
+  return sign | ((113u - shift) << 23) | ((f & 0x3ffu) << 13);
+}
+
 }  // namespace simtrip

@@ -17,7 +17,7 @@
 import { tf } from '../engine/tf.js';
 import { groupNorm } from '../ops/group_norm.js';
 import { standardizeWeight } from '../ops/weight_standardization.js';
-import { BatchNorm, Context, Conv2d, Linear, autocastHalf, globalAvgPool, type Precision } from './layers.js';
+import { BatchNorm, Context, Conv2d, Linear, globalAvgPool, residualSum, type Precision } from './layers.js';
 import type { Backbone } from './resnet.js';
 
 export type BitNorm = 'group' | 'batch';
@@ -140,7 +140,7 @@ class PreActBottleneck {
       let y = this.conv1.apply(pre);
       y = this.conv2.apply(tf.relu(this.norm2.apply(y, training)));
       y = this.conv3.apply(tf.relu(this.norm3.apply(y, training)));
-      return autocastHalf(this.precision, tf.add(y, shortcut)) as tf.Tensor4D;
+      return residualSum(this.precision, y, shortcut);
     });
   }
 }

@@ -44,6 +44,16 @@ export function autocastHalf<T extends tf.Tensor>(precision: Precision | undefin
   return precision === 'mixed16' ? roundToHalf(x) : x;
 }
 
+/**
+ * A residual sum: under mixed16 the add of two fp16 tensors is an fp16 tensor, so the sum is rounded,
+ * and the float32 sum is freed at once (on the CUDA engine only the half-stored result then stays for
+ * the backward pass).
+ */
+export function residualSum<T extends tf.Tensor>(precision: Precision | undefined, a: T, b: T): T {
+  if (precision !== 'mixed16') return tf.add(a, b) as T;
+  return tf.tidy(() => roundToHalf(tf.add(a, b) as T));
+}
+
 /** Conv2d with PyTorch's symmetric zero padding (tfjs 'same' pads asymmetrically at stride 2). */
 export class Conv2d {
   readonly weight: tf.Variable;

@@ -5,7 +5,7 @@
  *   conv1 -> bn1 -> relu [-> maxpool] -> layer1..layer4 -> global avg pool [-> fc]
  */
 import { tf } from '../engine/tf.js';
-import { BatchNorm, Context, Conv2d, Linear, autocastHalf, globalAvgPool, type Precision } from './layers.js';
+import { BatchNorm, Context, Conv2d, Linear, globalAvgPool, residualSum, type Precision } from './layers.js';
 
 export type BlockKind = 'basic' | 'bottleneck';
 
@@ -59,7 +59,7 @@ class BasicBlock implements Block {
     let y = tf.relu(this.bn1.apply(this.conv1.apply(x), training));
     y = this.bn2.apply(this.conv2.apply(y), training);
     const shortcut = this.downsample ? this.downsample.bn.apply(this.downsample.conv.apply(x), training) : x;
-    return tf.relu(autocastHalf(this.precision, tf.add(y, shortcut))) as tf.Tensor4D;
+    return tf.relu(residualSum(this.precision, y, shortcut)) as tf.Tensor4D;
   }
 }
 
@@ -92,7 +92,7 @@ class Bottleneck implements Block {
     y = tf.relu(this.bn2.apply(this.conv2.apply(y), training));
     y = this.bn3.apply(this.conv3.apply(y), training);
     const shortcut = this.downsample ? this.downsample.bn.apply(this.downsample.conv.apply(x), training) : x;
-    return tf.relu(autocastHalf(this.precision, tf.add(y, shortcut))) as tf.Tensor4D;
+    return tf.relu(residualSum(this.precision, y, shortcut)) as tf.Tensor4D;
   }
 }
 

@@ -9,6 +9,7 @@
  * divergence: only a non-finite unscaled loss means the run diverged.
  */
 import { tf } from '../engine/tf.js';
+import { trainingGrads } from './gradients.js';
 import type { StepOutput, TrainMethod } from '../method/method.js';
 import type { ParamStore } from '../model/params.js';
 import { gradsAreFinite, unscaleGrads, type LossScaler } from '../optim/loss_scale.js';
@@ -54,7 +55,7 @@ export function trainStep(
   const scale = inputs.scaler?.scale;
   let unscaled: tf.Scalar | undefined;
   let kept: Pick<StepOutput, 'terms' | 'collapseStd' | 'accuracy'> = { terms: {} };
-  const { value, grads } = tf.variableGrads(() => {
+  const { value, grads } = trainingGrads(() => {
     const xs = views.map((v) => tf.tensor4d(v, [batch, side, side, 3]));
     const labels = method.needsLabels ? tf.tensor1d(inputs.labels!, 'int32') : undefined;
     const out = method.step(xs, labels);

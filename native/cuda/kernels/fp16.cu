@@ -14,8 +14,22 @@ namespace simtrip::cuda {
 
 namespace {
 
-__global__ void roundToHalfKernel(const uint32_t *__restrict__ x, uint32_t *__restrict__ y, size_t n) {
-  for (size_t i = gridFirst(); i < n; i += gridStride()) y[i] = roundToHalfBits(x[i]);
+// The rounding of mixed16, stored as halves: half the bytes, read back exactly (halfToFloatKernel).
+__global__ void roundIntoHalvesKernel(const uint32_t *__restrict__ x, uint16_t *__restrict__ h, size_t n) {
+  for (size_t i = gridFirst(); i < n; i += gridStride()) h[i] = halfBitsOfGridFloat(roundToHalfBits(x[i]));
+}
+
+// ReLU on halves, as the float kernel computes it: negatives (and -0) to +0, NaN kept.
+__global__ void reluHalvesKernel(const uint16_t *__restrict__ x, uint16_t *__restrict__ y, size_t n) {
+  for (size_t i = gridFirst(); i < n; i += gridStride()) {
+    const uint16_t h = x[i];
+    const bool nan = (h & 0x7c00u) == 0x7c00u && (h & 0x3ffu) != 0;
+    y[i] = (h & 0x8000u) && !nan ? uint16_t(0) : h;
+  }
+}
+
+__global__ void halfToFloatKernel(const uint16_t *__restrict__ h, uint32_t *__restrict__ y, size_t n) {
+  for (size_t i = gridFirst(); i < n; i += gridStride()) y[i] = floatBitsOfHalf(h[i]);
 }
 
 // Tensors per launch of the finiteness check: their pointers and sizes travel as the kernel's
@@ -43,11 +57,27 @@ __global__ void clearIfNonFiniteKernel(TensorList list, int32_t *flag) {
 
 }  // namespace
 
-// (x, out, n): out = x rounded to the half grid, element-wise (see roundToHalfBits).
-SIMTRIP_EXPORT(roundToHalf) {
-  args.need(3, "roundToHalf");
+// (x, out, n): out (n halves) = x rounded to the half grid, stored as IEEE halves.
+SIMTRIP_EXPORT(roundIntoHalves) {
+  args.need(3, "roundIntoHalves");
   const size_t n = args.size(2, "n");
-  launch("roundToHalf", roundToHalfKernel, gridFor(n, 256), dim3(256), args.ptr<const uint32_t>(0, "x"), args.ptr<uint32_t>(1, "out"), n);
+  launch("roundIntoHalves", roundIntoHalvesKernel, gridFor(n, 256), dim3(256), args.ptr<const uint32_t>(0, "x"), args.ptr<uint16_t>(1, "out"), n);
+  return undefined(args.env);
+}
+
+// (halves, out halves, n): ReLU on half storage.
+SIMTRIP_EXPORT(reluHalves) {
+  args.need(3, "reluHalves");
+  const size_t n = args.size(2, "n");
+  launch("reluHalves", reluHalvesKernel, gridFor(n, 256), dim3(256), args.ptr<const uint16_t>(0, "halves"), args.ptr<uint16_t>(1, "out"), n);
+  return undefined(args.env);
+}
+
+// (halves, out, n): out (float32) = the halves' values.
+SIMTRIP_EXPORT(halfToFloat) {
+  args.need(3, "halfToFloat");
+  const size_t n = args.size(2, "n");
+  launch("halfToFloat", halfToFloatKernel, gridFor(n, 256), dim3(256), args.ptr<const uint16_t>(0, "halves"), args.ptr<uint32_t>(1, "out"), n);
   return undefined(args.env);
 }
 

@@ -10,13 +10,25 @@
  * dtypes on the device: float32 and int32 as themselves, bool as int32 0/1 (one element size for every
  * integer kernel), complex64 as interleaved float32 pairs (no native kernel takes it). Strings stay on
  * the host: no kernel computes on them.
+ *
+ * Half storage (engine.precision mixed16): a float32 tensor whose values are all on the float16 grid
+ * (the output of roundToHalf) is stored as IEEE halves, half the bytes. tfjs still sees float32. A
+ * kernel that reads halves itself takes `storagePtr`; every other kernel asks `ptr` as before and gets
+ * a float32 copy that lives until that kernel call ends, so no kernel has to know about halves to be
+ * correct, and the saved activations of a mixed16 step take half the memory.
  */
 import '@tensorflow/tfjs-backend-cpu';
 import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import { tf } from '../tf.js';
 import { countFallback } from '../kernel_stats.js';
+import { float16ArrayToFloat32 } from '../../io/float16.js';
 import { sizeOf } from '../../util/values.js';
 import type { CudaAddon, CudaDeviceInfo } from './native.js';
+
+interface HalfAddon {
+  /** out (float32) = the halves at src, exactly. */
+  halfToFloat(src: number, out: number, n: number): void;
+}
 
 type BackendValues = tf.backend_util.BackendValues;
 
@@ -30,6 +42,8 @@ interface TensorEntry {
   refCount: number;
   /** String tensors only. */
   strings?: Uint8Array[];
+  /** A float32 tensor stored as IEEE halves (its values are on the half grid). */
+  half?: boolean;
 }
 
 /** Bytes per element on the device. */
@@ -54,6 +68,9 @@ export class CudaBackend extends tf.KernelBackend {
   readonly data: tf.DataStorage<TensorEntry>;
   private host: MathBackendCPU | null = null;
   private disposed = false;
+  /** Kernel calls in progress (a kernel may run others), and the float32 copies of halves they asked for. */
+  private callDepth = 0;
+  private floatCopies = new Map<TensorEntry, number>();
 
   constructor(
     readonly addon: CudaAddon,
@@ -102,9 +119,50 @@ export class CudaBackend extends tf.KernelBackend {
     return { dataId, shape, dtype };
   }
 
-  /** The device pointer of a tensor (0 when it is empty). */
-  ptr(t: tf.TensorInfo): number {
+  /** A float32 tensor for a kernel to fill, stored as halves: only for values on the half grid. */
+  makeHalfTensorInfo(shape: number[]): tf.TensorInfo {
+    const size = sizeOf(shape);
+    const bytes = size * 2;
+    const dataId = {};
+    this.data.set(dataId, { ptr: bytes > 0 ? this.addon.alloc(bytes) : 0, bytes, dtype: 'float32', size, refCount: 1, half: true });
+    return { dataId, shape, dtype: 'float32' };
+  }
+
+  isHalf(t: tf.TensorInfo): boolean {
+    return this.data.get(t.dataId).half === true;
+  }
+
+  /** The tensor's own memory, whatever its storage: for kernels that read halves themselves. */
+  storagePtr(t: tf.TensorInfo): number {
     return this.data.get(t.dataId).ptr;
+  }
+
+  /**
+   * The device pointer of a tensor's values in its dtype (0 when it is empty). For a half-stored
+   * tensor, a float32 copy made for the kernel call in progress and freed when it ends.
+   */
+  ptr(t: tf.TensorInfo): number {
+    const entry = this.data.get(t.dataId);
+    if (!entry.half || entry.size === 0) return entry.ptr;
+    const copy = this.floatCopies.get(entry);
+    if (copy !== undefined) return copy;
+    if (this.callDepth === 0) throw new Error('the float32 view of a half-stored tensor exists only inside a kernel call');
+    const out = this.addon.alloc(entry.size * 4);
+    (this.addon as CudaAddon & HalfAddon).halfToFloat(entry.ptr, out, entry.size);
+    this.floatCopies.set(entry, out);
+    return out;
+  }
+
+  /** Around every kernel call: the float32 copies of halves it asked for go when the outermost ends. */
+  beginKernel(): void {
+    this.callDepth++;
+  }
+
+  endKernel(): void {
+    if (--this.callDepth > 0) return;
+    // Stream-ordered frees: the kernels that read the copies were queued before.
+    for (const copy of this.floatCopies.values()) this.addon.free(copy);
+    this.floatCopies.clear();
   }
 
   override refCount(dataId: tf.DataId): number {
@@ -142,6 +200,11 @@ export class CudaBackend extends tf.KernelBackend {
   override readSync(dataId: tf.DataId): BackendValues {
     const entry = this.data.get(dataId);
     if (entry.strings) return entry.strings;
+    if (entry.half) {
+      const halves = new Uint16Array(entry.size);
+      if (entry.bytes > 0) this.addon.download(entry.ptr, halves);
+      return float16ArrayToFloat32(halves);
+    }
     const count = entry.dtype === 'complex64' ? entry.size * 2 : entry.size;
     const out = entry.dtype === 'float32' || entry.dtype === 'complex64' ? new Float32Array(count) : new Int32Array(count);
     if (entry.bytes > 0) this.addon.download(entry.ptr, out);

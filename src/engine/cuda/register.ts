@@ -11,10 +11,20 @@ import type { CudaKernel } from './kernels/common.js';
 import { CUDA_KERNELS } from './kernels/index.js';
 import type { CudaAddon, CudaDeviceInfo } from './native.js';
 
+/** Runs a native kernel inside a kernel call (the scope of the float32 copies of half-stored inputs). */
+function callNative(native: CudaKernel, args: Parameters<tf.KernelFunc>[0], backend: CudaBackend): ReturnType<CudaKernel> {
+  backend.beginKernel();
+  try {
+    return native(args, backend);
+  } finally {
+    backend.endKernel();
+  }
+}
+
 function withHostFallback(kernelName: string, native: CudaKernel, cpuKernel: tf.KernelFunc): tf.KernelFunc {
   return (args) => {
     const backend = args.backend as CudaBackend;
-    const out = native(args, backend);
+    const out = callNative(native, args, backend);
     if (out === null) return backend.runOnHost(kernelName, cpuKernel, args);
     countNative(kernelName);
     return out;
@@ -27,7 +37,7 @@ function hostOnly(kernelName: string, cpuKernel: tf.KernelFunc): tf.KernelFunc {
 
 function nativeOnly(kernelName: string, native: CudaKernel): tf.KernelFunc {
   return (args) => {
-    const out = native(args, args.backend as CudaBackend);
+    const out = callNative(native, args, args.backend as CudaBackend);
     if (out === null) throw new Error(`${kernelName}: the CUDA engine does not cover this case and the kernel has no cpu version`);
     countNative(kernelName);
     return out;

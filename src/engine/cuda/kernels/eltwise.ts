@@ -155,6 +155,26 @@ function unaryKernel(op: number, rule: DtypeRule, attrsOf?: (attrs: KernelArgs['
   };
 }
 
+interface HalvesAddon {
+  reluHalves(src: number, dst: number, n: number): void;
+}
+
+/**
+ * An op that maps values on the half grid to values on it (ReLU: a value or zero) keeps a half-stored
+ * input half-stored: the mixed16 activations it passes on (saved for the backward pass, and rounded
+ * again by the next layer for nothing) take half the memory. Other inputs take `kernel`.
+ */
+function keepsHalves(kernel: CudaKernel, native: keyof HalvesAddon): CudaKernel {
+  return (args, backend) => {
+    const { x } = args.inputs as { x: tf.TensorInfo };
+    if (!backend.isHalf(x)) return kernel(args, backend);
+    const out = backend.makeHalfTensorInfo([...x.shape]);
+    const n = size(x);
+    if (n > 0) addonOf<HalvesAddon>(backend)[native](backend.storagePtr(x), backend.storagePtr(out), n);
+    return out;
+  };
+}
+
 function binaryKernel(op: number, rule: DtypeRule, names: [string, string] = ['a', 'b']): CudaKernel {
   return ({ inputs }, backend) => {
     const named = inputs as Record<string, tf.TensorInfo>;
@@ -283,7 +303,7 @@ export const ELTWISE_KERNELS: KernelTable = {
   [tf.Expm1]: unaryKernel(UNARY.Expm1, floatOnly),
   [tf.Log]: unaryKernel(UNARY.Log, floatOnly),
   [tf.Log1p]: unaryKernel(UNARY.Log1p, floatOnly),
-  [tf.Relu]: unaryKernel(UNARY.Relu, sameNumeric),
+  [tf.Relu]: keepsHalves(unaryKernel(UNARY.Relu, sameNumeric), 'reluHalves'),
   [tf.Relu6]: unaryKernel(UNARY.Relu6, floatOnly),
   [tf.Step]: unaryKernel(UNARY.Step, floatOnly, alphaAttr),
   [tf.Sign]: unaryKernel(UNARY.Sign, sameNumeric),

@@ -12,18 +12,27 @@ import { addonOf, type CudaKernel, type KernelTable, output } from './common.js'
 import { float32Input } from './custom.js';
 
 interface Fp16Addon {
-  roundToHalf(x: number, out: number, n: number): void;
+  /** out holds n halves: x rounded to the half grid. */
+  roundIntoHalves(x: number, out: number, n: number): void;
   /** out (int32) = 1 when every element is finite; tensors holds (pointer, size) pairs. */
   allFinite(out: number, tensors: Float64Array): void;
 }
 
+/**
+ * The result is stored as halves (see backend.ts): it is exactly what a float16 tensor of autocast
+ * holds, at half the bytes. A tensor already stored as halves is on the grid: the same memory again.
+ */
 const roundToHalf: CudaKernel = ({ inputs }, backend) => {
   const { x } = inputs as { x: tf.TensorInfo };
   if (x.dtype !== 'float32') return null;
+  if (backend.isHalf(x)) {
+    backend.incRef(x.dataId);
+    return { dataId: x.dataId, shape: [...x.shape], dtype: 'float32' };
+  }
   const size = sizeOf(x.shape);
-  const out = output(backend, [...x.shape], 'float32');
-  if (size > 0) addonOf<Fp16Addon>(backend).roundToHalf(backend.ptr(x), out.ptr, size);
-  return out.info;
+  const out = backend.makeHalfTensorInfo([...x.shape]);
+  if (size > 0) addonOf<Fp16Addon>(backend).roundIntoHalves(backend.ptr(x), backend.storagePtr(out), size);
+  return out;
 };
 
 /** Inputs: any number of float32 tensors, under any names; output: a bool scalar. */
