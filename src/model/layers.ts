@@ -37,14 +37,6 @@ export interface Context {
 }
 
 /**
- * What autocast does to a tensor entering or leaving an fp16 op: rounded to the half grid under
- * mixed16, untouched under fp32. For layers outside this file that autocast runs in half.
- */
-export function autocastHalf<T extends tf.Tensor>(precision: Precision | undefined, x: T): T {
-  return precision === 'mixed16' ? roundToHalf(x) : x;
-}
-
-/**
  * A residual sum: under mixed16 the add of two fp16 tensors is an fp16 tensor, so the sum is rounded,
  * and the float32 sum is freed at once (on the CUDA engine only the half-stored result then stays for
  * the backward pass).

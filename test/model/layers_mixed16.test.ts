@@ -10,7 +10,7 @@ import { describe, expect, it } from 'vitest';
 import { tf } from '../../src/engine/tf.js';
 import { loadOnednn } from '../../src/engine/onednn/loader.js';
 import { roundToFloat16, roundToFloat16InPlace } from '../../src/io/float16.js';
-import { autocastHalf, BatchNorm, Conv2d, Linear, type Context, type Precision } from '../../src/model/layers.js';
+import { BatchNorm, Conv2d, Linear, residualSum, type Context, type Precision } from '../../src/model/layers.js';
 import { ParamStore } from '../../src/model/params.js';
 import { Rng } from '../../src/util/rng.js';
 import { useCpuBackend } from '../helpers.js';
@@ -117,15 +117,19 @@ describe.each(backends)('mixed16 forward (%s)', (backend) => {
   });
 });
 
-describe('autocastHalf', () => {
-  it('rounds under mixed16 and returns the same tensor under fp32', async () => {
+describe('residualSum', () => {
+  it('rounds the sum under mixed16, keeps it float32 under fp32, and leaves no float32 sum behind', async () => {
     await useCpuBackend();
-    const x = tf.tensor1d([0.1, 70000, 1e-8]);
-    expect(autocastHalf('fp32', x)).toBe(x);
-    expect(autocastHalf(undefined, x)).toBe(x);
-    const y = autocastHalf('mixed16', x);
-    expect(Array.from(y.dataSync())).toEqual([roundToFloat16(0.1), Infinity, 0]);
-    tf.dispose([x, y]);
+    const a = tf.tensor1d([0.1, 70000, 1e-8]);
+    const b = tf.tensor1d([0.2, 1, 0]);
+    const sum = residualSum('fp32', a, b);
+    expect(Array.from(sum.dataSync())).toEqual(Array.from(Float32Array.from([0.1 + 0.2, 70001, 1e-8])));
+    sum.dispose();
+    const before = tf.memory().numTensors;
+    const y = residualSum('mixed16', a, b);
+    expect(tf.memory().numTensors).toBe(before + 1);
+    expect(Array.from(y.dataSync())).toEqual([roundToFloat16(Math.fround(0.1) + Math.fround(0.2)), Infinity, 0]);
+    tf.dispose([a, b, y]);
   });
 });
 
