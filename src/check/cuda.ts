@@ -10,8 +10,11 @@
  * 2. steps: a full SimSiam step on ResNet-18 (CIFAR) and ResNet-50 (ImageNet stem): loss, every
  *    gradient, weights, running statistics and momentum after SGD, TF32 off; and every host fallback
  *    the step took (there must be none).
- * 3. golden: the golden fixtures of the original PyTorch models.
- * 4. tf32: the same steps with TF32 allowed for convolutions (the default) and for everything, to
+ * 3. mixed16: engine.precision mixed16 against the reference's emulation: one step's loss, gradients
+ *    and state, the losses of a short run, and the loss scaler's skip pattern when the gradients
+ *    overflow (src/check/mixed16_parity.ts explains the tolerances).
+ * 4. golden: the golden fixtures of the original PyTorch models.
+ * 5. tf32: the same steps with TF32 allowed for convolutions (the default) and for everything, to
  *    measure the error it gives (reported, not gated).
  * The table is printed last; the exit code is 1 when a gated check fails. `--engine host` runs the
  * emulated build (CI); `--scale small` shrinks every shape for it.
@@ -27,10 +30,11 @@ import { packageRoot } from '../engine/onednn/native.js';
 import { GOLDEN_FIXTURES, goldenParity } from './golden.js';
 import type { Scale } from './kernel_cases.js';
 import { runKernelCases } from './run_cases.js';
+import { compareRuns, trainingRun } from './mixed16_parity.js';
 import { compareSteps, stepOn, type StepSpec } from './step_parity.js';
 import '@tensorflow/tfjs-backend-cpu';
 
-const PARTS = ['kernels', 'steps', 'golden', 'tf32'] as const;
+const PARTS = ['kernels', 'steps', 'mixed16', 'golden', 'tf32'] as const;
 type Part = (typeof PARTS)[number];
 
 interface Options {
@@ -79,6 +83,20 @@ export function stepSpecs(scale: Scale): StepSpec[] {
         { label: 'ResNet-50 width 8, 64 px, batch 4', model: { arch: 'resnet50', stem: 'imagenet', width: 8 }, method: { proj_layers: 3, proj_dim: 32, pred_hidden: 8 }, batch: 4, side: 64 },
       ];
 }
+
+/**
+ * mixed16 limits. A half-ulp is 2^-11 (4.9e-4) relative; a value whose float32 sums differ between
+ * engines by a rounding error can round to neighbouring halves, and through a step such flips reach
+ * the gradients as relative errors of a few 1e-3 at most.
+ */
+const MIXED16 = {
+  loss: 1e-3,
+  gradient: 1e-2,
+  run: {
+    full: { steps: 50, spec: { label: 'ResNet-18 CIFAR width 32, 32 px, batch 32, mixed16', model: { arch: 'resnet18', stem: 'cifar', width: 32 }, method: { proj_layers: 2, proj_dim: 512, pred_hidden: 128 }, batch: 32, side: 32 } },
+    small: { steps: 20, spec: { label: 'ResNet-18 CIFAR width 8, 16 px, batch 6, mixed16', model: { arch: 'resnet18', stem: 'cifar', width: 8 }, method: { proj_layers: 2, proj_dim: 32, pred_hidden: 8 }, batch: 6, side: 16 } },
+  },
+} satisfies { loss: number; gradient: number; run: Record<Scale, { steps: number; spec: StepSpec }> };
 
 const exp = (x: number) => (Number.isFinite(x) ? x.toExponential(2) : String(x));
 
@@ -136,6 +154,32 @@ export async function runCudaCheck(o: Options, log: (line: string) => void = () 
       add({ part: 'steps', name: `${spec.label}: worst weight/statistic/momentum after SGD (${c.worstState.name})`, value: exp(c.worstState.error), limit: '1.00e-4', ok: c.worstState.error < 1e-4 });
       add({ part: 'steps', name: `${spec.label}: host fallbacks in the step`, value: fallbacks.length ? fallbacks.join(', ') : 'none', limit: 'none', ok: fallbacks.length === 0 });
     }
+  }
+
+  if (o.only.includes('mixed16')) {
+    const spec = { ...specs[0]!, precision: 'mixed16' as const };
+    const ref = await stepOn(reference, spec);
+    resetKernelStats();
+    const got = await stepOn(target, spec);
+    const fallbacks = [...fallbackRuns].map(([k, n]) => `${k} x${n}`);
+    const c = compareSteps(got, ref);
+    add({ part: 'mixed16', name: `${spec.label}: loss`, value: `${got.loss.toFixed(6)} vs ${ref.loss.toFixed(6)}`, limit: `${MIXED16.loss} abs`, ok: c.lossDifference <= MIXED16.loss });
+    add({ part: 'mixed16', name: `${spec.label}: worst gradient (${c.worstGradient.name})`, value: exp(c.worstGradient.error), limit: exp(MIXED16.gradient), ok: c.worstGradient.error <= MIXED16.gradient && c.missing.length === 0 });
+    add({ part: 'mixed16', name: `${spec.label}: host fallbacks in the step`, value: fallbacks.length ? fallbacks.join(', ') : 'none', limit: 'none', ok: fallbacks.length === 0 });
+    const run = MIXED16.run[scale];
+    const refRun = await trainingRun(reference, run.spec, run.steps, 2 ** 16);
+    const losses = compareRuns(await trainingRun(target, run.spec, run.steps, 2 ** 16), refRun);
+    const drift = compareRuns(await trainingRun(reference, run.spec, run.steps, null), refRun).worstLossDifference;
+    add({
+      part: 'mixed16',
+      name: `${run.spec.label}: losses over ${run.steps} steps, worst difference (fp32 vs mixed16 on ${reference}: ${exp(drift)})`,
+      value: exp(losses.worstLossDifference),
+      limit: `< ${exp(drift)}`,
+      ok: losses.worstLossDifference < drift,
+    });
+    add({ part: 'mixed16', name: `${run.spec.label}: scaler skips and scales over ${run.steps} steps`, value: losses.scalerMismatches.length ? `differ at steps ${losses.scalerMismatches.join(', ')}` : 'identical', limit: 'identical', ok: losses.scalerMismatches.length === 0 });
+    const overflow = compareRuns(await trainingRun(target, run.spec, 8, 2 ** 40), await trainingRun(reference, run.spec, 8, 2 ** 40));
+    add({ part: 'mixed16', name: `${run.spec.label}: overflowing scale 2^40, skip pattern over 8 steps`, value: overflow.scalerMismatches.length ? `differs at steps ${overflow.scalerMismatches.join(', ')}` : 'identical', limit: 'identical', ok: overflow.scalerMismatches.length === 0 });
   }
 
   if (o.only.includes('golden')) {
