@@ -5,7 +5,8 @@
  *
  *   npm run bench -- [--engine auto] [--arch resnet18] [--width 64] [--size 32] [--batch 64]
  *                    [--stem cifar|imagenet] [--norm group|batch] [--precision fp32|mixed16]
- *                    [--proj-dim 2048] [--steps 5] [--warmup 1] [--profile 1] [--tf32 convs|all|off]
+ *                    [--method simsiam|simtriplet] [--proj-dim 2048] [--steps 5] [--warmup 1] [--profile 1]
+ *                    [--tf32 convs|all|off]
  *
  * --profile 1 adds one profiled step: time per tfjs kernel, the share of kernel time that still runs
  * as JavaScript, and every kernel that fell back to the host (native engines; there should be none).
@@ -32,6 +33,8 @@ interface Options {
   stem?: Config['model']['stem'];
   norm: Config['model']['norm'];
   precision: Config['engine']['precision'];
+  /** simsiam (two views) or simtriplet (anchor, neighbour, second view). */
+  method: 'simsiam' | 'simtriplet';
   width: number;
   size: number;
   batch: number;
@@ -43,7 +46,7 @@ interface Options {
 }
 
 function parseOptions(argv: string[]): Options {
-  const opts: Options = { engine: 'auto', arch: 'resnet18', norm: 'group', precision: 'fp32', width: 64, size: 32, batch: 64, projDim: 2048, steps: 5, warmup: 1, profile: 0, tf32: 'convs' };
+  const opts: Options = { engine: 'auto', arch: 'resnet18', norm: 'group', precision: 'fp32', method: 'simsiam', width: 64, size: 32, batch: 64, projDim: 2048, steps: 5, warmup: 1, profile: 0, tf32: 'convs' };
   const numeric: Record<string, keyof Options> = {
     '--width': 'width',
     '--size': 'size',
@@ -62,6 +65,7 @@ function parseOptions(argv: string[]): Options {
     else if (flag === '--stem') opts.stem = value as Options['stem'];
     else if (flag === '--norm') opts.norm = value as Options['norm'];
     else if (flag === '--precision') opts.precision = value as Options['precision'];
+    else if (flag === '--method' && (value === 'simsiam' || value === 'simtriplet')) opts.method = value;
     else if (flag === '--tf32' && (TF32_MODES as readonly string[]).includes(value)) opts.tf32 = value as Tf32Mode;
     else if (numeric[flag]) (opts as unknown as Record<string, number>)[numeric[flag]] = Number(value);
     else throw new Error(`unknown flag ${flag}`);
@@ -79,7 +83,7 @@ async function main(): Promise<void> {
     data: { image_size: o.size },
     engine: { precision: o.precision },
     model: { arch: o.arch, stem: o.stem ?? (o.size <= 64 && !o.arch.startsWith('bit-') ? 'cifar' : 'imagenet'), norm: o.norm, width: o.width },
-    method: { proj_layers: 2, proj_dim: o.projDim, pred_hidden: Math.max(o.projDim / 4, 1) },
+    method: { name: o.method, proj_layers: 2, proj_dim: o.projDim, pred_hidden: Math.max(o.projDim / 4, 1) },
   });
   const ds = makeSynthetic({ size: o.size, count: o.batch, seed: 0, split: 'train' });
   const model = buildSslModel(cfg.model, cfg.method, 0, { precision: o.precision });
@@ -88,6 +92,9 @@ async function main(): Promise<void> {
   const opt = new Sgd(model.store.trainable(), { momentum: 0.9, weightDecay: 5e-4, decayNormAndBias: true });
   const vars = model.store.trainable().map((p) => p.variable);
   const idx = Int32Array.from({ length: o.batch }, (_, i) => i);
+  // One augmented view per view source (SimTriplet's neighbour view augments the same images here:
+  // the work per view is the same).
+  const viewCount = model.method.viewSources.length;
   const lr = () => 0.01;
   const split = { data: [] as number[], forward: [] as number[], forwardBackward: [] as number[], optimizer: [] as number[], step: [] as number[] };
   const gpu = () => tf.memory() as tf.MemoryInfo & { numBytesInGPU?: number; peakBytesInGPU?: number };
@@ -101,7 +108,7 @@ async function main(): Promise<void> {
       gpuBytesBefore = gpu().numBytesInGPU ?? 0;
     }
     let t0 = performance.now();
-    const views = augmentBatch(ds, idx, o.size, cfg.data.augment, model.normalization, { seed: 0, epoch: i }, 2);
+    const views = augmentBatch(ds, idx, o.size, cfg.data.augment, model.normalization, { seed: 0, epoch: i }, viewCount);
     const tData = ms(t0);
     // Forward alone (no tape), then forward + backward, then the update on those gradients.
     t0 = performance.now();
@@ -121,7 +128,7 @@ async function main(): Promise<void> {
     model.store.trainable()[0]!.variable.dataSync();
     const tOpt = ms(t0);
     // The real step as the trainer runs it, on views augmented beforehand: img/s of the step alone.
-    const v2 = augmentBatch(ds, idx, o.size, cfg.data.augment, model.normalization, { seed: 1, epoch: i }, 2);
+    const v2 = augmentBatch(ds, idx, o.size, cfg.data.augment, model.normalization, { seed: 1, epoch: i }, viewCount);
     t0 = performance.now();
     trainStep(model.method, model.store, opt, v2, o.size, lr, stepInputs);
     const tStep = ms(t0);
@@ -142,7 +149,7 @@ async function main(): Promise<void> {
     engine: engine.engine,
     engine_detail: engine.detail,
     machine: `${os.cpus().length} x ${os.cpus()[0]?.model ?? 'cpu'}`,
-    model: `${o.arch}${o.arch.startsWith('bit-') ? ` (${o.norm} norm)` : ` width ${o.width}`}, ${cfg.model.stem} stem, ${o.size}px, proj ${o.projDim}${o.precision === 'mixed16' ? ', mixed16' : ''}`,
+    model: `${o.method === 'simtriplet' ? 'SimTriplet ' : ''}${o.arch}${o.arch.startsWith('bit-') ? ` (${o.norm} norm)` : ` width ${o.width}`}, ${cfg.model.stem} stem, ${o.size}px, proj ${o.projDim}${o.precision === 'mixed16' ? ', mixed16' : ''}`,
     batch: o.batch,
     /** The training step alone (views augmented beforehand). */
     img_per_s: o.batch / (step / 1000),
@@ -165,7 +172,7 @@ async function main(): Promise<void> {
       : {}),
   };
   const profile = o.profile ? await profileStep(() => {
-    const v = augmentBatch(ds, idx, o.size, cfg.data.augment, model.normalization, { seed: 2, epoch: 0 }, 2);
+    const v = augmentBatch(ds, idx, o.size, cfg.data.augment, model.normalization, { seed: 2, epoch: 0 }, viewCount);
     trainStep(model.method, model.store, opt, v, o.size, lr, stepInputs);
   }, engine.engine === 'onednn' || engine.engine === 'cuda') : undefined;
   const row = (k: string, v: string) => process.stdout.write(`${k.padEnd(14)} ${v}\n`);
