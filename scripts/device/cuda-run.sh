@@ -53,6 +53,31 @@ if has e2e; then
   timeout 300 node $D/bench/e2e_train.js --engine cuda --arch resnet18 --size 32 --batch 512 --steps 24 --workers 0,8 > "$OUT/e2e.txt" 2> "$OUT/e2e.log"
   note "e2e r18 b512: $(grep -E '^data.workers' "$OUT/e2e.txt" | awk '{print "workers", $2, $3, "img/s"}' | tr '\n' ';')"
 fi
+if has papers; then
+  # img/s after the first log window, the run's wall time, and the GPU memory peak, from metrics.jsonl.
+  summarize() {
+    node -e '
+      const lines = require("fs").readFileSync(process.argv[1], "utf8").trim().split("\n").map(JSON.parse).filter((l) => l.kind === "train");
+      const steady = lines.length > 1 ? lines.slice(1) : lines;
+      const ips = steady.reduce((a, l) => a + l.img_per_s, 0) / steady.length;
+      const peak = Math.max(...lines.map((l) => l.gpu_peak_mib ?? 0));
+      process.stdout.write(`${ips.toFixed(0)} img/s after warm-up, GPU peak ${(peak / 1024).toFixed(2)} GiB`);
+    ' "$1"
+  }
+  for c in scale-pathology-simtriplet scale-ham10000-bit-simsiam; do
+    t0=$(date +%s)
+    timeout 590 node $D/simtrip.js train -c configs/$c.yaml --run-dir /tmp/simtrip-runs/$c > "$OUT/$c.txt" 2>&1
+    rc=$?
+    note "$c: exit $rc in $(( $(date +%s) - t0 )) s (data generation included): $(summarize /tmp/simtrip-runs/$c/metrics.jsonl 2>/dev/null)"
+  done
+  timeout 200 node $D/bench/train_throughput.js --engine cuda --precision mixed16 --method simtriplet --arch resnet50 --size 128 --batch 128 --steps 5 > "$OUT/step-simtriplet.txt" 2>&1
+  note "step only, SimTriplet ResNet-50 128 px b128 mixed16: $(grep -E '^throughput' "$OUT/step-simtriplet.txt")"
+  timeout 200 node $D/bench/train_throughput.js --engine cuda --arch bit-r50x1 --norm batch --size 224 --batch 128 --steps 5 > "$OUT/step-bit.txt" 2>&1
+  note "step only, BiT-R50x1 BN 224 px b128: $(grep -E '^throughput' "$OUT/step-bit.txt")"
+  timeout 300 python3 bench/pytorch_simsiam.py --device cuda --amp 1 --arch resnet50 --size 128 --batch 128 --steps 10 > "$OUT/pytorch-r50-128.txt" 2>&1
+  note "pytorch AMP ResNet-50 128 px b128, two views: $(tail -1 "$OUT/pytorch-r50-128.txt")"
+fi
+
 echo
 echo "==== summary ($(date -u +%FT%TZ))"
 printf '%s\n' "${summary[@]}"

@@ -212,6 +212,13 @@ class Window {
   }
 }
 
+/** On a GPU engine: device memory held now and its peak so far, in MiB, for metrics.jsonl. */
+function gpuMemory(): { gpu_mib?: number; gpu_peak_mib?: number } {
+  const m = tf.memory() as tf.MemoryInfo & { numBytesInGPU?: number; peakBytesInGPU?: number };
+  if (m.peakBytesInGPU === undefined || m.numBytesInGPU === undefined) return {};
+  return { gpu_mib: m.numBytesInGPU / 2 ** 20, gpu_peak_mib: m.peakBytesInGPU / 2 ** 20 };
+}
+
 /** The per-step numbers of the metrics log, under their metrics.jsonl names. */
 function stepMetrics(out: StepResult): Record<string, number | undefined> {
   return { loss: out.loss, collapse_std: out.collapseStd, train_accuracy: out.accuracy, ...out.terms };
@@ -381,6 +388,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
             lr: lr('default'),
             ...window.take(),
             ...(scaler ? { loss_scale: scaler.scale, skipped_steps: skippedSteps } : {}),
+            ...gpuMemory(),
             time: new Date().toISOString(),
           });
         }
@@ -406,7 +414,9 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       await metrics.flush();
       const knnText = summary.knn_accuracy === undefined ? '' : `  knn ${(100 * (summary.knn_accuracy as number)).toFixed(2)}%`;
       const scaleText = scaler ? `  loss scale ${scaler.scale} (${skippedSteps} skipped steps)` : '';
-      opts.log(`epoch ${epochsDone}/${cfg.train.epochs}  loss ${(summary.loss as number).toFixed(4)}${knnText}${scaleText}  tensors ${tf.memory().numTensors}`);
+      const gpu = gpuMemory();
+      const gpuText = gpu.gpu_peak_mib === undefined ? '' : `  GPU memory peak ${(gpu.gpu_peak_mib / 1024).toFixed(2)} GiB`;
+      opts.log(`epoch ${epochsDone}/${cfg.train.epochs}  loss ${(summary.loss as number).toFixed(4)}${knnText}${scaleText}  tensors ${tf.memory().numTensors}${gpuText}`);
     }
     await writeRunReport(opts.runDir, { projDim: cfg.method.proj_dim });
     return { runDir: opts.runDir, epochs: cfg.train.epochs, steps: step, lastLoss, knnAccuracy, checkpoint };

@@ -28,8 +28,14 @@ describe.skipIf(!load.ok)('train on the CUDA engine', () => {
     await train(cudaOptions(tinyConfig(), full));
   });
 
-  it('trains without a host fallback', () => {
+  it('trains without a host fallback, and logs GPU memory with every window', async () => {
     expect([...fallbackRuns].map(([k, n]) => `${k} x${n}`)).toEqual([]);
+    const windows = (await metricsOf(full)).filter((m) => m.kind === 'train');
+    expect(windows.length).toBeGreaterThan(0);
+    for (const w of windows) {
+      expect(w.gpu_peak_mib as number).toBeGreaterThan(0);
+      expect(w.gpu_peak_mib as number).toBeGreaterThanOrEqual(w.gpu_mib as number);
+    }
   });
 
   it('resumed after an interruption mid-epoch, ends with exactly the same weights, momentum and losses', async () => {
