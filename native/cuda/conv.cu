@@ -1,5 +1,7 @@
 // Conv2D, FusedConv2D and both convolution gradients, from tfjs' layouts to dnn.h's calls (cuDNN on
-// the GPU, reference loops in the host build).
+// the GPU, reference loops in the host build). Each runs on float32 tensors or, under mixed16, on
+// half-stored ones (the *Halves exports: halves in, halves out, float32 accumulation); the layout work
+// below (filter reorder, explicit padding) is the same on 2-byte elements.
 //
 // tfjs keeps activations in NHWC, which cuDNN reads directly, and filters in HWIO, which cuDNN's NHWC
 // kernels do not take: filters are reordered to KRSC (OHWI) with the tiled transpose on every call, and
@@ -11,7 +13,9 @@
 // bottom (top 0, bottom 1), which no symmetric padding reproduces: there the input is zero-padded
 // explicitly into scratch and the library runs unpadded along that dimension (backward data computes
 // the padded gradient and slices it; backward filter reads the padded input).
+#include <cstdint>
 #include <string>
+#include <type_traits>
 
 #include "dnn.h"
 #include "kernels/nhwc.cuh"
@@ -88,28 +92,36 @@ ConvGeometry geometry(const I32View &p, const char *fn) {
   return g;
 }
 
-template <class Index>
-__global__ void padKernel(const float *__restrict__ x, float *__restrict__ out, int h, int w, int c, int top, int left, int outH, int outW,
-                          Index total) {
+// T: uint32_t for float32, uint16_t for halves (a zero is all zero bits in both).
+template <class T, class Index>
+__global__ void padKernel(const T *__restrict__ x, T *__restrict__ out, int h, int w, int c, int top, int left, int outH, int outW, Index total) {
   for (Index i = Index(gridFirst()); i < total; i += Index(gridStride())) {
     const NhwcPos<Index> o = nhwcPos(i, outH, outW, c);
     const int y = o.y - top, xx = o.x - left;
-    out[i] = y >= 0 && y < h && xx >= 0 && xx < w ? x[nhwcOffset(o.b, y, xx, o.c, h, w, c)] : 0.f;
+    out[i] = y >= 0 && y < h && xx >= 0 && xx < w ? x[nhwcOffset(o.b, y, xx, o.c, h, w, c)] : T(0);
   }
 }
 
 // out [n, h + top + bottom, w + left + right, c] = x zero-padded.
-void padInput(const ConvGeometry &g, const float *x, float *out) {
+void padInput(const ConvGeometry &g, const void *x, void *out, Storage storage) {
   const size_t total = g.lib.inputSize();
-  withIndexType(total, [&](auto index) {
-    using Index = decltype(index);
-    launch("convPadInput", padKernel<Index>, gridFor(total, 256), dim3(256), x, out, g.h, g.w, g.lib.c, g.top, g.left, g.lib.h, g.lib.w,
-           Index(total));
-  });
+  const auto run = [&](auto *type) {
+    using T = std::remove_pointer_t<decltype(type)>;
+    withIndexType(total, [&](auto index) {
+      using Index = decltype(index);
+      launch("convPadInput", padKernel<T, Index>, gridFor(total, 256), dim3(256), static_cast<const T *>(x), static_cast<T *>(out), g.h, g.w,
+             g.lib.c, g.top, g.left, g.lib.h, g.lib.w, Index(total));
+    });
+  };
+  if (storage == Storage::Half) {
+    run(static_cast<uint16_t *>(nullptr));
+  } else {
+    run(static_cast<uint32_t *>(nullptr));
+  }
 }
 
 // dx = the caller's window of the padded gradient.
-void unpadGradient(const ConvGeometry &g, const float *padded, float *dx) {
+void unpadGradient(const ConvGeometry &g, const void *padded, void *dx, Storage storage) {
   const int c = g.lib.c;
   Strided view{};
   view.rank = 3;
@@ -119,17 +131,61 @@ void unpadGradient(const ConvGeometry &g, const float *padded, float *dx) {
   view.strides[0] = static_cast<long long>(g.lib.h) * g.lib.w * c;
   view.strides[1] = static_cast<long long>(g.lib.w) * c;
   view.strides[2] = 1;
-  stridedCopy(padded + (static_cast<size_t>(g.top) * g.lib.w + g.left) * c, dx, view);
+  const size_t first = (static_cast<size_t>(g.top) * g.lib.w + g.left) * c;
+  stridedCopy(static_cast<const char *>(padded) + first * elementBytes(storage), dx, view, elementBytes(storage));
 }
 
 // The filter in KRSC, from tfjs' HWIO.
 struct KrscFilter {
   Scratch buffer;
-  KrscFilter(const ConvGeometry &g, const float *hwio) : buffer(g.lib.filterSize() * sizeof(float)) {
-    transpose2d(hwio, buffer.as<float>(), 1, g.filterRows(), g.lib.k);
+  KrscFilter(const ConvGeometry &g, const void *hwio, Storage storage) : buffer(g.lib.filterSize() * elementBytes(storage)) {
+    transpose2d(hwio, buffer.as<void>(), 1, g.filterRows(), g.lib.k, elementBytes(storage));
   }
-  const float *get() const { return buffer.as<float>(); }
+  const void *get() const { return buffer.as<void>(); }
 };
+
+// The three directions on the caller's tensors (all in `storage`), around the explicit padding.
+void forward(const ConvGeometry &g, const void *x, const void *hwio, void *y, Storage storage) {
+  const KrscFilter w(g, hwio, storage);
+  if (g.padsExplicitly()) {
+    Scratch padded(g.lib.inputSize() * elementBytes(storage));
+    padInput(g, x, padded.as<void>(), storage);
+    convForward(g.lib, padded.as<void>(), w.get(), y, storage, mathModes().conv);
+  } else {
+    convForward(g.lib, x, w.get(), y, storage, mathModes().conv);
+  }
+}
+
+void backwardData(const ConvGeometry &g, const void *dy, const void *hwio, void *dx, Storage storage) {
+  const KrscFilter w(g, hwio, storage);
+  if (g.padsExplicitly()) {
+    Scratch padded(g.lib.inputSize() * elementBytes(storage));
+    convBackwardData(g.lib, dy, w.get(), padded.as<void>(), storage, mathModes().conv);
+    unpadGradient(g, padded.as<void>(), dx, storage);
+  } else {
+    convBackwardData(g.lib, dy, w.get(), dx, storage, mathModes().conv);
+  }
+}
+
+// dw in tfjs' HWIO.
+void backwardFilter(const ConvGeometry &g, const void *x, const void *dy, void *dw, Storage storage) {
+  Scratch krsc(g.lib.filterSize() * elementBytes(storage));
+  if (g.padsExplicitly()) {
+    Scratch padded(g.lib.inputSize() * elementBytes(storage));
+    padInput(g, x, padded.as<void>(), storage);
+    convBackwardFilter(g.lib, padded.as<void>(), dy, krsc.as<void>(), storage, mathModes().conv);
+  } else {
+    convBackwardFilter(g.lib, x, dy, krsc.as<void>(), storage, mathModes().conv);
+  }
+  transpose2d(krsc.as<void>(), dw, 1, g.lib.k, g.filterRows(), elementBytes(storage));
+}
+
+// The half exports run convolutions alone: FusedConv2D's epilogue is float32 only.
+ConvGeometry halfGeometry(const Args &args, size_t paramsArg, const char *fn) {
+  const ConvGeometry g = geometry(args.ints(paramsArg, "params", COUNT), fn);
+  if (g.relu || g.bias) throw ArgError(std::string(fn) + ": no bias or activation on halves");
+  return g;
+}
 
 __global__ void biasActivationKernel(float *__restrict__ y, size_t total, int channels, const float *__restrict__ bias, int biasLength,
                                      bool relu) {
@@ -170,18 +226,10 @@ SIMTRIP_EXPORT(setMathMode) {
 SIMTRIP_EXPORT(convForward) {
   args.need(6, "convForward");
   const ConvGeometry g = geometry(args.ints(5, "params", COUNT), "convForward");
-  const float *x = args.ptr<float>(0, "x");
-  const KrscFilter w(g, args.ptr<float>(1, "filter"));
   const float *bias = g.bias ? args.ptr<float>(2, "bias") : nullptr;
   const int biasLength = g.bias ? args.integer(3, "biasLength") : 0;
   float *y = args.ptr<float>(4, "out");
-  if (g.padsExplicitly()) {
-    Scratch padded(g.lib.inputSize() * sizeof(float));
-    padInput(g, x, padded.as<float>());
-    convForward(g.lib, padded.as<float>(), w.get(), y, mathModes().conv);
-  } else {
-    convForward(g.lib, x, w.get(), y, mathModes().conv);
-  }
+  forward(g, args.ptr<float>(0, "x"), args.ptr<float>(1, "filter"), y, Storage::Float);
   biasActivation(y, size_t(g.lib.n) * g.lib.outH * g.lib.outW, g.lib.k, bias, biasLength, g.relu);
   return undefined(args.env);
 }
@@ -190,16 +238,7 @@ SIMTRIP_EXPORT(convForward) {
 SIMTRIP_EXPORT(convBackwardData) {
   args.need(4, "convBackwardData");
   const ConvGeometry g = geometry(args.ints(3, "params", COUNT), "convBackwardData");
-  const float *dy = args.ptr<float>(0, "dy");
-  const KrscFilter w(g, args.ptr<float>(1, "filter"));
-  float *dx = args.ptr<float>(2, "out");
-  if (g.padsExplicitly()) {
-    Scratch padded(g.lib.inputSize() * sizeof(float));
-    convBackwardData(g.lib, dy, w.get(), padded.as<float>(), mathModes().conv);
-    unpadGradient(g, padded.as<float>(), dx);
-  } else {
-    convBackwardData(g.lib, dy, w.get(), dx, mathModes().conv);
-  }
+  backwardData(g, args.ptr<float>(0, "dy"), args.ptr<float>(1, "filter"), args.ptr<float>(2, "out"), Storage::Float);
   return undefined(args.env);
 }
 
@@ -207,18 +246,33 @@ SIMTRIP_EXPORT(convBackwardData) {
 SIMTRIP_EXPORT(convBackwardFilter) {
   args.need(4, "convBackwardFilter");
   const ConvGeometry g = geometry(args.ints(3, "params", COUNT), "convBackwardFilter");
-  const float *x = args.ptr<float>(0, "x");
-  const float *dy = args.ptr<float>(1, "dy");
-  float *dw = args.ptr<float>(2, "out");
-  Scratch krsc(g.lib.filterSize() * sizeof(float));
-  if (g.padsExplicitly()) {
-    Scratch padded(g.lib.inputSize() * sizeof(float));
-    padInput(g, x, padded.as<float>());
-    convBackwardFilter(g.lib, padded.as<float>(), dy, krsc.as<float>(), mathModes().conv);
-  } else {
-    convBackwardFilter(g.lib, x, dy, krsc.as<float>(), mathModes().conv);
-  }
-  transpose2d(krsc.as<float>(), dw, 1, g.lib.k, g.filterRows());
+  backwardFilter(g, args.ptr<float>(0, "x"), args.ptr<float>(1, "dy"), args.ptr<float>(2, "out"), Storage::Float);
+  return undefined(args.env);
+}
+
+// The same three on IEEE halves (mixed16's half-stored tensors), output halves included: float32 sums
+// of the exact half products, each rounded once to the nearest half (see dnn.h).
+// (x, filter, out, params)
+SIMTRIP_EXPORT(convForwardHalves) {
+  args.need(4, "convForwardHalves");
+  const ConvGeometry g = halfGeometry(args, 3, "convForwardHalves");
+  forward(g, args.ptr<uint16_t>(0, "x"), args.ptr<uint16_t>(1, "filter"), args.ptr<uint16_t>(2, "out"), Storage::Half);
+  return undefined(args.env);
+}
+
+// (dy, filter, dxOut, params)
+SIMTRIP_EXPORT(convBackwardDataHalves) {
+  args.need(4, "convBackwardDataHalves");
+  const ConvGeometry g = halfGeometry(args, 3, "convBackwardDataHalves");
+  backwardData(g, args.ptr<uint16_t>(0, "dy"), args.ptr<uint16_t>(1, "filter"), args.ptr<uint16_t>(2, "out"), Storage::Half);
+  return undefined(args.env);
+}
+
+// (x, dy, dwOut, params): dw in tfjs' HWIO.
+SIMTRIP_EXPORT(convBackwardFilterHalves) {
+  args.need(4, "convBackwardFilterHalves");
+  const ConvGeometry g = halfGeometry(args, 3, "convBackwardFilterHalves");
+  backwardFilter(g, args.ptr<uint16_t>(0, "x"), args.ptr<uint16_t>(1, "dy"), args.ptr<uint16_t>(2, "out"), Storage::Half);
   return undefined(args.env);
 }
 

@@ -18,6 +18,13 @@ enum class MathMode {
   Tf32,   // TF32 tensor cores allowed (10-bit mantissa products, fp32 accumulation)
 };
 
+// What a call's tensors hold. Half: IEEE halves (engine.precision mixed16's half-stored tensors),
+// multiplied on tensor cores with the products accumulated in float32 (cuDNN's "pseudo-half"
+// configuration, cuBLAS' CUBLAS_COMPUTE_32F); the MathMode of a half call is ignored, it always
+// allows tensor cores, which is all fp16 arithmetic is for.
+enum class Storage { Float, Half };
+inline size_t elementBytes(Storage s) { return s == Storage::Half ? 2 : 4; }
+
 // The modes the engine runs with, set from JS (setMathMode); both Exact until told otherwise.
 struct MathModes {
   MathMode conv = MathMode::Exact;
@@ -43,18 +50,22 @@ struct ConvShape {
   std::string describe() const;
 };
 
+// Every tensor of a convolution call (inputs and output) holds `storage`. With halves, the sums are
+// float32 and the output is their float32 value rounded to the nearest half (ties to even) once.
+//
 // y = conv(x, w). y is overwritten.
-void convForward(const ConvShape &shape, const float *x, const float *w, float *y, MathMode math);
+void convForward(const ConvShape &shape, const void *x, const void *w, void *y, Storage storage, MathMode math);
 // dx = the gradient of sum(conv(x, w) * dy) with respect to x. dx is overwritten.
-void convBackwardData(const ConvShape &shape, const float *dy, const float *w, float *dx, MathMode math);
+void convBackwardData(const ConvShape &shape, const void *dy, const void *w, void *dx, Storage storage, MathMode math);
 // dw [k, r, s, c] = the gradient of sum(conv(x, w) * dy) with respect to w. dw is overwritten.
-void convBackwardFilter(const ConvShape &shape, const float *x, const float *dy, float *dw, MathMode math);
+void convBackwardFilter(const ConvShape &shape, const void *x, const void *dy, void *dw, Storage storage, MathMode math);
 
 // cuBLAS' strided-batched GEMM, column-major, with its exact contract: for each i < batch,
 //   C_i = alpha op(A_i) op(B_i) + beta C_i,   X_i = X + i strideX,
 // op(A) is m x k (A is lda-strided, m x k when !transA, k x m when transA), op(B) is k x n, C is m x n
 // with leading dimension ldc. A stride of 0 reuses one matrix for the whole batch. With beta == 0, C is
-// not read (NaN in C does not propagate); with k == 0, C = beta C.
+// not read (NaN in C does not propagate); with k == 0, C = beta C. A and B hold `inputs` (strides and
+// leading dimensions count elements); C is always float32, the float32 sum itself.
 struct Gemm {
   bool transA = false, transB = false;
   int m = 0, n = 0, k = 0;
@@ -62,8 +73,9 @@ struct Gemm {
   long long strideA = 0, strideB = 0, strideC = 0;
   int batch = 1;
   float alpha = 1.f, beta = 0.f;
+  Storage inputs = Storage::Float;
 };
-void gemmStridedBatched(const Gemm &g, const float *a, const float *b, float *c, MathMode math);
+void gemmStridedBatched(const Gemm &g, const void *a, const void *b, float *c, MathMode math);
 
 // Shared epilogue (conv.cu): y [rows, channels] += bias (biasLength == channels, or 1 to add the same
 // value everywhere, or 0 for none), then relu where asked (NaN stays NaN, as in tfjs).

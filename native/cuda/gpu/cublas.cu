@@ -1,5 +1,6 @@
-// dnn.h's GEMM on cuBLAS: one handle on the runtime's stream, with a workspace of its own that
-// lives as long as the process (cuBLAS would otherwise allocate one per stream behind the pool's back).
+// dnn.h's GEMM on cuBLAS (fp32, TF32, or fp16 inputs with fp32 accumulation and output): one handle on
+// the runtime's stream, with a workspace of its own that lives as long as the process (cuBLAS would
+// otherwise allocate one per stream behind the pool's back).
 #include <algorithm>
 #include <string>
 
@@ -38,20 +39,28 @@ cublasHandle_t handle() {
 cublasOperation_t op(bool transpose) { return transpose ? CUBLAS_OP_T : CUBLAS_OP_N; }
 
 std::string describe(const Gemm &g) {
-  return std::string(g.transA ? "T" : "N") + (g.transB ? "T" : "N") + " m=" + std::to_string(g.m) + " n=" + std::to_string(g.n) +
+  return std::string(g.inputs == Storage::Half ? "fp16 " : "") + (g.transA ? "T" : "N") + (g.transB ? "T" : "N") + " m=" + std::to_string(g.m) + " n=" + std::to_string(g.n) +
          " k=" + std::to_string(g.k) + " batch=" + std::to_string(g.batch);
 }
 
 }  // namespace
 
-void gemmStridedBatched(const Gemm &g, const float *a, const float *b, float *c, MathMode math) {
+void gemmStridedBatched(const Gemm &g, const void *a, const void *b, float *c, MathMode math) {
   if (g.m == 0 || g.n == 0 || g.batch == 0) return;
-  const cublasComputeType_t compute = math == MathMode::Tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+  // Halves: fp16 products on tensor cores, summed in fp32 (CUBLAS_COMPUTE_32F with 16-bit inputs
+  // allows tensor cores; only the _PEDANTIC type would forbid them), written as fp32.
+  const bool half = g.inputs == Storage::Half;
+  const cudaDataType inputType = half ? CUDA_R_16F : CUDA_R_32F;
+  const cublasComputeType_t compute = !half && math == MathMode::Tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+  const size_t bytes = elementBytes(g.inputs);
+  const char *a0 = static_cast<const char *>(a);
+  const char *b0 = static_cast<const char *>(b);
   for (int first = 0; first < g.batch; first += kMaxBatch) {
     const int count = std::min(kMaxBatch, g.batch - first);
-    check(lib::cublas.cublasGemmStridedBatchedEx(handle(), op(g.transA), op(g.transB), g.m, g.n, g.k, &g.alpha, a + first * g.strideA,
-                                                 CUDA_R_32F, g.lda, g.strideA, b + first * g.strideB, CUDA_R_32F, g.ldb, g.strideB, &g.beta,
-                                                 c + first * g.strideC, CUDA_R_32F, g.ldc, g.strideC, count, compute, CUBLAS_GEMM_DEFAULT),
+    check(lib::cublas.cublasGemmStridedBatchedEx(handle(), op(g.transA), op(g.transB), g.m, g.n, g.k, &g.alpha, a0 + first * g.strideA * bytes,
+                                                 inputType, g.lda, g.strideA, b0 + first * g.strideB * bytes, inputType, g.ldb, g.strideB,
+                                                 &g.beta, c + first * g.strideC, CUDA_R_32F, g.ldc, g.strideC, count, compute,
+                                                 CUBLAS_GEMM_DEFAULT),
           "cublasGemmStridedBatchedEx", describe(g));
   }
 }

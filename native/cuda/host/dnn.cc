@@ -1,9 +1,16 @@
 // The host build's convolutions: reference loops with cuDNN's contract (dnn.h), so conv.cu's layout
 // handling, padding and epilogues run in the tests exactly as they do in front of cuDNN on the GPU.
 // Sums are accumulated in double: this is the reference the GPU's results are judged against.
+//
+// Halves (Storage::Half) are read exactly, summed the same way and the float32 result rounded to the
+// nearest half (ties to even) at the end: bit for bit what roundToHalf makes of the float32 path's
+// output on the same halves, which is the emulation of mixed16 (src/ops/fp16_round.ts).
 #include <algorithm>
+#include <cstdint>
+#include <cstring>
 #include <vector>
 
+#include "../../shared/half_bits.h"
 #include "../dnn.h"
 
 namespace simtrip::cuda {
@@ -21,9 +28,36 @@ inline int outputIndex(int i, int t, int stride, int dilation, int pad, int outS
   return o < outSize ? o : -1;
 }
 
-}  // namespace
+// A tensor of `size` elements in `storage` as float32 values: the halves' exact values, or the floats.
+std::vector<float> floats(const void *p, size_t size, Storage storage) {
+  std::vector<float> out(size);
+  if (storage == Storage::Float) {
+    std::memcpy(out.data(), p, size * sizeof(float));
+    return out;
+  }
+  const uint16_t *h = static_cast<const uint16_t *>(p);
+  for (size_t i = 0; i < size; i++) {
+    const uint32_t bits = floatBitsOfHalf(h[i]);
+    std::memcpy(&out[i], &bits, sizeof bits);
+  }
+  return out;
+}
 
-void convForward(const ConvShape &g, const float *x, const float *w, float *y, MathMode) {
+// Stores float32 results into `storage`: as they are, or each rounded to the nearest half.
+void store(const std::vector<float> &values, void *p, Storage storage) {
+  if (storage == Storage::Float) {
+    std::memcpy(p, values.data(), values.size() * sizeof(float));
+    return;
+  }
+  uint16_t *h = static_cast<uint16_t *>(p);
+  for (size_t i = 0; i < values.size(); i++) {
+    uint32_t bits;
+    std::memcpy(&bits, &values[i], sizeof bits);
+    h[i] = halfBitsOfGridFloat(roundToHalfBits(bits));
+  }
+}
+
+void forward(const ConvShape &g, const float *x, const float *w, float *y) {
   std::vector<double> acc(g.k);
   for (int b = 0; b < g.n; b++) {
     for (int oy = 0; oy < g.outH; oy++) {
@@ -51,7 +85,7 @@ void convForward(const ConvShape &g, const float *x, const float *w, float *y, M
   }
 }
 
-void convBackwardData(const ConvShape &g, const float *dy, const float *w, float *dx, MathMode) {
+void backwardData(const ConvShape &g, const float *dy, const float *w, float *dx) {
   std::vector<double> acc(g.c);
   for (int b = 0; b < g.n; b++) {
     for (int iy = 0; iy < g.h; iy++) {
@@ -77,7 +111,7 @@ void convBackwardData(const ConvShape &g, const float *dy, const float *w, float
   }
 }
 
-void convBackwardFilter(const ConvShape &g, const float *x, const float *dy, float *dw, MathMode) {
+void backwardFilter(const ConvShape &g, const float *x, const float *dy, float *dw) {
   std::vector<double> acc(g.filterSize(), 0.0);
   for (int b = 0; b < g.n; b++) {
     for (int oy = 0; oy < g.outH; oy++) {
@@ -100,6 +134,26 @@ void convBackwardFilter(const ConvShape &g, const float *x, const float *dy, flo
     }
   }
   for (size_t i = 0; i < acc.size(); i++) dw[i] = static_cast<float>(acc[i]);
+}
+
+}  // namespace
+
+void convForward(const ConvShape &g, const void *x, const void *w, void *y, Storage storage, MathMode) {
+  std::vector<float> out(g.outputSize());
+  forward(g, floats(x, g.inputSize(), storage).data(), floats(w, g.filterSize(), storage).data(), out.data());
+  store(out, y, storage);
+}
+
+void convBackwardData(const ConvShape &g, const void *dy, const void *w, void *dx, Storage storage, MathMode) {
+  std::vector<float> out(g.inputSize());
+  backwardData(g, floats(dy, g.outputSize(), storage).data(), floats(w, g.filterSize(), storage).data(), out.data());
+  store(out, dx, storage);
+}
+
+void convBackwardFilter(const ConvShape &g, const void *x, const void *dy, void *dw, Storage storage, MathMode) {
+  std::vector<float> out(g.filterSize());
+  backwardFilter(g, floats(x, g.inputSize(), storage).data(), floats(dy, g.outputSize(), storage).data(), out.data());
+  store(out, dw, storage);
 }
 
 }  // namespace simtrip::cuda

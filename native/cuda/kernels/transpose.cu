@@ -1,6 +1,9 @@
 // Layout copies: a general strided gather, and a tiled 2-D transpose for the common big case (filters
 // between tfjs' HWIO and cuDNN's KRSC, matrices in matmul gradients) where the gather's strided reads
 // would waste most of each memory transaction.
+#include <string>
+#include <type_traits>
+
 #include "../launch.h"
 #include "../napi.h"
 #include "transpose.h"
@@ -9,7 +12,9 @@ namespace simtrip::cuda {
 
 namespace {
 
-__global__ void stridedCopyKernel(const uint32_t *__restrict__ src, uint32_t *__restrict__ dst, Strided view, size_t n) {
+// T: uint32_t for 4-byte elements, uint16_t for halves; the copies move bits, whatever they mean.
+template <class T>
+__global__ void stridedCopyKernel(const T *__restrict__ src, T *__restrict__ dst, Strided view, size_t n) {
   for (size_t i = gridFirst(); i < n; i += gridStride()) dst[i] = src[stridedOffset(view, i)];
 }
 
@@ -17,8 +22,10 @@ constexpr int kTile = 32;
 constexpr int kRowsPerPass = 8;
 
 // One 32x32 tile per block, staged through shared memory so both the read and the write are
-// coalesced; the extra column keeps the column-wise reads free of bank conflicts.
-__global__ void transposeTileKernel(const uint32_t *__restrict__ src, uint32_t *__restrict__ dst, int rows, int cols) {
+// coalesced; the extra column keeps the column-wise reads free of bank conflicts. The tile holds
+// 4-byte words whatever T is: halves packed two to a word would put a column's reads on 16 banks.
+template <class T>
+__global__ void transposeTileKernel(const T *__restrict__ src, T *__restrict__ dst, int rows, int cols) {
   __shared__ uint32_t tile[kTile][kTile + 1];
   const size_t matrix = size_t(blockIdx.z) * rows * cols;
   const int c0 = blockIdx.x * kTile;
@@ -30,7 +37,7 @@ __global__ void transposeTileKernel(const uint32_t *__restrict__ src, uint32_t *
   __syncthreads();
   for (int dc = threadIdx.y; dc < kTile; dc += kRowsPerPass) {
     const int c = c0 + dc, r = r0 + threadIdx.x;
-    if (r < rows && c < cols) dst[matrix + size_t(c) * rows + r] = tile[threadIdx.x][dc];
+    if (r < rows && c < cols) dst[matrix + size_t(c) * rows + r] = static_cast<T>(tile[threadIdx.x][dc]);
   }
 }
 
@@ -40,20 +47,34 @@ size_t sizeOf(const Strided &view) {
   return n;
 }
 
-}  // namespace
-
-void stridedCopy(const void *src, void *dst, const Strided &view) {
-  const size_t n = sizeOf(view);
-  if (n == 0) return;
-  launch("stridedCopy", stridedCopyKernel, gridFor(n, 256), dim3(256), static_cast<const uint32_t *>(src), static_cast<uint32_t *>(dst), view, n);
+// Calls f with a null pointer of the unsigned integer type of elementBytes (uint32_t or uint16_t).
+template <class F>
+void withElementType(size_t elementBytes, const char *fn, F &&f) {
+  if (elementBytes == 4) return f(static_cast<uint32_t *>(nullptr));
+  if (elementBytes == 2) return f(static_cast<uint16_t *>(nullptr));
+  throw std::invalid_argument(std::string(fn) + ": elements of " + std::to_string(elementBytes) + " bytes");
 }
 
-void transpose2d(const void *src, void *dst, int batch, int rows, int cols) {
+}  // namespace
+
+void stridedCopy(const void *src, void *dst, const Strided &view, size_t elementBytes) {
+  const size_t n = sizeOf(view);
+  if (n == 0) return;
+  withElementType(elementBytes, "stridedCopy", [&](auto *type) {
+    using T = std::remove_pointer_t<decltype(type)>;
+    launch("stridedCopy", stridedCopyKernel<T>, gridFor(n, 256), dim3(256), static_cast<const T *>(src), static_cast<T *>(dst), view, n);
+  });
+}
+
+void transpose2d(const void *src, void *dst, int batch, int rows, int cols, size_t elementBytes) {
   if (batch <= 0 || rows <= 0 || cols <= 0) return;
   if (batch > 65535) throw std::invalid_argument("transpose2d: more than 65535 matrices");
   const dim3 grid((cols + kTile - 1) / kTile, (rows + kTile - 1) / kTile, batch);
-  launch_cooperative("transpose2d", transposeTileKernel, grid, dim3(kTile, kRowsPerPass), static_cast<const uint32_t *>(src),
-                     static_cast<uint32_t *>(dst), rows, cols);
+  withElementType(elementBytes, "transpose2d", [&](auto *type) {
+    using T = std::remove_pointer_t<decltype(type)>;
+    launch_cooperative("transpose2d", transposeTileKernel<T>, grid, dim3(kTile, kRowsPerPass), static_cast<const T *>(src),
+                       static_cast<T *>(dst), rows, cols);
+  });
 }
 
 // (src, dst, shape: Int32Array, strides: Int32Array): dst[i over shape] = src[offset(i) via strides].

@@ -3,6 +3,23 @@
  * filters for cuDNN (the host build: reference loops), pads asymmetric 'same' padding explicitly and
  * applies FusedConv2D's bias and relu. float32 NHWC only; anything else runs on the host.
  *
+ * Half storage (mixed16): when both operands of Conv2D, Conv2DBackpropInput or Conv2DBackpropFilter
+ * are stored as halves, the convolution reads them directly (fp16 tensor cores on the GPU, float32
+ * accumulation) and writes its output as halves: the float32 sum rounded once to the nearest half.
+ * That is exactly what the emulation computes, because under mixed16 nothing sees a convolution's
+ * float32 result before it is rounded to the half grid:
+ *  - forward: Conv2d.apply (src/model/layers.ts) is roundToHalf(conv2d(roundToHalf(x), roundToHalf(w)))
+ *    for the layers without a bias, which are all of simtrip's (resnet.ts builds none with one);
+ *  - backward: the gradients with respect to roundToHalf(x) and roundToHalf(w) reach roundToHalf's
+ *    gradient (src/ops/fp16_round.ts) as they are, since each of those tensors has the convolution as
+ *    its only consumer, and it rounds them to the half grid. Rounding twice equals rounding once.
+ * So only the float32 summation order can differ (a sum within a float32 rounding of a half tie may
+ * land one half-ulp apart). The one case this does not cover is a Conv2d with a bias under mixed16:
+ * its bias would be added to an already rounded output, one rounding more than the emulation (at most
+ * one half-ulp off); no model builds one. FusedConv2D (bias, activation) is not used under mixed16 and
+ * stays float32. With one operand half-stored and the other not, the float32 path runs (the backend
+ * hands it a float32 copy of the halves).
+ *
  * The reordered (KRSC) filter is not cached between calls, although the same weight feeds the forward
  * pass of both views and both backward-data passes: a cache keyed by the filter's storage entry could
  * be invalidated correctly (the backend replaces an entry on move and deletes it on dispose), but
@@ -15,6 +32,7 @@ import { tf } from '../../tf.js';
 import { convParams } from '../../conv_params.js';
 import { sameShape } from '../../../util/values.js';
 import type { CudaBackend } from '../backend.js';
+import { countNative } from '../../kernel_stats.js';
 import { addonOf, type CudaKernel, type KernelTable, output } from './common.js';
 
 interface ConvAddon {
@@ -23,7 +41,27 @@ interface ConvAddon {
   convBackwardData(dy: number, filter: number, out: number, params: Int32Array): void;
   /** out in HWIO. */
   convBackwardFilter(x: number, dy: number, out: number, params: Int32Array): void;
+  /** The same three on halves, out included (params without bias or relu). */
+  convForwardHalves(x: number, filter: number, out: number, params: Int32Array): void;
+  convBackwardDataHalves(dy: number, filter: number, out: number, params: Int32Array): void;
+  convBackwardFilterHalves(x: number, dy: number, out: number, params: Int32Array): void;
   setMathMode(convTf32: boolean, matmulTf32: boolean): void;
+}
+
+/** The suffix of the nativeRuns entry counted, besides the kernel's own, when a kernel ran on halves ('Conv2D/half'). */
+export const HALF_RUN = '/half';
+
+/**
+ * The half path of a convolution: when both operands are half-stored, `run` gets their storage and a
+ * half-stored output of `shape` to fill, and the run is counted as `${kernelName}/half`. null when
+ * the float32 path applies.
+ */
+function onHalves(backend: CudaBackend, kernelName: string, a: tf.TensorInfo, b: tf.TensorInfo, shape: number[], run: (a: number, b: number, out: number) => void): tf.TensorInfo | null {
+  if (!backend.isHalf(a) || !backend.isHalf(b)) return null;
+  const out = backend.makeHalfTensorInfo(shape);
+  run(backend.storagePtr(a), backend.storagePtr(b), backend.storagePtr(out));
+  countNative(kernelName + HALF_RUN);
+  return out;
 }
 
 /**
@@ -69,8 +107,11 @@ const conv2D: CudaKernel = ({ inputs, attrs }, backend) => {
   const info = channelsLastInfo(x.shape, filter.shape, a.strides, a.dilations, a.pad, a.dimRoundingMode);
   const params = info && convParams(info, { relu: false, bias: false });
   if (!info || !params) return null;
+  const addon = addonOf<ConvAddon>(backend);
+  const half = onHalves(backend, tf.Conv2D, x, filter, info.outShape, (xp, fp, out) => addon.convForwardHalves(xp, fp, out, params));
+  if (half) return half;
   const out = output(backend, info.outShape, 'float32');
-  addonOf<ConvAddon>(backend).convForward(backend.ptr(x), backend.ptr(filter), 0, 0, out.ptr, params);
+  addon.convForward(backend.ptr(x), backend.ptr(filter), 0, 0, out.ptr, params);
   return out.info;
 };
 
@@ -101,8 +142,11 @@ const conv2DBackpropInput: CudaKernel = ({ inputs, attrs }, backend) => {
   if (!info || !sameShape(dy.shape, info.outShape)) return null;
   const params = convParams(info, { relu: false, bias: false });
   if (!params) return null;
+  const addon = addonOf<ConvAddon>(backend);
+  const half = onHalves(backend, tf.Conv2DBackpropInput, dy, filter, inputShape, (dyp, fp, out) => addon.convBackwardDataHalves(dyp, fp, out, params));
+  if (half) return half;
   const out = output(backend, inputShape, 'float32');
-  addonOf<ConvAddon>(backend).convBackwardData(backend.ptr(dy), backend.ptr(filter), out.ptr, params);
+  addon.convBackwardData(backend.ptr(dy), backend.ptr(filter), out.ptr, params);
   return out.info;
 };
 
@@ -115,8 +159,11 @@ const conv2DBackpropFilter: CudaKernel = ({ inputs, attrs }, backend) => {
   if (!info || !sameShape(dy.shape, info.outShape)) return null;
   const params = convParams(info, { relu: false, bias: false });
   if (!params) return null;
+  const addon = addonOf<ConvAddon>(backend);
+  const half = onHalves(backend, tf.Conv2DBackpropFilter, x, dy, filterShape, (xp, dyp, out) => addon.convBackwardFilterHalves(xp, dyp, out, params));
+  if (half) return half;
   const out = output(backend, filterShape, 'float32');
-  addonOf<ConvAddon>(backend).convBackwardFilter(backend.ptr(x), backend.ptr(dy), out.ptr, params);
+  addon.convBackwardFilter(backend.ptr(x), backend.ptr(dy), out.ptr, params);
   return out.info;
 };
 
