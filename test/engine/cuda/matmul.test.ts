@@ -9,6 +9,7 @@ import { tf } from '../../../src/engine/tf.js';
 import { fallbackRuns, nativeRuns, resetKernelStats } from '../../../src/engine/kernel_stats.js';
 import { Rng } from '../../../src/util/rng.js';
 import { CUDA_HOST, expectSameAsCpu, loadCudaHost } from './helpers.js';
+import { MATMUL_CASES, matmulShapes, TRANSPOSES } from './matmul_cases.js';
 
 const load = await loadCudaHost();
 const TOLERANCE = 1e-5;
@@ -27,36 +28,11 @@ function expectNative(kernel: string, times: number): void {
   expect(fallbackRuns.get(kernel), `${kernel} host fallbacks`).toBeUndefined();
 }
 
-const TRANSPOSES = [
-  [false, false],
-  [true, false],
-  [false, true],
-  [true, true],
-] as const;
-
-/** a's and b's shapes for op(a) [..., m, k] times op(b) [..., k, n]. */
-function shapes(batchA: number[], batchB: number[], m: number, k: number, n: number, tA: boolean, tB: boolean): [number[], number[]] {
-  return [
-    [...batchA, ...(tA ? [k, m] : [m, k])],
-    [...batchB, ...(tB ? [n, k] : [k, n])],
-  ];
-}
-
 describe.skipIf(!load.ok)('BatchMatMul on the CUDA host build', () => {
-  const cases: Array<{ name: string; batchA: number[]; batchB: number[]; m: number; k: number; n: number }> = [
-    { name: 'rank 2, odd sizes', batchA: [], batchB: [], m: 7, k: 13, n: 5 },
-    { name: 'rank 3, batch 3', batchA: [3], batchB: [3], m: 4, k: 6, n: 5 },
-    { name: 'rank 4, batch [2, 3]', batchA: [2, 3], batchB: [2, 3], m: 5, k: 4, n: 3 },
-    { name: "rank 3, a's batch of 1 broadcast", batchA: [1], batchB: [3], m: 4, k: 6, n: 5 },
-    { name: "rank 3, b's batch of 1 broadcast", batchA: [4], batchB: [1], m: 3, k: 5, n: 6 },
-    { name: 'rank 2 a against rank 4 b', batchA: [], batchB: [2, 3], m: 4, k: 6, n: 5 },
-    { name: 'rank 4 a against rank 2 b (a projection head)', batchA: [2, 3], batchB: [], m: 6, k: 16, n: 8 },
-    { name: 'a row vector and a column vector', batchA: [], batchB: [], m: 1, k: 9, n: 1 },
-  ];
-  for (const c of cases) {
+  for (const c of MATMUL_CASES) {
     for (const [tA, tB] of TRANSPOSES) {
       it(`${c.name}, transposeA=${tA} transposeB=${tB}, matches cpu natively`, async () => {
-        const [aShape, bShape] = shapes(c.batchA, c.batchB, c.m, c.k, c.n, tA, tB);
+        const [aShape, bShape] = matmulShapes(c, tA, tB);
         resetKernelStats();
         await expectSameAsCpu(() => tf.matMul(input(aShape, `${c.name}/a`), input(bShape, `${c.name}/b`), tA, tB), TOLERANCE);
         expectNative('BatchMatMul', 1);
@@ -97,7 +73,7 @@ describe.skipIf(!load.ok)('BatchMatMul on the CUDA host build', () => {
 describe.skipIf(!load.ok)('_FusedMatMul on the CUDA host build', () => {
   for (const [tA, tB] of TRANSPOSES) {
     it(`bias + relu, bias + linear, a scalar bias and a [1, n] bias, transposeA=${tA} transposeB=${tB}, match cpu natively`, async () => {
-      const [aShape, bShape] = shapes([], [], 6, 10, 7, tA, tB);
+      const [aShape, bShape] = matmulShapes({ batchA: [], batchB: [], m: 6, k: 10, n: 7 }, tA, tB);
       resetKernelStats();
       let relu: Float32Array | null = null;
       await expectSameAsCpu(() => {
