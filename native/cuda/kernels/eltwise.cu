@@ -12,6 +12,12 @@
 //
 // Op codes are shared with src/engine/cuda/kernels/eltwise.ts (UNARY and BINARY there); dtype codes
 // are those of common.ts (0 float32, 1 int32 and bool).
+//
+// Half storage (engine.precision mixed16): the ops a mixed16 step runs on activations and gradients
+// stored as halves read them directly (a storage bit per input), computing on the floats they stand
+// for, so the results are those of the float32 path bit for bit. Their outputs are float32, except
+// for ops whose results stay on the half grid for every half input (sign changes, Step), which can
+// store them as halves too.
 #include <cmath>
 #include <type_traits>
 
@@ -365,16 +371,36 @@ enum BinaryCode {
   throw ArgError(std::string(what) + ": op " + std::to_string(code) + " does not take dtype " + std::to_string(dtype));
 }
 
+// Storage bits of eltwiseUnary and eltwiseBinary: which operands of a float32 op are stored as halves.
+enum Storage {
+  kHalfIn = 1,   // unary: x
+  kHalfOut = 2,  // unary: y
+  kHalfA = 1,    // binary: a
+  kHalfB = 2,    // binary: b
+};
+
 struct UnaryCall {
   int code, dtype;
   const void *x;
   void *y;
   size_t n;
+  int storage;
 
+  template <class In, class Out, class Op>
+  void map(const Op &op) const {
+    mapFlat("eltwiseUnary", op, static_cast<Out *>(y), n, FlatOperand<In>{static_cast<const In *>(x), 1});
+  }
   template <class In, class Op>
   void as(const Op &op) const {
-    using Out = std::invoke_result_t<Op, In>;
-    mapFlat("eltwiseUnary", op, static_cast<Out *>(y), n, FlatOperand<In>{static_cast<const In *>(x), 1});
+    map<In, std::invoke_result_t<Op, ValueOf<In>>>(op);
+  }
+  // A half-stored input; with kHalfOut the results stored as halves, for ops that keep the grid.
+  template <bool kKeepsGrid, class Op>
+  void halves(const Op &op) const {
+    if (dtype != kFloat32) unsupported("eltwiseUnary on halves", code, dtype);
+    if (storage == kHalfIn) return as<Half>(op);
+    if (kKeepsGrid && storage == (kHalfIn | kHalfOut)) return map<Half, Half>(op);
+    throw ArgError("eltwiseUnary: op " + std::to_string(code) + " does not take storage " + std::to_string(storage));
   }
   template <class Op>
   void floats(const Op &op) const {
@@ -392,7 +418,20 @@ struct UnaryCall {
   }
 };
 
+// The unary ops of a mixed16 step that read halves: Step's values are x (NaN, itself a half), 1 and
+// alpha, which the caller checks is on the grid before asking for half output.
+void unaryOnHalves(const UnaryCall &c, double alpha) {
+  switch (c.code) {
+    case kAbs: return c.halves<true>(Abs{});
+    case kNeg: return c.halves<true>(Neg{});
+    case kStep: return c.halves<true>(Step{static_cast<float>(alpha)});
+    case kSquare: return c.halves<false>(Square{});
+    default: throw ArgError("eltwiseUnary: op " + std::to_string(c.code) + " does not read halves");
+  }
+}
+
 void unary(const UnaryCall &c, double alpha, double beta) {
+  if (c.storage != 0) return unaryOnHalves(c, alpha);
   switch (c.code) {
     case kAbs: return c.both(Abs{});
     case kNeg: return c.both(Neg{});
@@ -437,13 +476,26 @@ struct BinaryCall {
   void *out;
   MapShape shape;
   int aStrides[kMaxRank], bStrides[kMaxRank];
+  int storage;
 
-  template <class In, class Op>
+  template <class InA, class InB = InA, class Op>
   void as(const Op &op) const {
-    using Out = std::invoke_result_t<Op, In, In>;
-    StridedOperand<In> sa{static_cast<const In *>(a), {}}, sb{static_cast<const In *>(b), {}};
+    using Out = std::invoke_result_t<Op, ValueOf<InA>, ValueOf<InB>>;
+    StridedOperand<InA> sa{static_cast<const InA *>(a), {}};
+    StridedOperand<InB> sb{static_cast<const InB *>(b), {}};
     for (int d = 0; d < kMaxRank; d++) sa.strides[d] = aStrides[d], sb.strides[d] = bStrides[d];
     mapStrided("eltwiseBinary", op, static_cast<Out *>(out), shape, sa, sb);
+  }
+  // One or both inputs stored as halves; the output is float32.
+  template <class Op>
+  void halves(const Op &op) const {
+    if (dtype != kFloat32) unsupported("eltwiseBinary on halves", code, dtype);
+    switch (storage) {
+      case kHalfA: return as<Half, float>(op);
+      case kHalfB: return as<float, Half>(op);
+      case kHalfA | kHalfB: return as<Half, Half>(op);
+      default: throw ArgError("eltwiseBinary: storage " + std::to_string(storage) + " outside 0..3");
+    }
   }
   template <class Op>
   void floats(const Op &op) const {
@@ -461,7 +513,23 @@ struct BinaryCall {
   }
 };
 
+// The binary ops of a mixed16 step that read halves: the ReLU gradient's product, gradient sums,
+// residual sums, the loss' arithmetic (tf.norm's square is a Pow).
+void binaryOnHalves(const BinaryCall &c) {
+  switch (c.code) {
+    case kAdd: return c.halves(Add{});
+    case kSub: return c.halves(Sub{});
+    case kMul: return c.halves(Mul{});
+    case kRealDiv: return c.halves(RealDiv{});
+    case kMaximum: return c.halves(Maximum{});
+    case kMinimum: return c.halves(Minimum{});
+    case kPow: return c.halves(Pow{});
+    default: throw ArgError("eltwiseBinary: op " + std::to_string(c.code) + " does not read halves");
+  }
+}
+
 void binary(const BinaryCall &c) {
+  if (c.storage != 0) return binaryOnHalves(c);
   switch (c.code) {
     case kAdd: return c.both(Add{});
     case kSub: return c.both(Sub{});
@@ -503,24 +571,28 @@ void addN(T *out, size_t n, const T *const *in, int count, std::index_sequence<K
 
 }  // namespace
 
-// (op, dtype, x, y, n, alpha, beta): y[i] = op(x[i]); alpha is Step's and LeakyRelu's alpha, alpha
-// and beta ClipByValue's bounds.
+// (op, dtype, x, y, n, alpha, beta[, storage]): y[i] = op(x[i]); alpha is Step's and LeakyRelu's
+// alpha, alpha and beta ClipByValue's bounds; storage (Storage bits, default 0) which of x and y are
+// stored as halves.
 SIMTRIP_EXPORT(eltwiseUnary) {
   args.need(7, "eltwiseUnary");
-  const UnaryCall call{args.integer(0, "op"), args.integer(1, "dtype"), args.ptr(2, "x"), args.ptr(3, "y"), args.size(4, "n")};
+  const UnaryCall call{args.integer(0, "op"), args.integer(1, "dtype"), args.ptr(2, "x"), args.ptr(3, "y"), args.size(4, "n"),
+                       args.count > 7 ? args.integer(7, "storage") : 0};
   unary(call, args.number(5, "alpha"), args.number(6, "beta"));
   return undefined(args.env);
 }
 
-// (op, dtype, a, b, out, shape: Int32Array, aStrides: Int32Array, bStrides: Int32Array): out (row-major
-// over shape) = op(a, b) with each input read through its strides (0 where it is broadcast).
+// (op, dtype, a, b, out, shape: Int32Array, aStrides: Int32Array, bStrides: Int32Array[, storage]):
+// out (row-major over shape) = op(a, b) with each input read through its strides (0 where it is
+// broadcast); storage (Storage bits, default 0) which of a and b are stored as halves.
 SIMTRIP_EXPORT(eltwiseBinary) {
   args.need(8, "eltwiseBinary");
   const I32View shape = args.anyInts(5, "shape");
   const I32View aStrides = args.ints(6, "aStrides", shape.length);
   const I32View bStrides = args.ints(7, "bStrides", shape.length);
   if (shape.length < 1 || shape.length > static_cast<size_t>(kMaxRank)) throw ArgError("eltwiseBinary: rank outside 1.." + std::to_string(kMaxRank));
-  BinaryCall call{args.integer(0, "op"), args.integer(1, "dtype"), args.ptr(2, "a"), args.ptr(3, "b"), args.ptr(4, "out"), {}, {}, {}};
+  BinaryCall call{args.integer(0, "op"), args.integer(1, "dtype"), args.ptr(2, "a"), args.ptr(3, "b"), args.ptr(4, "out"), {}, {}, {},
+                  args.count > 8 ? args.integer(8, "storage") : 0};
   const int rank = static_cast<int>(shape.length);
   call.shape.rank = rank;
   for (int d = 0; d < kMaxRank; d++) {

@@ -1,11 +1,12 @@
-// Element-wise maps: out[i] = op(in0[i], in1[i], ...) for any functor and any number of 4-byte inputs,
-// each either a tensor of the output's shape, a broadcast scalar, or (mapStrided) a view broadcast
-// through strides. The element-wise kernel family (eltwise.cu) is built on these; other families can
-// use them for their own fused element-wise steps.
+// Element-wise maps: out[i] = op(in0[i], in1[i], ...) for any functor and any number of inputs of
+// 4-byte elements or halves (Half, half_storage.cuh: read as the floats they stand for), each either a
+// tensor of the output's shape, a broadcast scalar, or (mapStrided) a view broadcast through strides.
+// The element-wise kernel family (eltwise.cu) is built on these; other families can use them for their
+// own fused element-wise steps.
 //
 // Element-wise kernels only move memory, so what matters is how: consecutive threads touch
-// consecutive elements (coalesced), 16-byte loads and stores where the pointers allow it (4 elements
-// per access, a quarter of the memory instructions), and 32-bit index arithmetic in the broadcast
+// consecutive elements (coalesced), 4 elements per access where the pointers allow it (16 bytes, or 8
+// of halves: a quarter of the memory instructions), and 32-bit index arithmetic in the broadcast
 // kernel, whose divisions would otherwise cost more than its memory traffic.
 #pragma once
 
@@ -16,6 +17,7 @@
 #include "../launch.h"
 #include "../napi.h"
 #include "grid.cuh"
+#include "half_storage.cuh"
 
 namespace simtrip::cuda {
 
@@ -27,11 +29,20 @@ struct alignas(sizeof(T) * V) Pack {
   T v[V];
 };
 
+// The values of a pack of stored elements (halves as floats).
+template <int V, class S>
+__device__ __forceinline__ Pack<ValueOf<S>, V> loadedPack(const Pack<S, V> &stored) {
+  Pack<ValueOf<S>, V> r;
+#pragma unroll
+  for (int k = 0; k < V; k++) r.v[k] = loaded(stored.v[k]);
+  return r;
+}
+
 template <int V, class Out, class Op, class... In>
 __device__ __forceinline__ Pack<Out, V> applyToPacks(const Op &op, const Pack<In, V> &...in) {
   Pack<Out, V> r;
 #pragma unroll
-  for (int k = 0; k < V; k++) r.v[k] = op(in.v[k]...);
+  for (int k = 0; k < V; k++) r.v[k] = storedAs<Out>(op(in.v[k]...));
   return r;
 }
 
@@ -49,10 +60,10 @@ struct FlatOperand {
   const T *p;
   int stride;
 
-  __device__ __forceinline__ T at(size_t i) const { return p[i * stride]; }
+  __device__ __forceinline__ ValueOf<T> at(size_t i) const { return loaded(p[i * stride]); }
   template <int V>
-  __device__ __forceinline__ Pack<T, V> pack(size_t i) const {
-    return stride ? reinterpret_cast<const Pack<T, V> *>(p)[i] : splat<V>(p[0]);
+  __device__ __forceinline__ Pack<ValueOf<T>, V> pack(size_t i) const {
+    return stride ? loadedPack(reinterpret_cast<const Pack<T, V> *>(p)[i]) : splat<V>(loaded(p[0]));
   }
 };
 
@@ -72,9 +83,9 @@ struct StridedOperand {
   }
   // V > 1: the V elements along the innermost dimension from `offset`, which steps by 1 or 0.
   template <int V>
-  __device__ __forceinline__ Pack<T, V> pack(uint32_t offset) const {
-    if (V == 1 || strides[kMaxRank - 1] == 0) return splat<V>(p[offset]);
-    return *reinterpret_cast<const Pack<T, V> *>(p + offset);
+  __device__ __forceinline__ Pack<ValueOf<T>, V> pack(uint32_t offset) const {
+    if (V == 1 || strides[kMaxRank - 1] == 0) return splat<V>(loaded(p[offset]));
+    return loadedPack(*reinterpret_cast<const Pack<T, V> *>(p + offset));
   }
 };
 
@@ -91,7 +102,7 @@ __global__ void __launch_bounds__(kEltwiseThreads) mapFlatKernel(Op op, Out *out
     reinterpret_cast<Pack<Out, V> *>(out)[i] = applyToPacks<V, Out>(op, in.template pack<V>(i)...);
   }
   const size_t tail = packs * V + gridFirst();
-  if (tail < n) out[tail] = op(in.at(tail)...);
+  if (tail < n) out[tail] = storedAs<Out>(op(in.at(tail)...));
 }
 
 // `shape` counts the innermost dimension in packs of V (the host checks it divides).
@@ -113,14 +124,21 @@ __global__ void __launch_bounds__(kEltwiseThreads) mapStridedKernel(Op op, Out *
   }
 }
 
-inline bool aligned16(const void *p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+// Whether p may be read or written 4 elements at a time.
+template <class T>
+bool packAligned(const T *p) {
+  return reinterpret_cast<uintptr_t>(p) % sizeof(Pack<T, 4>) == 0;
+}
+
+template <class T>
+constexpr bool kMappable = sizeof(T) == 4 || std::is_same_v<T, Half>;
 
 // out[i] = op(in[i]...) for i < n; each input steps by 1 or 0 (a broadcast scalar).
 template <class Op, class Out, class... In>
 void mapFlat(const char *name, const Op &op, Out *out, size_t n, FlatOperand<In>... in) {
-  static_assert(sizeof(Out) == 4 && ((sizeof(In) == 4) && ...), "element-wise maps move 4-byte elements");
+  static_assert(kMappable<Out> && (kMappable<In> && ...), "element-wise maps move 4-byte elements or halves");
   if (n == 0) return;
-  const bool vectorised = aligned16(out) && ((in.stride == 0 || aligned16(in.p)) && ...);
+  const bool vectorised = packAligned(out) && ((in.stride == 0 || packAligned(in.p)) && ...);
   if (vectorised) {
     launch(name, mapFlatKernel<4, Op, Out, In...>, gridFor(n / 4 + 1, kEltwiseThreads), dim3(kEltwiseThreads), op, out, n, in...);
   } else {
@@ -133,7 +151,7 @@ void mapFlat(const char *name, const Op &op, Out *out, size_t n, FlatOperand<In>
 // the flat kernel.
 template <class Op, class Out, class... In>
 void mapStrided(const char *name, const Op &op, Out *out, MapShape shape, StridedOperand<In>... in) {
-  static_assert(sizeof(Out) == 4 && ((sizeof(In) == 4) && ...), "element-wise maps move 4-byte elements");
+  static_assert(kMappable<Out> && (kMappable<In> && ...), "element-wise maps move 4-byte elements or halves");
   if (shape.rank < 1 || shape.rank > kMaxRank) throw ArgError(std::string(name) + ": rank " + std::to_string(shape.rank) + " outside 1.." + std::to_string(kMaxRank));
   constexpr int last = kMaxRank - 1;
   size_t n = 1;
@@ -148,15 +166,15 @@ void mapStrided(const char *name, const Op &op, Out *out, MapShape shape, Stride
   }
   if (n > 0x7fffffffu) throw ArgError(std::string(name) + ": broadcasts of 2^31 elements or more are not supported");
   // Four elements per access where every input steps by 0 or 1 along the innermost dimension and a
-  // stepping input's rows start 16-byte aligned.
+  // stepping input's rows start aligned for a pack.
   const auto packable = [](const auto &o) {
     if (o.strides[last] == 0) return true;
-    if (o.strides[last] != 1 || !aligned16(o.p)) return false;
+    if (o.strides[last] != 1 || !packAligned(o.p)) return false;
     for (int d = 0; d < last; d++)
       if (o.strides[d] % 4 != 0) return false;
     return true;
   };
-  if (shape.dims[last] % 4 == 0 && aligned16(out) && (packable(in) && ...)) {
+  if (shape.dims[last] % 4 == 0 && packAligned(out) && (packable(in) && ...)) {
     MapShape packed = shape;
     packed.dims[last] /= 4;
     const uint32_t packs = static_cast<uint32_t>(n / 4);

@@ -7,7 +7,8 @@
 import { describe, expect, it } from 'vitest';
 import { tf } from '../../../src/engine/tf.js';
 import { fallbackRuns, nativeRuns, resetKernelStats } from '../../../src/engine/kernel_stats.js';
-import { BINARY, broadcastView, ELTWISE_KERNELS, type EltwiseAddon, UNARY } from '../../../src/engine/cuda/kernels/eltwise.js';
+import { BINARY, broadcastView, ELTWISE_KERNELS, type EltwiseAddon, STORAGE, UNARY } from '../../../src/engine/cuda/kernels/eltwise.js';
+import { float16ArrayToFloat32, float32ArrayToFloat16 } from '../../../src/io/float16.js';
 import { negativeCosine } from '../../../src/method/losses.js';
 import { Rng } from '../../../src/util/rng.js';
 import { CUDA_HOST, expectSameAsCpu, hostAddon, loadCudaHost, valuesOn } from './helpers.js';
@@ -333,6 +334,38 @@ describe.skipIf(!load.ok)('element-wise kernels on the CUDA host build', () => {
       addon.eltwiseUnary(UNARY.Neg, 0, pa + 4, pout + 4, n, 0, 0);
       addon.download(pout, got);
       expect(Array.from(got.subarray(1))).toEqual(Array.from(a.subarray(1), (v) => -v));
+    } finally {
+      for (const p of [pa, pb, pout]) addon.free(p);
+    }
+  });
+
+  it('half-stored operands off pack alignment take the element-by-element kernels; storage an op does not take is an error', () => {
+    const addon = hostAddon() as ReturnType<typeof hostAddon> & EltwiseAddon;
+    const n = 203;
+    const ah = float32ArrayToFloat16(floats([n + 1], 100));
+    const a = float16ArrayToFloat32(ah);
+    const b = floats([n + 1], 1, false);
+    const [pa, pb, pout] = [addon.alloc(2 * (n + 1)), addon.alloc(4 * (n + 1)), addon.alloc(4 * (n + 1))];
+    const same = (got: Float32Array, want: Float32Array) => expect(Array.from(new Uint32Array(got.buffer))).toEqual(Array.from(new Uint32Array(want.buffer)));
+    try {
+      addon.upload(pa, ah);
+      addon.upload(pb, b);
+      const got = new Float32Array(n);
+      // Halves from their second element (2 bytes off), floats from their second (4 bytes off).
+      addon.eltwiseBinary(BINARY.Add, 0, pa + 2, pb + 4, pout, Int32Array.of(n), Int32Array.of(1), Int32Array.of(1), STORAGE.halfA);
+      addon.download(pout, got);
+      same(got, Float32Array.from(a.subarray(1), (v, i) => v + b[i + 1]!));
+      addon.eltwiseBinary(BINARY.Multiply, 0, pb + 4, pa + 2, pout, Int32Array.of(7, 29), Int32Array.of(29, 1), Int32Array.of(0, 1), STORAGE.halfB);
+      addon.download(pout, got);
+      same(got, Float32Array.from(b.subarray(1), (v, i) => v * a[1 + (i % 29)]!));
+      addon.eltwiseUnary(UNARY.Square, 0, pa + 2, pout, n, 0, 0, STORAGE.halfIn);
+      addon.download(pout, got);
+      same(got, Float32Array.from(a.subarray(1), (v) => v * v));
+      expect(() => addon.eltwiseBinary(BINARY.Atan2, 0, pa, pb, pout, Int32Array.of(n), Int32Array.of(1), Int32Array.of(1), STORAGE.halfA)).toThrow(/does not read halves/);
+      expect(() => addon.eltwiseBinary(BINARY.Add, 1, pa, pb, pout, Int32Array.of(n), Int32Array.of(1), Int32Array.of(1), STORAGE.halfA)).toThrow(/does not take dtype/);
+      expect(() => addon.eltwiseUnary(UNARY.Exp, 0, pa, pout, n, 0, 0, STORAGE.halfIn)).toThrow(/does not read halves/);
+      // Square leaves the half grid: no half output.
+      expect(() => addon.eltwiseUnary(UNARY.Square, 0, pa, pout, n, 0, 0, STORAGE.halfIn | STORAGE.halfOut)).toThrow(/does not take storage/);
     } finally {
       for (const p of [pa, pb, pout]) addon.free(p);
     }

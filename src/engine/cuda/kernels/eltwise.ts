@@ -8,16 +8,26 @@
  * broadcast), and dimensions merged wherever both inputs step over them together, so that
  * [N,H,W,C] + [C] reaches the device as [NHW, C] and same-shape or scalar operands as one flat
  * dimension (the native side's vectorised fast path).
+ *
+ * Half storage (engine.precision mixed16): the ops a mixed16 step runs on half-stored activations and
+ * gradients (the ReLU gradient's Step and product, gradient and residual sums, ...) read the halves
+ * themselves, with no float32 copy (backend.ptr's), and give the float32 path's bits. Those whose
+ * results stay on the half grid (ReLU, sign changes, Step with alpha on the grid) store them as halves.
  */
 import { tf } from '../../tf.js';
 import type { CudaBackend } from '../backend.js';
 import { addonOf, type CudaKernel, type KernelArgs, type KernelTable, dtypeCode, output } from './common.js';
 import { MAX_RANK, rowMajorStrides } from './strided.js';
+import { roundToFloat16 } from '../../../io/float16.js';
 
 /** The functions of native/cuda/kernels/eltwise.cu. */
 export interface EltwiseAddon {
-  eltwiseUnary(op: number, dtype: number, x: number, y: number, n: number, alpha: number, beta: number): void;
-  eltwiseBinary(op: number, dtype: number, a: number, b: number, out: number, shape: Int32Array, aStrides: Int32Array, bStrides: Int32Array): void;
+  /** storage: STORAGE bits (x, y stored as halves). */
+  eltwiseUnary(op: number, dtype: number, x: number, y: number, n: number, alpha: number, beta: number, storage?: number): void;
+  /** storage: STORAGE bits (a, b stored as halves). */
+  eltwiseBinary(
+    op: number, dtype: number, a: number, b: number, out: number, shape: Int32Array, aStrides: Int32Array, bStrides: Int32Array, storage?: number,
+  ): void;
   eltwiseSelect(conditionDtype: number, condition: number, t: number, e: number, out: number, n: number): void;
   eltwiseFill(dst: number, n: number, bits: number): void;
   eltwiseAddN(dtype: number, out: number, n: number, ...inputs: number[]): void;
@@ -84,6 +94,23 @@ export const BINARY = {
   LogicalOr: 19,
 } as const;
 
+/** Storage bits: which operands are stored as halves (Storage in native/cuda/kernels/eltwise.cu). */
+export const STORAGE = { halfIn: 1, halfOut: 2, halfA: 1, halfB: 2 } as const;
+
+/** Unary ops that read half-stored inputs; `keepsGrid`: their results are on the half grid too. */
+const HALF_UNARY: ReadonlyMap<number, { keepsGrid: (alpha: number) => boolean }> = new Map([
+  [UNARY.Abs, { keepsGrid: () => true }],
+  [UNARY.Neg, { keepsGrid: () => true }],
+  // x where it is NaN, 1 and alpha: on the grid when alpha is.
+  [UNARY.Step, { keepsGrid: (alpha: number) => roundToFloat16(Math.fround(alpha)) === Math.fround(alpha) }],
+  [UNARY.Square, { keepsGrid: () => false }],
+]);
+
+/** Binary ops that read half-stored inputs (float32 output). */
+const HALF_BINARY: ReadonlySet<number> = new Set([
+  BINARY.Add, BINARY.Sub, BINARY.Multiply, BINARY.RealDiv, BINARY.Maximum, BINARY.Minimum, BINARY.Pow,
+]);
+
 /** The output dtype for these input dtypes, or null where the kernel leaves the case to the cpu. */
 type DtypeRule = (...dtypes: tf.DataType[]) => tf.DataType | null;
 
@@ -143,13 +170,21 @@ function addon(backend: CudaBackend): EltwiseAddon {
 const size = (t: tf.TensorInfo): number => tf.util.sizeFromShape(t.shape);
 
 function unaryKernel(op: number, rule: DtypeRule, attrsOf?: (attrs: KernelArgs['attrs']) => [number, number]): CudaKernel {
+  const halves = HALF_UNARY.get(op);
   return ({ inputs, attrs }, backend) => {
     const { x } = inputs as { x: tf.TensorInfo };
     const dtype = rule(x.dtype);
     if (dtype === null) return null;
-    const out = output(backend, [...x.shape], dtype);
     const n = size(x);
     const [alpha, beta] = attrsOf ? attrsOf(attrs) : [0, 0];
+    if (halves && backend.isHalf(x)) {
+      const keep = halves.keepsGrid(alpha);
+      const out = keep ? backend.makeHalfTensorInfo([...x.shape]) : output(backend, [...x.shape], dtype).info;
+      const storage = STORAGE.halfIn | (keep ? STORAGE.halfOut : 0);
+      if (n > 0) addon(backend).eltwiseUnary(op, dtypeCode(x.dtype)!, backend.storagePtr(x), backend.storagePtr(out), n, alpha, beta, storage);
+      return out;
+    }
+    const out = output(backend, [...x.shape], dtype);
     if (n > 0) addon(backend).eltwiseUnary(op, dtypeCode(x.dtype)!, backend.ptr(x), out.ptr, n, alpha, beta);
     return out.info;
   };
@@ -176,6 +211,7 @@ function keepsHalves(kernel: CudaKernel, native: keyof HalvesAddon): CudaKernel 
 }
 
 function binaryKernel(op: number, rule: DtypeRule, names: [string, string] = ['a', 'b']): CudaKernel {
+  const readsHalves = HALF_BINARY.has(op);
   return ({ inputs }, backend) => {
     const named = inputs as Record<string, tf.TensorInfo>;
     const a = named[names[0]]!;
@@ -189,15 +225,17 @@ function binaryKernel(op: number, rule: DtypeRule, names: [string, string] = ['a
     if (view.shape.length > MAX_RANK || (view.shape.length > 1 && n >= 2 ** 31)) return null;
     const out = output(backend, outShape, dtype);
     if (n > 0) {
+      const storage = readsHalves ? (backend.isHalf(a) ? STORAGE.halfA : 0) | (backend.isHalf(b) ? STORAGE.halfB : 0) : 0;
       addon(backend).eltwiseBinary(
         op,
         dtypeCode(a.dtype)!,
-        backend.ptr(a),
-        backend.ptr(b),
+        storage & STORAGE.halfA ? backend.storagePtr(a) : backend.ptr(a),
+        storage & STORAGE.halfB ? backend.storagePtr(b) : backend.ptr(b),
         out.ptr,
         Int32Array.from(view.shape),
         Int32Array.from(view.strides[0]!),
         Int32Array.from(view.strides[1]!),
+        storage,
       );
     }
     return out.info;
