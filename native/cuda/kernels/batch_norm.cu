@@ -44,7 +44,8 @@ Param paramArg(const Args &args, size_t i, const char *what, int channels) {
 }  // namespace
 
 // (x, y, size, channels, mean, meanLength, variance, varianceLength, scale | 0, scaleLength,
-//  offset | 0, offsetLength, eps): y = offset + (x - mean) * scale / sqrt(variance + eps).
+//  offset | 0, offsetLength, eps[, xHalf]): y = offset + (x - mean) * scale / sqrt(variance + eps);
+// xHalf: x is stored as halves.
 SIMTRIP_EXPORT(batchNormInference) {
   args.need(13, "batchNormInference");
   const size_t size = args.size(2, "size");
@@ -60,7 +61,11 @@ SIMTRIP_EXPORT(batchNormInference) {
   launch("batchNormInferenceConstants", inferenceConstantsKernel, gridFor(channels, 256), dim3(256), mean, variance, scale, offset, eps, channels,
          center, factor, shift);
   const NormShape shape{1, size / channels, channels, 1};
-  normalizeColumns(args.ptr<const float>(0, "x"), center, factor, shift, args.ptr<float>(1, "y"), shape);
+  if (args.count > 13 && args.flag(13, "xHalf")) {
+    normalizeColumns(args.ptr<const Half>(0, "x"), center, factor, shift, args.ptr<float>(1, "y"), shape);
+  } else {
+    normalizeColumns(args.ptr<const float>(0, "x"), center, factor, shift, args.ptr<float>(1, "y"), shape);
+  }
   return undefined(args.env);
 }
 

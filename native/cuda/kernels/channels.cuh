@@ -10,6 +10,7 @@
 
 #include "../compat.h"
 #include "../runtime.h"
+#include "half_storage.cuh"
 
 namespace simtrip::cuda {
 
@@ -25,6 +26,20 @@ struct alignas(4 * V) Pack {
 template <int V>
 __device__ __forceinline__ Pack<V> loadPack(const float *p) {
   return *reinterpret_cast<const Pack<V> *>(p);
+}
+
+// V elements of a half-stored tensor, moved as one access (8 bytes for V = 4) and read as floats.
+template <int V>
+struct alignas(2 * V) HalfPack {
+  Half v[V];
+};
+
+template <int V>
+__device__ __forceinline__ Pack<V> loadPack(const Half *p) {
+  const HalfPack<V> h = *reinterpret_cast<const HalfPack<V> *>(p);
+  Pack<V> r;
+  for (int k = 0; k < V; k++) r.v[k] = halfValue(h.v[k]);
+  return r;
 }
 
 template <int V>
@@ -76,11 +91,10 @@ inline ColumnGrid columnGrid(int segments, size_t rows, int packs, unsigned lane
   return {dim3(gx, static_cast<unsigned>(gy), static_cast<unsigned>(segments)), dim3(bx, by)};
 }
 
-// Whether every pointer allows V-wide accesses at multiples of V floats.
+// Whether every pointer allows V-wide accesses at multiples of V elements (floats or halves).
 template <class... P>
 bool alignedFor(int v, const P *...ptrs) {
-  const uintptr_t mask = uintptr_t(4 * v) - 1;
-  return (((reinterpret_cast<uintptr_t>(ptrs) & mask) == 0) && ...);
+  return (((reinterpret_cast<uintptr_t>(ptrs) & (uintptr_t(sizeof(P)) * v - 1)) == 0) && ...);
 }
 
 }  // namespace simtrip::cuda

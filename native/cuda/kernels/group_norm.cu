@@ -16,6 +16,7 @@
 //  3. One warp per group: dx = rstd * (gamma*dy - mean(gamma*dy) - xhat * mean(gamma*dy*xhat)) as
 //     dx = A*dy + B*(x - mean) + C with per-channel A, B, C.
 //  4. One element-wise pass for dx.
+// x and dy are read as stored, float32 or halves (norm.h).
 #include <cmath>
 #include <string>
 
@@ -53,15 +54,15 @@ constexpr unsigned kGroupWarps = 8;
 
 unsigned blocksFor(unsigned perSm) { return static_cast<unsigned>(std::max(1, device().smCount)) * perSm; }
 
-template <int V>
-__global__ void welfordPartialsKernel(const float *__restrict__ x, size_t rows, int channels, int groupSize, Welford *__restrict__ partials) {
+template <int V, class X>
+__global__ void welfordPartialsKernel(const X *__restrict__ x, size_t rows, int channels, int groupSize, Welford *__restrict__ partials) {
   const int c = packChannel(V);
   const bool owner = c < channels;
-  const float *segment = x + size_t(blockIdx.z) * rows * channels;
+  const X *segment = x + size_t(blockIdx.z) * rows * channels;
   Welford acc[V] = {};
   if (owner) {
     float pivot[V];
-    for (int v = 0; v < V; v++) pivot[v] = segment[(c + v) / groupSize * groupSize];
+    for (int v = 0; v < V; v++) pivot[v] = loaded(segment[(c + v) / groupSize * groupSize]);
     for (size_t r = firstRow(); r < rows; r += rowStride()) {
       const Pack<V> p = loadPack<V>(segment + r * channels + c);
       for (int v = 0; v < V; v++) acc[v] = welfordAdd(acc[v], p.v[v] - pivot[v]);
@@ -86,7 +87,8 @@ __device__ __forceinline__ bool warpGroup(const NormShape &shape, size_t &pair, 
 
 __device__ __forceinline__ float broadcast(float v) { return __shfl_sync(0xffffffffu, v, 0); }
 
-__global__ void groupStatsKernel(const float *__restrict__ x, const Welford *__restrict__ partials, const float *__restrict__ gamma,
+template <class X>
+__global__ void groupStatsKernel(const X *__restrict__ x, const Welford *__restrict__ partials, const float *__restrict__ gamma,
                                  NormShape shape, int chunks, double eps, float *__restrict__ mean, float *__restrict__ variance,
                                  float *__restrict__ center, float *__restrict__ scale) {
   size_t pair, s;
@@ -101,7 +103,7 @@ __global__ void groupStatsKernel(const float *__restrict__ x, const Welford *__r
   for (int i = lane; i < chunks * cg; i += warpSize) w = welfordMerge(w, group[size_t(i / cg) * channels + i % cg]);
   w = warpReduceWelford(w);
   const float count = broadcast(w.count), shifted = broadcast(w.mean), m2 = broadcast(w.m2);
-  const float mu = x[s * shape.rows * channels + first] + shifted;
+  const float mu = loaded(x[s * shape.rows * channels + first]) + shifted;
   const float var = m2 > 0.f ? m2 / count : 0.f;
   const double rstd = 1.0 / sqrt(static_cast<double>(var) + eps);
   if (lane == 0) {
@@ -114,8 +116,8 @@ __global__ void groupStatsKernel(const float *__restrict__ x, const Welford *__r
   }
 }
 
-template <int V>
-__global__ void normalizeKernel(const float *__restrict__ x, const float *__restrict__ center, const float *__restrict__ scale,
+template <int V, class X>
+__global__ void normalizeKernel(const X *__restrict__ x, const float *__restrict__ center, const float *__restrict__ scale,
                                 const float *__restrict__ offset, float *__restrict__ y, size_t rows, int channels) {
   const int c = packChannel(V);
   if (c >= channels) return;
@@ -129,8 +131,8 @@ __global__ void normalizeKernel(const float *__restrict__ x, const float *__rest
   }
 }
 
-template <int V>
-__global__ void gradPartialsKernel(const float *__restrict__ dy, const float *__restrict__ x, const float *__restrict__ mean, size_t rows,
+template <int V, class Dy, class X>
+__global__ void gradPartialsKernel(const Dy *__restrict__ dy, const X *__restrict__ x, const float *__restrict__ mean, size_t rows,
                                    int channels, int groupSize, GradSums *__restrict__ partials) {
   const int c = packChannel(V);
   const bool owner = c < channels;
@@ -213,8 +215,8 @@ __global__ void gradCoefficientsKernel(const GradSums *__restrict__ partials, co
   }
 }
 
-template <int V>
-__global__ void gradInputKernel(const float *__restrict__ dy, const float *__restrict__ x, const float *__restrict__ center,
+template <int V, class Dy, class X>
+__global__ void gradInputKernel(const Dy *__restrict__ dy, const X *__restrict__ x, const float *__restrict__ center,
                                 const float *__restrict__ coefDy, const float *__restrict__ coefXc, const float *__restrict__ coefBias,
                                 float *__restrict__ dx, size_t rows, int channels) {
   const int c = packChannel(V);
@@ -241,36 +243,36 @@ ColumnGrid elementwiseGrid(const NormShape &shape, int v) {
   return columnGrid(shape.segments, shape.rows, shape.channels / v, 32, blocksFor(kApplyBlocksPerSm), kMinRowsPerThread);
 }
 
-template <int V>
-void normalizeAs(const float *x, const float *center, const float *scale, const float *offset, float *y, const NormShape &shape) {
+template <int V, class X>
+void normalizeAs(const X *x, const float *center, const float *scale, const float *offset, float *y, const NormShape &shape) {
   const ColumnGrid g = elementwiseGrid(shape, V);
-  launch("normalizeColumns", normalizeKernel<V>, g.grid, g.block, x, center, scale, offset, y, shape.rows, shape.channels);
+  launch("normalizeColumns", normalizeKernel<V, X>, g.grid, g.block, x, center, scale, offset, y, shape.rows, shape.channels);
 }
 
-template <int V>
-void gradInputAs(const float *dy, const float *x, const float *center, const float *coefDy, const float *coefXc, const float *coefBias, float *dx,
+template <int V, class Dy, class X>
+void gradInputAs(const Dy *dy, const X *x, const float *center, const float *coefDy, const float *coefXc, const float *coefBias, float *dx,
                  const NormShape &shape) {
   const ColumnGrid g = elementwiseGrid(shape, V);
-  launch("normGradInput", gradInputKernel<V>, g.grid, g.block, dy, x, center, coefDy, coefXc, coefBias, dx, shape.rows, shape.channels);
+  launch("normGradInput", gradInputKernel<V, Dy, X>, g.grid, g.block, dy, x, center, coefDy, coefXc, coefBias, dx, shape.rows, shape.channels);
 }
 
-template <int V>
-void forwardAs(const float *x, const float *gamma, const float *beta, float *y, float *mean, float *variance, const NormShape &shape, double eps) {
+template <int V, class X>
+void forwardAs(const X *x, const float *gamma, const float *beta, float *y, float *mean, float *variance, const NormShape &shape, double eps) {
   const ColumnGrid g = reductionGrid(shape, V);
   const int chunks = static_cast<int>(g.grid.y);
   const size_t perChannel = size_t(shape.segments) * shape.channels;
   Scratch partials(sizeof(Welford) * perChannel * chunks);
   Scratch constants(2 * sizeof(float) * perChannel);
   float *center = constants.as<float>(), *scale = center + perChannel;
-  launch_cooperative("normStatsPartials", welfordPartialsKernel<V>, g.grid, g.block, x, shape.rows, shape.channels, shape.groupSize,
+  launch_cooperative("normStatsPartials", welfordPartialsKernel<V, X>, g.grid, g.block, x, shape.rows, shape.channels, shape.groupSize,
                      partials.as<Welford>());
-  launch_cooperative("normStats", groupStatsKernel, groupWarpsGrid(shape), dim3(kGroupWarps * warpSize), x, partials.as<Welford>(), gamma, shape,
+  launch_cooperative("normStats", groupStatsKernel<X>, groupWarpsGrid(shape), dim3(kGroupWarps * warpSize), x, partials.as<Welford>(), gamma, shape,
                      chunks, eps, mean, variance, center, scale);
   normalizeColumns(x, center, scale, beta, y, shape);
 }
 
-template <int V>
-void backwardAs(const float *dy, const float *x, const float *gamma, const float *mean, const float *variance, float *dx, float *dgamma,
+template <int V, class Dy, class X>
+void backwardAs(const Dy *dy, const X *x, const float *gamma, const float *mean, const float *variance, float *dx, float *dgamma,
                 float *dbeta, const NormShape &shape, double eps) {
   const ColumnGrid g = reductionGrid(shape, V);
   const int chunks = static_cast<int>(g.grid.y);
@@ -278,7 +280,7 @@ void backwardAs(const float *dy, const float *x, const float *gamma, const float
   Scratch partials(sizeof(GradSums) * perChannel * chunks);
   Scratch constants(4 * sizeof(float) * perChannel);
   float *center = constants.as<float>(), *coefDy = center + perChannel, *coefXc = coefDy + perChannel, *coefBias = coefXc + perChannel;
-  launch_cooperative("normGradPartials", gradPartialsKernel<V>, g.grid, g.block, dy, x, mean, shape.rows, shape.channels, shape.groupSize,
+  launch_cooperative("normGradPartials", gradPartialsKernel<V, Dy, X>, g.grid, g.block, dy, x, mean, shape.rows, shape.channels, shape.groupSize,
                      partials.as<GradSums>());
   // Narrow blocks across the channels: the partials are few rows, and more blocks share them.
   const ColumnGrid p = columnGrid(1, size_t(shape.segments) * chunks, shape.channels, 8, 1, 1);
@@ -286,9 +288,9 @@ void backwardAs(const float *dy, const float *x, const float *gamma, const float
   launch_cooperative("normGradCoefficients", gradCoefficientsKernel, groupWarpsGrid(shape), dim3(kGroupWarps * warpSize), partials.as<GradSums>(),
                      gamma, mean, variance, shape, chunks, eps, center, coefDy, coefXc, coefBias);
   if (V == 4 && alignedFor(4, center, coefDy, coefXc, coefBias)) {
-    gradInputAs<V>(dy, x, center, coefDy, coefXc, coefBias, dx, shape);
+    gradInputAs<V, Dy, X>(dy, x, center, coefDy, coefXc, coefBias, dx, shape);
   } else {
-    gradInputAs<1>(dy, x, center, coefDy, coefXc, coefBias, dx, shape);
+    gradInputAs<1, Dy, X>(dy, x, center, coefDy, coefXc, coefBias, dx, shape);
   }
 }
 
@@ -309,7 +311,8 @@ void checkNormShape(const NormShape &shape, const char *who) {
   if (shape.segments > 65535) throw ArgError(std::string(who) + ": more than 65535 samples");
 }
 
-void normalizeColumns(const float *x, const float *center, const float *scale, const float *offset, float *y, const NormShape &shape) {
+template <class X>
+void normalizeColumns(const X *x, const float *center, const float *scale, const float *offset, float *y, const NormShape &shape) {
   if (shape.channels % 4 == 0 && alignedFor(4, x, center, scale, offset, y)) {
     normalizeAs<4>(x, center, scale, offset, y, shape);
   } else {
@@ -317,7 +320,8 @@ void normalizeColumns(const float *x, const float *center, const float *scale, c
   }
 }
 
-void normForward(const float *x, const float *gamma, const float *beta, float *y, float *mean, float *variance, const NormShape &shape,
+template <class X>
+void normForward(const X *x, const float *gamma, const float *beta, float *y, float *mean, float *variance, const NormShape &shape,
                  double eps) {
   if (shape.channels % 4 == 0 && alignedFor(4, x)) {
     forwardAs<4>(x, gamma, beta, y, mean, variance, shape, eps);
@@ -326,7 +330,8 @@ void normForward(const float *x, const float *gamma, const float *beta, float *y
   }
 }
 
-void normBackward(const float *dy, const float *x, const float *gamma, const float *mean, const float *variance, float *dx, float *dgamma,
+template <class Dy, class X>
+void normBackward(const Dy *dy, const X *x, const float *gamma, const float *mean, const float *variance, float *dx, float *dgamma,
                   float *dbeta, const NormShape &shape, double eps) {
   if (shape.channels % 4 == 0 && alignedFor(4, dy, x, dx)) {
     backwardAs<4>(dy, x, gamma, mean, variance, dx, dgamma, dbeta, shape, eps);
@@ -335,22 +340,58 @@ void normBackward(const float *dy, const float *x, const float *gamma, const flo
   }
 }
 
-// (x, gamma, beta, y, mean, variance, segments, rows, channels, groupSize, eps); statistics [segments * groups].
+template void normalizeColumns(const float *, const float *, const float *, const float *, float *, const NormShape &);
+template void normalizeColumns(const Half *, const float *, const float *, const float *, float *, const NormShape &);
+template void normForward(const float *, const float *, const float *, float *, float *, float *, const NormShape &, double);
+template void normForward(const Half *, const float *, const float *, float *, float *, float *, const NormShape &, double);
+template void normBackward(const float *, const float *, const float *, const float *, const float *, float *, float *, float *, const NormShape &,
+                           double);
+template void normBackward(const float *, const Half *, const float *, const float *, const float *, float *, float *, float *, const NormShape &,
+                           double);
+template void normBackward(const Half *, const float *, const float *, const float *, const float *, float *, float *, float *, const NormShape &,
+                           double);
+template void normBackward(const Half *, const Half *, const float *, const float *, const float *, float *, float *, float *, const NormShape &,
+                           double);
+
+namespace {
+
+// f(pointer) with argument i as the device pointer of a float32 tensor, or of a half-stored one.
+template <class F>
+void withFloatsOrHalves(const Args &args, size_t i, const char *what, bool half, F f) {
+  if (half) {
+    f(args.ptr<const Half>(i, what));
+  } else {
+    f(args.ptr<const float>(i, what));
+  }
+}
+
+}  // namespace
+
+// (x, gamma, beta, y, mean, variance, segments, rows, channels, groupSize, eps[, storage]); statistics
+// [segments * groups]; storage bit 0: x is stored as halves.
 SIMTRIP_EXPORT(groupNormForward) {
   args.need(11, "groupNormForward");
   const NormShape shape = shapeArg(args, 6, "groupNormForward");
-  normForward(args.ptr<const float>(0, "x"), args.ptr<const float>(1, "gamma"), args.ptr<const float>(2, "beta"), args.ptr<float>(3, "y"),
-              args.ptr<float>(4, "mean"), args.ptr<float>(5, "variance"), shape, args.number(10, "eps"));
+  const int storage = args.count > 11 ? args.integer(11, "storage") : 0;
+  withFloatsOrHalves(args, 0, "x", storage & 1, [&](auto x) {
+    normForward(x, args.ptr<const float>(1, "gamma"), args.ptr<const float>(2, "beta"), args.ptr<float>(3, "y"), args.ptr<float>(4, "mean"),
+                args.ptr<float>(5, "variance"), shape, args.number(10, "eps"));
+  });
   return undefined(args.env);
 }
 
-// (dy, x, gamma, mean, variance, dx, dgamma, dbeta, segments, rows, channels, groupSize, eps)
+// (dy, x, gamma, mean, variance, dx, dgamma, dbeta, segments, rows, channels, groupSize, eps[, storage]);
+// storage bit 0: dy is stored as halves, bit 1: x.
 SIMTRIP_EXPORT(groupNormBackward) {
   args.need(13, "groupNormBackward");
   const NormShape shape = shapeArg(args, 8, "groupNormBackward");
-  normBackward(args.ptr<const float>(0, "dy"), args.ptr<const float>(1, "x"), args.ptr<const float>(2, "gamma"), args.ptr<const float>(3, "mean"),
-               args.ptr<const float>(4, "variance"), args.ptr<float>(5, "dx"), args.ptr<float>(6, "dgamma"), args.ptr<float>(7, "dbeta"), shape,
-               args.number(12, "eps"));
+  const int storage = args.count > 13 ? args.integer(13, "storage") : 0;
+  withFloatsOrHalves(args, 0, "dy", storage & 1, [&](auto dy) {
+    withFloatsOrHalves(args, 1, "x", storage & 2, [&](auto x) {
+      normBackward(dy, x, args.ptr<const float>(2, "gamma"), args.ptr<const float>(3, "mean"), args.ptr<const float>(4, "variance"),
+                   args.ptr<float>(5, "dx"), args.ptr<float>(6, "dgamma"), args.ptr<float>(7, "dbeta"), shape, args.number(12, "eps"));
+    });
+  });
   return undefined(args.env);
 }
 

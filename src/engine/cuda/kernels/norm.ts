@@ -4,26 +4,32 @@
  * statistics). All run native/cuda/kernels/group_norm.cu's normalisation over channel groups of a
  * [segments][rows][channels] view: batch norm is one segment with one channel per group, group norm
  * of NHWC one segment per sample; FusedBatchNorm is its element-wise pass (batch_norm.cu).
+ *
+ * x and dy may be stored as halves (mixed16 activations and gradients): the kernels read them
+ * directly, with no float32 copy, and give the float32 path's bits; statistics and outputs are float32
+ * (the layers round batch norm's output themselves; group norm runs in float32 under autocast).
  */
 import { tf } from '../../tf.js';
 import { BATCH_NORM_SPEC, GROUP_NORM_SPEC, gradName, type NormKernelSpec } from '../../custom_kernels.js';
 import { sizeOf } from '../../../util/values.js';
 import { addonOf, type CudaKernel, type KernelTable, output } from './common.js';
-import { float32Input } from './custom.js';
+import { float32Input, float32OrHalvesInput } from './custom.js';
 
 interface NormAddon {
+  /** storage bit 0: x is stored as halves. */
   groupNormForward(
     x: number, gamma: number, beta: number, y: number, mean: number, variance: number,
-    segments: number, rows: number, channels: number, groupSize: number, eps: number,
+    segments: number, rows: number, channels: number, groupSize: number, eps: number, storage: number,
   ): void;
+  /** storage bit 0: dy is stored as halves, bit 1: x. */
   groupNormBackward(
     dy: number, x: number, gamma: number, mean: number, variance: number, dx: number, dgamma: number, dbeta: number,
-    segments: number, rows: number, channels: number, groupSize: number, eps: number,
+    segments: number, rows: number, channels: number, groupSize: number, eps: number, storage: number,
   ): void;
   /** Each parameter is (pointer, length); a 0 pointer for scale or offset means 1 or 0. */
   batchNormInference(
     x: number, y: number, size: number, channels: number, mean: number, meanLength: number, variance: number, varianceLength: number,
-    scale: number, scaleLength: number, offset: number, offsetLength: number, eps: number,
+    scale: number, scaleLength: number, offset: number, offsetLength: number, eps: number, xHalf: boolean,
   ): void;
 }
 
@@ -44,14 +50,15 @@ function forwardKernel({ spec, view }: NormKernelPair): CudaKernel {
     const params = spec.params(x.shape, attrs as Record<string, unknown>);
     const [segments, rows, channels, groupSize] = view(params);
     const stats = spec.statCount(params);
-    const xp = float32Input(backend, x, spec.name, 'x', sizeOf(x.shape));
+    const xs = float32OrHalvesInput(backend, x, spec.name, 'x', sizeOf(x.shape));
     const gp = float32Input(backend, gamma, spec.name, 'gamma', channels);
     const bp = float32Input(backend, beta, spec.name, 'beta', channels);
     const y = output(backend, [...x.shape], 'float32');
     const mean = output(backend, [stats], 'float32');
     const variance = output(backend, [stats], 'float32');
     const { eps } = attrs as { eps: number };
-    addonOf<NormAddon>(backend).groupNormForward(xp, gp, bp, y.ptr, mean.ptr, variance.ptr, segments, rows, channels, groupSize, eps);
+    const storage = xs.half ? 1 : 0;
+    addonOf<NormAddon>(backend).groupNormForward(xs.ptr, gp, bp, y.ptr, mean.ptr, variance.ptr, segments, rows, channels, groupSize, eps, storage);
     return [y.info, mean.info, variance.info];
   };
 }
@@ -64,9 +71,11 @@ function backwardKernel({ spec, view }: NormKernelPair): CudaKernel {
     const [segments, rows, channels, groupSize] = view(params);
     const stats = spec.statCount(params);
     const size = sizeOf(x.shape);
+    const dys = float32OrHalvesInput(backend, dy, name, 'dy', size);
+    const xs = float32OrHalvesInput(backend, x, name, 'x', size);
     const ptrs = [
-      float32Input(backend, dy, name, 'dy', size),
-      float32Input(backend, x, name, 'x', size),
+      dys.ptr,
+      xs.ptr,
       float32Input(backend, gamma, name, 'gamma', channels),
       float32Input(backend, mean, name, 'mean', stats),
       float32Input(backend, variance, name, 'variance', stats),
@@ -75,7 +84,8 @@ function backwardKernel({ spec, view }: NormKernelPair): CudaKernel {
     const dgamma = output(backend, [...gamma.shape], 'float32');
     const dbeta = output(backend, [...gamma.shape], 'float32');
     const { eps } = attrs as { eps: number };
-    addonOf<NormAddon>(backend).groupNormBackward(...ptrs, dx.ptr, dgamma.ptr, dbeta.ptr, segments, rows, channels, groupSize, eps);
+    const storage = (dys.half ? 1 : 0) | (xs.half ? 2 : 0);
+    addonOf<NormAddon>(backend).groupNormBackward(...ptrs, dx.ptr, dgamma.ptr, dbeta.ptr, segments, rows, channels, groupSize, eps, storage);
     return [dx.info, dgamma.info, dbeta.info];
   };
 }
@@ -103,9 +113,9 @@ const fusedBatchNorm: CudaKernel = ({ inputs, attrs }, backend) => {
   const ptr = (t: tf.TensorInfo | null) => (t ? backend.ptr(t) : 0);
   const eps = (attrs as unknown as tf.FusedBatchNormAttrs).varianceEpsilon ?? 0.001;
   addonOf<NormAddon>(backend).batchNormInference(
-    backend.ptr(x), out.ptr, size, channels,
+    backend.storagePtr(x), out.ptr, size, channels,
     ptr(mean), lengths[0]!, ptr(variance), lengths[1]!, ptr(scale ?? null), lengths[2]!, ptr(offset ?? null), lengths[3]!,
-    eps,
+    eps, backend.isHalf(x),
   );
   return out.info;
 };
