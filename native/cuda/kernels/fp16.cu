@@ -9,6 +9,7 @@
 #include "../launch.h"
 #include "../napi.h"
 #include "grid.cuh"
+#include "half_storage.cuh"
 
 namespace simtrip::cuda {
 
@@ -37,20 +38,26 @@ __global__ void halfToFloatKernel(const uint16_t *__restrict__ h, uint32_t *__re
 constexpr int kTensorsPerLaunch = 64;
 
 struct TensorList {
-  const uint32_t *data[kTensorsPerLaunch];
+  const void *data[kTensorsPerLaunch];
   size_t size[kTensorsPerLaunch];
+  bool half[kTensorsPerLaunch];  // stored as halves (mixed16 gradients on the half grid)
   int count;
 };
 
 __global__ void setTrueKernel(int32_t *flag) { *flag = 1; }
 
-// Clears the flag when any element is Inf or NaN (all exponent bits set). Every writer stores the same
-// 0, so no atomics are needed; the flag is set to 1 before the first launch.
+// Clears the flag when any element is Inf or NaN (all exponent bits set, in a float or a half). Every
+// writer stores the same 0, so no atomics are needed; the flag is set to 1 before the first launch.
 __global__ void clearIfNonFiniteKernel(TensorList list, int32_t *flag) {
   uint32_t nonFinite = 0;
   for (int t = 0; t < list.count; t++) {
-    const uint32_t *data = list.data[t];
-    for (size_t i = gridFirst(); i < list.size[t]; i += gridStride()) nonFinite |= (data[i] & 0x7f800000u) == 0x7f800000u;
+    if (list.half[t]) {
+      const Half *data = static_cast<const Half *>(list.data[t]);
+      for (size_t i = gridFirst(); i < list.size[t]; i += gridStride()) nonFinite |= isNonFinite(data[i]);
+    } else {
+      const uint32_t *data = static_cast<const uint32_t *>(list.data[t]);
+      for (size_t i = gridFirst(); i < list.size[t]; i += gridStride()) nonFinite |= (data[i] & 0x7f800000u) == 0x7f800000u;
+    }
   }
   if (nonFinite) *flag = 0;
 }
@@ -81,15 +88,15 @@ SIMTRIP_EXPORT(halfToFloat) {
   return undefined(args.env);
 }
 
-// (out, tensors: Float64Array [ptr0, size0, ptr1, size1, ...]): out (int32) = 1 when every element of
-// every float32 tensor is finite, else 0.
+// (out, tensors: Float64Array [ptr0, size0, half0, ptr1, size1, half1, ...]): out (int32) = 1 when every
+// element of every float32 tensor is finite, else 0; half is 1 for a tensor stored as halves, else 0.
 SIMTRIP_EXPORT(allFinite) {
   args.need(2, "allFinite");
   int32_t *flag = args.ptr<int32_t>(0, "out");
   const BytesView table = args.bytes(1, "tensors");
-  if (table.bytes % (2 * sizeof(double)) != 0) throw ArgError("allFinite: tensors must hold (pointer, size) pairs of doubles");
-  const size_t count = table.bytes / (2 * sizeof(double));
-  std::vector<double> entries(2 * count);
+  if (table.bytes % (3 * sizeof(double)) != 0) throw ArgError("allFinite: tensors must hold (pointer, size, half) triples of doubles");
+  const size_t count = table.bytes / (3 * sizeof(double));
+  std::vector<double> entries(3 * count);
   std::memcpy(entries.data(), table.data, table.bytes);
   launch("allFiniteInit", setTrueKernel, dim3(1), dim3(1), flag);
   size_t largest = 0;  // threads for the largest tensor; the others take fewer grid-stride steps
@@ -102,11 +109,14 @@ SIMTRIP_EXPORT(allFinite) {
     largest = 0;
   };
   for (size_t i = 0; i < count; i++) {
-    const double ptr = entries[2 * i], size = entries[2 * i + 1];
-    if (!(ptr >= 0) || !(size >= 0) || ptr != std::floor(ptr) || size != std::floor(size)) throw ArgError("allFinite: bad tensor entry");
+    const double ptr = entries[3 * i], size = entries[3 * i + 1], half = entries[3 * i + 2];
+    if (!(ptr >= 0) || !(size >= 0) || ptr != std::floor(ptr) || size != std::floor(size) || (half != 0 && half != 1)) {
+      throw ArgError("allFinite: bad tensor entry");
+    }
     if (size == 0) continue;
-    list.data[list.count] = reinterpret_cast<const uint32_t *>(static_cast<uintptr_t>(ptr));
+    list.data[list.count] = reinterpret_cast<const void *>(static_cast<uintptr_t>(ptr));
     list.size[list.count] = static_cast<size_t>(size);
+    list.half[list.count] = half != 0;
     list.count++;
     largest = std::max(largest, static_cast<size_t>(size));
     if (list.count == kTensorsPerLaunch) flush();
