@@ -56,6 +56,33 @@ function fixtureInput(dir: string, normalization: Normalization): tf.Tensor4D {
   return tf.tensor4d(preprocessEval(ds, [0, 1, 2], side, normalization), [images.length, side, side, 3]);
 }
 
+/**
+ * The gradients of sum(features²) with respect to every backbone parameter, from the fixture's real
+ * weights on a seeded training-mode batch: a backward pass through every layer the fixture has
+ * (GroupNorm and weight standardisation for BiT), well-conditioned where random weights are not.
+ */
+export async function goldenGradients(fixturesRoot: string, f: GoldenFixture): Promise<Map<string, Float32Array>> {
+  const store = new ParamStore();
+  try {
+    const net = f.build(store);
+    await loadWeights(store, path.join(fixturesRoot, f.dir, f.weights), { arch: f.arch });
+    const rng = new Rng(`golden-gradients ${f.dir}`);
+    // 4 images of 64 px: the last stage's training-mode batch norms see 16 rows, not a degenerate 2.
+    const x = tf.tensor4d(Float32Array.from({ length: 4 * 64 * 64 * 3 }, () => rng.normal()), [4, 64, 64, 3]);
+    const vars = store.trainable().map((p) => p.variable);
+    const { value, grads } = tf.variableGrads(() => tf.sum(tf.square(net.features(x, true))) as tf.Scalar, vars);
+    const out = new Map<string, Float32Array>();
+    for (const p of store.trainable()) {
+      const g = grads[p.variable.name];
+      if (g) out.set(p.name, (await g.data()) as Float32Array);
+    }
+    tf.dispose([x, value, ...Object.values(grads)]);
+    return out;
+  } finally {
+    store.dispose();
+  }
+}
+
 export interface GoldenResult {
   fixture: string;
   featuresError: number;
