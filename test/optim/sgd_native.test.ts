@@ -14,18 +14,11 @@ import { nativeRuns } from '../../src/engine/kernel_stats.js';
 import { SGD_UPDATE } from '../../src/engine/custom_kernels.js';
 import { ParamStore, type Layout } from '../../src/model/params.js';
 import { Sgd, type SgdOptions } from '../../src/optim/sgd.js';
+import { STEPS, trainSgd, type ParamSpec } from './sgd_runs.js';
 import { Rng } from '../../src/util/rng.js';
 
-interface Spec {
-  name: string;
-  shape: number[];
-  layout: Layout;
-  normOrBias?: boolean;
-  group?: string;
-}
-
 /** Includes tensors above the kernel's OpenMP threshold (32768 elements) and tiny ones below it. */
-const SPECS: Spec[] = [
+const SPECS: ParamSpec[] = [
   { name: 'conv.weight', shape: [3, 3, 32, 64], layout: 'conv' },
   { name: 'bn.weight', shape: [64], layout: 'vector', normOrBias: true },
   { name: 'bn.bias', shape: [64], layout: 'vector', normOrBias: true },
@@ -34,39 +27,9 @@ const SPECS: Spec[] = [
   { name: 'pred.weight', shape: [200, 300], layout: 'linear', group: 'predictor' },
   { name: 'pred.bias', shape: [300], layout: 'vector', normOrBias: true, group: 'predictor' },
 ];
-const STEPS = 3;
-const lrOf = (step: number) => (group: string) => (group === 'predictor' ? 0.05 : 0.1 * (1 - step / 10));
-
-function randomValues(n: number, seed: string, scale: number): Float32Array {
-  const rng = new Rng('sgd-native-test', seed);
-  return Float32Array.from({ length: n }, () => scale * rng.normal());
-}
-
-type Result = Map<string, { w: Float32Array; buf: Float32Array }>;
-
-/** STEPS updates on the active backend; returns every weight and momentum buffer afterwards. */
-function train(opts: SgdOptions, tag: string): { result: Result; tensorCounts: number[] } {
-  const store = new ParamStore();
-  for (const s of SPECS) {
-    const n = s.shape.reduce((a, b) => a * b, 1);
-    store.add(s.name, tf.tensor(randomValues(n, `${s.name}/w`, 0.5), s.shape), { layout: s.layout, normOrBias: s.normOrBias, group: s.group });
-  }
-  const sgd = new Sgd(store.trainable(), opts);
-  const tensorCounts: number[] = [];
-  for (let step = 0; step < STEPS; step++) {
-    const grads: tf.NamedTensorMap = {};
-    for (const p of store.trainable()) grads[p.variable.name] = tf.tensor(randomValues(p.variable.size, `${p.name}/g${step}/${tag}`, 1), p.variable.shape);
-    sgd.step(grads, lrOf(step));
-    tf.dispose(Object.values(grads));
-    tensorCounts.push(tf.memory().numTensors);
-  }
-  const result: Result = new Map();
-  for (const p of store.trainable()) {
-    result.set(p.name, { w: p.variable.dataSync() as Float32Array, buf: sgd.buffers.get(p.name)!.dataSync() as Float32Array });
-  }
-  sgd.dispose();
-  store.dispose();
-  return { result, tensorCounts };
+/** STEPS updates on the active backend. */
+function train(opts: SgdOptions, tag: string) {
+  return trainSgd(SPECS, opts, tag);
 }
 
 const onednn = await loadOnednn();

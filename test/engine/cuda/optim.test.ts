@@ -10,6 +10,7 @@ import { fallbackRuns, nativeRuns, resetKernelStats } from '../../../src/engine/
 import { SGD_UPDATE } from '../../../src/engine/custom_kernels.js';
 import { ParamStore, type Layout } from '../../../src/model/params.js';
 import { Sgd, type SgdOptions } from '../../../src/optim/sgd.js';
+import { STEPS, trainSgd, type ParamSpec } from '../../optim/sgd_runs.js';
 import { Rng } from '../../../src/util/rng.js';
 import { relativeError } from '../../helpers.js';
 import { CUDA_HOST, loadCudaHost } from './helpers.js';
@@ -18,20 +19,7 @@ const load = await loadCudaHost();
 
 const bits = (a: Float32Array) => Array.from(new Uint32Array(a.buffer, a.byteOffset, a.length));
 
-function randomValues(n: number, seed: string, scale: number): Float32Array {
-  const rng = new Rng('cuda-sgd-test', seed);
-  return Float32Array.from({ length: n }, () => scale * rng.normal());
-}
-
-interface Spec {
-  name: string;
-  shape: number[];
-  layout: Layout;
-  normOrBias?: boolean;
-  group?: string;
-}
-
-const SPECS: Spec[] = [
+const SPECS: ParamSpec[] = [
   { name: 'conv.weight', shape: [3, 3, 16, 32], layout: 'conv' },
   { name: 'bn.weight', shape: [32], layout: 'vector', normOrBias: true },
   { name: 'bn.bias', shape: [32], layout: 'vector', normOrBias: true },
@@ -39,33 +27,10 @@ const SPECS: Spec[] = [
   { name: 'pred.weight', shape: [64, 96], layout: 'linear', group: 'predictor' },
   { name: 'pred.bias', shape: [96], layout: 'vector', normOrBias: true, group: 'predictor' },
 ];
-const STEPS = 3;
-const lrOf = (step: number) => (group: string) => (group === 'predictor' ? 0.05 : 0.1 * (1 - step / 10));
-
 /** STEPS updates on `backend`; every weight and momentum buffer afterwards. */
 async function train(backend: string, opts: SgdOptions, tag: string) {
   await tf.setBackend(backend);
-  const store = new ParamStore();
-  for (const s of SPECS) {
-    const n = s.shape.reduce((a, b) => a * b, 1);
-    store.add(s.name, tf.tensor(randomValues(n, `${s.name}/w`, 0.5), s.shape), { layout: s.layout, normOrBias: s.normOrBias, group: s.group });
-  }
-  const sgd = new Sgd(store.trainable(), opts);
-  const tensorCounts: number[] = [];
-  for (let step = 0; step < STEPS; step++) {
-    const grads: tf.NamedTensorMap = {};
-    for (const p of store.trainable()) grads[p.variable.name] = tf.tensor(randomValues(p.variable.size, `${p.name}/g${step}/${tag}`, 1), p.variable.shape);
-    sgd.step(grads, lrOf(step));
-    tf.dispose(Object.values(grads));
-    tensorCounts.push(tf.memory().numTensors);
-  }
-  const result = new Map<string, { w: Float32Array; buf: Float32Array }>();
-  for (const p of store.trainable()) {
-    result.set(p.name, { w: p.variable.dataSync() as Float32Array, buf: sgd.buffers.get(p.name)!.dataSync() as Float32Array });
-  }
-  sgd.dispose();
-  store.dispose();
-  return { result, tensorCounts };
+  return trainSgd(SPECS, opts, tag);
 }
 
 describe.skipIf(!load.ok)('Sgd on the CUDA host build', () => {
@@ -107,7 +72,8 @@ describe.skipIf(!load.ok)('SimtripSgdUpdate alone on the CUDA host build', () =>
   // Every pair of special values as (w, g), with a random buffer.
   const w = Float32Array.from({ length: n }, (_, i) => special[Math.floor(i / special.length)]!);
   const g = Float32Array.from({ length: n }, (_, i) => special[i % special.length]!);
-  const buf = randomValues(n, 'special/buf', 2);
+  const rng = new Rng('cuda-sgd-test', 'special/buf');
+  const buf = Float32Array.from({ length: n }, () => 2 * rng.normal());
 
   /** The composed update of src/optim/sgd.ts, op for op. */
   function composed(first: boolean, lr: number, momentum: number, wd: number): tf.Tensor[] {
