@@ -18,7 +18,7 @@
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { packageRoot } from '../src/engine/onednn/native.js';
+import { packageRoot } from '../src/engine/package_root.js';
 
 // Beside this bundle wherever it was built (dist/bench, or a slim copy for a GPU machine).
 const OURS = path.join(path.dirname(fileURLToPath(import.meta.url)), 'train_throughput.js');

@@ -29,7 +29,7 @@ import { loadCuda } from '../engine/cuda/loader.js';
 import { CUDA_KERNELS } from '../engine/cuda/kernels/index.js';
 import { fallbackRuns, nativeRuns, resetKernelStats } from '../engine/kernel_stats.js';
 import { loadOnednn } from '../engine/onednn/loader.js';
-import { packageRoot } from '../engine/onednn/native.js';
+import { packageRoot } from '../engine/package_root.js';
 import { relativeError } from './compare.js';
 import { GOLDEN_FIXTURES, goldenGradients, goldenParity } from './golden.js';
 import type { Scale } from './kernel_cases.js';

@@ -3,9 +3,9 @@
 // uploads so the next batch is copied while the GPU still works on this one.
 #include <algorithm>
 #include <cstring>
-#include <unordered_map>
 #include <vector>
 
+#include "../allocations.h"
 #include "../runtime.h"
 
 namespace simtrip::cuda {
@@ -16,9 +16,7 @@ bool gReady = false;
 DeviceInfo gInfo;
 cudaStream_t gStream = nullptr;
 cudaMemPool_t gPool = nullptr;
-size_t gInUse = 0;
-size_t gPeak = 0;
-std::unordered_map<void *, size_t> gSizes;
+AllocationBook gBook;
 
 struct Staging {
   void *host = nullptr;
@@ -94,18 +92,13 @@ void *alloc(size_t bytes) {
     if (e == cudaErrorMemoryAllocation) outOfMemory(bytes);
   }
   check(e, "cudaMallocAsync");
-  gSizes[p] = bytes;
-  gInUse += bytes;
-  gPeak = std::max(gPeak, gInUse);
+  gBook.add(p, bytes);
   return p;
 }
 
 void release(void *p) {
   if (!p) return;
-  auto it = gSizes.find(p);
-  if (it == gSizes.end()) throw DeviceError("release of a pointer this runtime did not allocate");
-  gInUse -= it->second;
-  gSizes.erase(it);
+  gBook.remove(p);
   check(cudaFreeAsync(p, gStream), "cudaFreeAsync");
 }
 
@@ -170,8 +163,8 @@ void releaseEvent(int event) { gFreeEvents.push_back(event); }
 
 MemoryStats memory() {
   MemoryStats s;
-  s.inUse = gInUse;
-  s.peak = gPeak;
+  s.inUse = gBook.inUse();
+  s.peak = gBook.peak();
   uint64_t v = 0;
   if (cudaMemPoolGetAttribute(gPool, cudaMemPoolAttrReservedMemCurrent, &v) == cudaSuccess) s.reserved = v;
   if (cudaMemPoolGetAttribute(gPool, cudaMemPoolAttrReservedMemHigh, &v) == cudaSuccess) s.reservedPeak = v;
@@ -180,7 +173,7 @@ MemoryStats memory() {
 }
 
 void resetPeak() {
-  gPeak = gInUse;
+  gBook.resetPeak();
   uint64_t zero = 0;
   cudaMemPoolSetAttribute(gPool, cudaMemPoolAttrReservedMemHigh, &zero);
 }

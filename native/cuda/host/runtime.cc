@@ -3,8 +3,7 @@
 // peak), and an optional capacity so that running out of memory can be tested.
 #include <cstdlib>
 #include <cstring>
-#include <unordered_map>
-
+#include "../allocations.h"
 #include "../runtime.h"
 
 namespace simtrip::cuda {
@@ -14,9 +13,7 @@ namespace {
 bool gReady = false;
 DeviceInfo gInfo;
 size_t gLimit = 0;
-size_t gInUse = 0;
-size_t gPeak = 0;
-std::unordered_map<void *, size_t> gSizes;
+AllocationBook gBook;
 
 }  // namespace
 
@@ -37,22 +34,17 @@ const DeviceInfo &device() { return gInfo; }
 
 void *alloc(size_t bytes) {
   if (bytes == 0) return nullptr;
-  if (gLimit && gInUse + bytes > gLimit) throw OutOfMemory(bytes, gLimit - gInUse, gLimit);
+  if (gLimit && gBook.inUse() + bytes > gLimit) throw OutOfMemory(bytes, gLimit - gBook.inUse(), gLimit);
   // 256-byte alignment, as cudaMalloc gives: vectorised kernels may rely on it.
   void *p = std::aligned_alloc(256, (bytes + 255) / 256 * 256);
   if (!p) throw OutOfMemory(bytes, 0, gLimit);
-  gSizes[p] = bytes;
-  gInUse += bytes;
-  if (gInUse > gPeak) gPeak = gInUse;
+  gBook.add(p, bytes);
   return p;
 }
 
 void release(void *p) {
   if (!p) return;
-  auto it = gSizes.find(p);
-  if (it == gSizes.end()) throw DeviceError("release of a pointer this runtime did not allocate");
-  gInUse -= it->second;
-  gSizes.erase(it);
+  gBook.remove(p);
   std::free(p);
 }
 
@@ -76,16 +68,16 @@ void releaseEvent(int) {}
 
 MemoryStats memory() {
   MemoryStats s;
-  s.inUse = gInUse;
-  s.peak = gPeak;
-  s.reserved = gInUse;
-  s.reservedPeak = gPeak;
+  s.inUse = gBook.inUse();
+  s.peak = gBook.peak();
+  s.reserved = s.inUse;
+  s.reservedPeak = s.peak;
   s.totalBytes = gLimit;
-  s.freeBytes = gLimit ? gLimit - gInUse : 0;
+  s.freeBytes = gLimit ? gLimit - s.inUse : 0;
   return s;
 }
 
-void resetPeak() { gPeak = gInUse; }
+void resetPeak() { gBook.resetPeak(); }
 
 void checkLaunch(const char *) {}
 

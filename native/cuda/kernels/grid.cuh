@@ -9,6 +9,10 @@ namespace simtrip::cuda {
 __device__ __forceinline__ size_t gridFirst() { return size_t(blockIdx.x) * blockDim.x + threadIdx.x; }
 __device__ __forceinline__ size_t gridStride() { return size_t(blockDim.x) * gridDim.x; }
 
+// The warp width for host code: `warpSize` is a device built-in, and host code that names it leaves
+// the GPU addon with an undefined symbol.
+constexpr int kWarpSize = 32;
+
 // Up to this many dimensions in the strided kernels (transpose, broadcast, slice): tfjs tensors in
 // simtrip's models have at most 5, and the TS side merges adjacent dimensions first.
 constexpr int kMaxRank = 6;

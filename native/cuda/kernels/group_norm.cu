@@ -24,6 +24,7 @@
 #include "../napi.h"
 #include "block_reduce.cuh"
 #include "channels.cuh"
+#include "grid.cuh"
 #include "norm.h"
 
 namespace simtrip::cuda {
@@ -266,7 +267,7 @@ void forwardAs(const X *x, const float *gamma, const float *beta, float *y, floa
   float *center = constants.as<float>(), *scale = center + perChannel;
   launch_cooperative("normStatsPartials", welfordPartialsKernel<V, X>, g.grid, g.block, x, shape.rows, shape.channels, shape.groupSize,
                      partials.as<Welford>());
-  launch_cooperative("normStats", groupStatsKernel<X>, groupWarpsGrid(shape), dim3(kGroupWarps * warpSize), x, partials.as<Welford>(), gamma, shape,
+  launch_cooperative("normStats", groupStatsKernel<X>, groupWarpsGrid(shape), dim3(kGroupWarps * kWarpSize), x, partials.as<Welford>(), gamma, shape,
                      chunks, eps, mean, variance, center, scale);
   normalizeColumns(x, center, scale, beta, y, shape);
 }
@@ -285,7 +286,7 @@ void backwardAs(const Dy *dy, const X *x, const float *gamma, const float *mean,
   // Narrow blocks across the channels: the partials are few rows, and more blocks share them.
   const ColumnGrid p = columnGrid(1, size_t(shape.segments) * chunks, shape.channels, 8, 1, 1);
   launch_cooperative("normParamGrads", paramGradsKernel, p.grid, p.block, partials.as<GradSums>(), variance, shape, chunks, eps, dgamma, dbeta);
-  launch_cooperative("normGradCoefficients", gradCoefficientsKernel, groupWarpsGrid(shape), dim3(kGroupWarps * warpSize), partials.as<GradSums>(),
+  launch_cooperative("normGradCoefficients", gradCoefficientsKernel, groupWarpsGrid(shape), dim3(kGroupWarps * kWarpSize), partials.as<GradSums>(),
                      gamma, mean, variance, shape, chunks, eps, center, coefDy, coefXc, coefBias);
   if (V == 4 && alignedFor(4, center, coefDy, coefXc, coefBias)) {
     gradInputAs<V, Dy, X>(dy, x, center, coefDy, coefXc, coefBias, dx, shape);

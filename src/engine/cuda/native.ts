@@ -7,10 +7,10 @@
  * Device pointers cross as numbers (0 = null). Kernel families add their own functions to the addon;
  * each kernel module declares the ones it calls (see kernels/*.ts).
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import { packageRoot } from '../onednn/native.js';
+import { buildStatusReason, packageRoot } from '../package_root.js';
 
 export type CudaFlavour = 'cuda' | 'host';
 
@@ -72,17 +72,6 @@ export type CudaAddonLoad = { ok: true; addon: CudaAddon } | { ok: false; reason
 
 const REBUILD_HINT = 'install the CUDA toolkit (nvcc), then npm rebuild simtrip (or node scripts/build-cuda.mjs in a checkout)';
 
-function buildStatusReason(root: string, flavour: CudaFlavour): string | null {
-  const file = path.join(root, ADDON_FILES[flavour].status);
-  if (!existsSync(file)) return null;
-  try {
-    const status = JSON.parse(readFileSync(file, 'utf8')) as { reason?: unknown };
-    return typeof status.reason === 'string' ? status.reason : null;
-  } catch {
-    return null;
-  }
-}
-
 const cache = new Map<CudaFlavour, CudaAddonLoad>();
 
 export function loadCudaAddon(flavour: CudaFlavour): CudaAddonLoad {
@@ -97,7 +86,7 @@ export function loadCudaAddon(flavour: CudaFlavour): CudaAddonLoad {
     }
     const file = path.join(root, ADDON_FILES[flavour].file);
     if (!existsSync(file)) {
-      const why = buildStatusReason(root, flavour) ?? `${ADDON_FILES[flavour].file} does not exist`;
+      const why = buildStatusReason(root, ADDON_FILES[flavour].status) ?? `${ADDON_FILES[flavour].file} does not exist`;
       return { ok: false, reason: `CUDA addon not built: ${why}`, hint: REBUILD_HINT };
     }
     try {

@@ -1,12 +1,8 @@
-/**
- * Finds and loads the compiled addon (build/Release/simtrip_onednn.node). The module runs both as
- * src/engine/onednn/*.ts (vitest) and as dist/src/engine/onednn/*.js (tsc), so the package root is
- * found by walking up to package.json rather than by a fixed relative path.
- */
-import { existsSync, readFileSync } from 'node:fs';
+/** Finds and loads the compiled addon (build/Release/simtrip_onednn.node). */
+import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { buildStatusReason, packageRoot } from '../package_root.js';
 
 /** The functions exported by native/onednn/addon.cc. Kernels write into the `out` arrays they are given. */
 export interface NativeAddon {
@@ -53,27 +49,6 @@ export type NativeLoad = { ok: true; addon: NativeAddon } | { ok: false; reason:
 
 const REBUILD_HINT = 'apt-get install libdnnl-dev && npm rebuild simtrip (or node scripts/build-native.mjs in a checkout)';
 
-export function packageRoot(from: string = fileURLToPath(import.meta.url)): string {
-  let dir = path.dirname(from);
-  for (;;) {
-    if (existsSync(path.join(dir, 'package.json'))) return dir;
-    const parent = path.dirname(dir);
-    if (parent === dir) throw new Error(`no package.json above ${from}`);
-    dir = parent;
-  }
-}
-
-function buildStatusReason(root: string): string | null {
-  const file = path.join(root, BUILD_STATUS_RELATIVE_PATH);
-  if (!existsSync(file)) return null;
-  try {
-    const status = JSON.parse(readFileSync(file, 'utf8')) as { reason?: unknown };
-    return typeof status.reason === 'string' ? status.reason : null;
-  } catch {
-    return null;
-  }
-}
-
 let cached: NativeLoad | null = null;
 
 export function loadNative(): NativeLoad {
@@ -86,7 +61,7 @@ export function loadNative(): NativeLoad {
   }
   const file = path.join(root, ADDON_RELATIVE_PATH);
   if (!existsSync(file)) {
-    const why = buildStatusReason(root) ?? `${ADDON_RELATIVE_PATH} does not exist`;
+    const why = buildStatusReason(root, BUILD_STATUS_RELATIVE_PATH) ?? `${ADDON_RELATIVE_PATH} does not exist`;
     return (cached = { ok: false, reason: `native addon not built: ${why}`, hint: REBUILD_HINT });
   }
   // libgomp reads this once, when the addon pulls it in. Its default spin-waiting at the end of every
