@@ -31,7 +31,7 @@ export const ADDONS = {
 };
 
 function list(dir, exts) {
-  const full = path.join(root, dir);
+  const full = path.resolve(root, dir);
   if (!existsSync(full)) return [];
   return readdirSync(full)
     .filter((f) => exts.some((e) => f.endsWith(e)))
@@ -42,7 +42,7 @@ function list(dir, exts) {
 function headersUnder(dir) {
   const out = [];
   const walk = (d) => {
-    for (const entry of readdirSync(path.join(root, d), { withFileTypes: true })) {
+    for (const entry of readdirSync(path.resolve(root, d), { withFileTypes: true })) {
       const rel = path.join(d, entry.name);
       if (entry.isDirectory()) walk(rel);
       else if (/\.(h|cuh|hpp)$/.test(entry.name)) out.push(rel);
@@ -111,7 +111,7 @@ function archFlags() {
 }
 
 function toolchain(flavour, napi) {
-  const common = ['-std=c++17', '-DNAPI_VERSION=8', '-DNODE_GYP_MODULE_NAME=simtrip_cuda', `-I${path.join(root, 'native')}`, `-I${napi}`];
+  const common = ['-std=c++17', '-DNAPI_VERSION=8', '-DNODE_GYP_MODULE_NAME=simtrip_cuda', `-I${path.resolve(root, 'native')}`, `-I${napi}`];
   if (flavour === 'host') {
     return {
       compiler: process.env.CXX || 'g++',
@@ -149,7 +149,7 @@ function firstError(output) {
 }
 
 function writeStatus(addon, ok, reason) {
-  const file = path.join(root, addon.status);
+  const file = path.resolve(root, addon.status);
   if (ok) {
     rmSync(file, { force: true });
     return;
@@ -160,14 +160,14 @@ function writeStatus(addon, ok, reason) {
 
 async function compileAll(tc, srcs, objDir) {
   const flagsHash = createHash('sha1').update(JSON.stringify([tc.compiler, tc.compile('x.cu'), tc.compile('x.cc')])).digest('hex');
-  const headerTime = Math.max(0, ...headersUnder('native').map((h) => statSync(path.join(root, h)).mtimeMs));
-  const stampFile = path.join(root, objDir, 'flags.sha1');
+  const headerTime = Math.max(0, ...headersUnder('native').map((h) => statSync(path.resolve(root, h)).mtimeMs));
+  const stampFile = path.resolve(root, objDir, 'flags.sha1');
   const sameFlags = existsSync(stampFile) && readFileSync(stampFile, 'utf8') === flagsHash;
-  mkdirSync(path.join(root, objDir), { recursive: true });
+  mkdirSync(path.resolve(root, objDir), { recursive: true });
   const jobs = srcs.map((src) => {
     const obj = path.join(objDir, `${src.replace(/^native\//, '').replace(/[/.]/g, '_')}.o`);
-    const objPath = path.join(root, obj);
-    const fresh = sameFlags && existsSync(objPath) && statSync(objPath).mtimeMs > Math.max(statSync(path.join(root, src)).mtimeMs, headerTime);
+    const objPath = path.resolve(root, obj);
+    const fresh = sameFlags && existsSync(objPath) && statSync(objPath).mtimeMs > Math.max(statSync(path.resolve(root, src)).mtimeMs, headerTime);
     return { src, obj, fresh };
   });
   const queue = jobs.filter((j) => !j.fresh);
@@ -190,7 +190,7 @@ async function compileAll(tc, srcs, objDir) {
  * taken over when older than ten minutes (a killed build).
  */
 async function withLock(name, f) {
-  const lock = path.join(root, buildDir, `${name}.lock`);
+  const lock = path.resolve(root, buildDir, `${name}.lock`);
   mkdirSync(path.dirname(lock), { recursive: true });
   for (;;) {
     try {
@@ -232,12 +232,12 @@ async function buildUnlocked(flavour) {
   const t0 = Date.now();
   const { objs, failure, compiled } = await compileAll(tc, sources(flavour), addon.objDir);
   if (failure) return fail(`compiling ${what} failed: ${failure}`);
-  mkdirSync(path.dirname(path.join(root, addon.file)), { recursive: true });
+  mkdirSync(path.dirname(path.resolve(root, addon.file)), { recursive: true });
   // Linked beside the addon and renamed over it: a process that has the old one loaded keeps its copy.
   const partial = `${addon.file}.partial`;
   const linked = await run(tc.compiler, [...tc.link, '-o', partial, ...objs, ...tc.libs]);
   if (!linked.ok) return fail(`linking ${what} failed: ${firstError(linked.out)}`);
-  renameSync(path.join(root, partial), path.join(root, addon.file));
+  renameSync(path.resolve(root, partial), path.resolve(root, addon.file));
   writeStatus(addon, true, '');
   return { ok: true, reason: `${compiled} of ${objs.length} files compiled in ${((Date.now() - t0) / 1000).toFixed(1)} s` };
 }
