@@ -14,7 +14,8 @@ import { fileURLToPath } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
-// `--outdir DIR --entries a,b --no-sourcemap`: a slim copy (e.g. .gpu/dist for a GPU machine).
+// `--outdir DIR --entries a,b --no-sourcemap --self-contained`: a slim copy that runs without
+// node_modules (e.g. .gpu/dist for a GPU machine, where only sharp is missing and only images need it).
 const args = process.argv.slice(2);
 const arg = (name) => {
   const i = args.indexOf(name);
@@ -36,19 +37,34 @@ const entryPoints = {
     'check/cuda': 'src/check/cuda.ts',
 };
 
-await build({
-  absWorkingDir: root,
-  entryPoints: only ? Object.fromEntries(Object.entries(entryPoints).filter(([k]) => only.includes(k))) : entryPoints,
-  outdir: arg('--outdir') ?? 'dist',
-  bundle: true,
-  platform: 'node',
-  format: 'esm',
-  target: 'node20',
-  // ES-module builds first, so tfjs-core and its gradients resolve to the same files.
-  mainFields: ['module', 'main'],
-  external: ['sharp', 'commander', 'yaml', 'zod', '@tensorflow/tfjs-node', '@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-backend-wasm'],
-  // CommonJS dependencies bundled into an ES module still call require() for Node built-ins.
-  banner: { js: "import { createRequire as __simtripCreateRequire } from 'node:module'; const require = __simtripCreateRequire(import.meta.url);" },
-  sourcemap: !args.includes('--no-sourcemap'),
-  logLevel: 'warning',
-});
+// Packages with native parts or data files of their own stay outside any bundle. The installed CLI
+// also loads its pure-JS dependencies from node_modules; check:cuda, meant to run where there is no
+// node_modules, and a --self-contained build carry them inside.
+const NATIVE_PACKAGES = ['sharp', '@tensorflow/tfjs-node', '@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-backend-wasm'];
+const SELF_CONTAINED = new Set(['check/cuda']);
+const selected = only ? Object.fromEntries(Object.entries(entryPoints).filter(([k]) => only.includes(k))) : entryPoints;
+const allSelfContained = args.includes('--self-contained');
+const groups = [
+  [Object.fromEntries(Object.entries(selected).filter(([k]) => allSelfContained || SELF_CONTAINED.has(k))), NATIVE_PACKAGES],
+  [Object.fromEntries(Object.entries(selected).filter(([k]) => !allSelfContained && !SELF_CONTAINED.has(k))), [...NATIVE_PACKAGES, 'commander', 'yaml', 'zod']],
+];
+
+for (const [entries, external] of groups) {
+  if (Object.keys(entries).length === 0) continue;
+  await build({
+    absWorkingDir: root,
+    entryPoints: entries,
+    outdir: arg('--outdir') ?? 'dist',
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    // ES-module builds first, so tfjs-core and its gradients resolve to the same files.
+    mainFields: ['module', 'main'],
+    external,
+    // CommonJS dependencies bundled into an ES module still call require() for Node built-ins.
+    banner: { js: "import { createRequire as __simtripCreateRequire } from 'node:module'; const require = __simtripCreateRequire(import.meta.url);" },
+    sourcemap: !args.includes('--no-sourcemap'),
+    logLevel: 'warning',
+  });
+}

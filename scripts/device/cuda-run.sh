@@ -13,7 +13,7 @@ mkdir -p "$OUT"
 parts=${CUDA_RUN_PARTS:-doctor check bench profile e2e}
 has() { [[ " $parts " == *" $1 "* ]]; }
 source .gpu/on-device.sh
-mkdir -p build/Release && cp .gpu/build/Release/*.node build/Release/
+mkdir -p build/Release && tar -xJf .gpu/addons.tar.xz -C build/Release
 mkdir -p /tmp/simtrip-libs && tar -xJf .gpu/libs.tar.xz -C /tmp/simtrip-libs
 export LD_LIBRARY_PATH=/tmp/simtrip-libs:${LD_LIBRARY_PATH:-}
 D=.gpu/dist
@@ -29,7 +29,7 @@ fi
 if has check; then
   timeout 420 node $D/check/cuda.js --out "$OUT/check.json" > "$OUT/check.txt" 2> "$OUT/check.log"
   rc=$?
-  note "check:cuda exit $rc: $(tail -1 "$OUT/check.txt")"
+  note "check:cuda exit $rc: $(if [ -s "$OUT/check.txt" ]; then tail -1 "$OUT/check.txt"; else grep -m1 'check:cuda failed' "$OUT/check.log"; fi)"
   grep -E '^FAIL' "$OUT/check.txt" | head -20
 fi
 bench() { # label, flags...
