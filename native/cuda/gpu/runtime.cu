@@ -1,6 +1,8 @@
 // The device runtime on CUDA: one non-blocking stream, the device's stream-ordered memory pool
-// (cudaMallocAsync) kept warm like PyTorch's caching allocator, and double-buffered pinned staging for
-// uploads so the next batch is copied while the GPU still works on this one.
+// (cudaMallocAsync) kept warm like PyTorch's caching allocator, and pinned staging for uploads that
+// never waits for the GPU: a training step uploads its batch and then dozens of small constants
+// (tfjs makes a tensor of every scalar in an expression) between kernels, and an upload that waited
+// for its buffer's previous copy would wait for every kernel queued before that copy.
 #include <algorithm>
 #include <cstring>
 #include <vector>
@@ -18,13 +20,13 @@ cudaStream_t gStream = nullptr;
 cudaMemPool_t gPool = nullptr;
 AllocationBook gBook;
 
+// A pinned buffer an upload is copied through, free again once its copy has run (its event).
 struct Staging {
   void *host = nullptr;
   size_t bytes = 0;
   cudaEvent_t done = nullptr;
 };
-Staging gStaging[2];
-int gNextStaging = 0;
+std::vector<Staging> gStaging;
 
 std::vector<cudaEvent_t> gEvents;
 std::vector<int> gFreeEvents;
@@ -61,7 +63,6 @@ DeviceInfo init(const InitOptions &options) {
   uint64_t threshold = UINT64_MAX;
   check(cudaMemPoolSetAttribute(gPool, cudaMemPoolAttrReleaseThreshold, &threshold), "cudaMemPoolSetAttribute");
   check(cudaStreamCreateWithFlags(&gStream, cudaStreamNonBlocking), "cudaStreamCreate");
-  for (Staging &s : gStaging) check(cudaEventCreateWithFlags(&s.done, cudaEventDisableTiming), "cudaEventCreate");
   gInfo.name = p.name;
   gInfo.ccMajor = p.major;
   gInfo.ccMinor = p.minor;
@@ -102,19 +103,30 @@ void release(void *p) {
   check(cudaFreeAsync(p, gStream), "cudaFreeAsync");
 }
 
+// The smallest staging buffer of at least `bytes` whose last copy has run, or a new one (sizes are
+// powers of two from 4 KiB, so buffers are reused across steps; as many exist as uploads are in flight).
+Staging &freeStaging(size_t bytes) {
+  Staging *best = nullptr;
+  for (Staging &s : gStaging) {
+    if (s.bytes < bytes || (best && s.bytes >= best->bytes)) continue;
+    const cudaError_t e = cudaEventQuery(s.done);
+    if (e == cudaErrorNotReady) continue;
+    check(e, "a GPU kernel failed");
+    best = &s;
+  }
+  if (best) return *best;
+  Staging s;
+  s.bytes = 4096;
+  while (s.bytes < bytes) s.bytes *= 2;
+  check(cudaMallocHost(&s.host, s.bytes), "cudaMallocHost");
+  check(cudaEventCreateWithFlags(&s.done, cudaEventDisableTiming), "cudaEventCreate");
+  gStaging.push_back(s);
+  return gStaging.back();
+}
+
 void upload(void *dst, const void *src, size_t bytes) {
   if (!bytes) return;
-  Staging &s = gStaging[gNextStaging];
-  gNextStaging ^= 1;
-  // The buffer's previous copy must have left it before it is overwritten.
-  check(cudaEventSynchronize(s.done), "waiting for a staging buffer");
-  if (s.bytes < bytes) {
-    if (s.host) check(cudaFreeHost(s.host), "cudaFreeHost");
-    s.host = nullptr;
-    s.bytes = 0;
-    check(cudaMallocHost(&s.host, bytes), "cudaMallocHost");
-    s.bytes = bytes;
-  }
+  Staging &s = freeStaging(bytes);
   std::memcpy(s.host, src, bytes);
   check(cudaMemcpyAsync(dst, s.host, bytes, cudaMemcpyHostToDevice, gStream), "cudaMemcpyAsync (upload)");
   check(cudaEventRecord(s.done, gStream), "cudaEventRecord");
