@@ -142,14 +142,19 @@ function run(cmd, args) {
   });
 }
 
-/** The most telling line of a failed compile: the first error, else the last line. */
-function firstError(output) {
+/** The most telling line of a failed build: the first error (node-gyp's own stack lines aside), else the last line. */
+export function firstError(output) {
   const lines = output.split('\n').map((l) => l.trim()).filter(Boolean);
-  return lines.find((l) => /\berror\b/i.test(l)) ?? lines.at(-1) ?? 'no output';
+  return (
+    lines.find((l) => /\berror\b/i.test(l) && !l.startsWith('gyp ERR! stack') && !/^gyp ERR! (not ok|cwd|node|command|System)/.test(l)) ??
+    lines.at(-1) ??
+    'no output'
+  );
 }
 
-function writeStatus(addon, ok, reason) {
-  const file = path.resolve(root, addon.status);
+/** build/<addon>.status.json: removed after a good build, else the reason the loader will report. */
+export function writeStatus(statusFile, ok, reason) {
+  const file = path.resolve(root, statusFile);
   if (ok) {
     rmSync(file, { force: true });
     return;
@@ -221,7 +226,7 @@ async function buildUnlocked(flavour) {
   const addon = ADDONS[flavour];
   const what = flavour === 'gpu' ? 'the CUDA engine' : 'the CUDA engine host emulation (tests)';
   const fail = (reason) => {
-    writeStatus(addon, false, reason);
+    writeStatus(addon.status, false, reason);
     return { ok: false, reason };
   };
   if (process.env.SIMTRIP_SKIP_CUDA === '1') return fail('skipped at install (SIMTRIP_SKIP_CUDA=1)');
@@ -238,7 +243,7 @@ async function buildUnlocked(flavour) {
   const linked = await run(tc.compiler, [...tc.link, '-o', partial, ...objs, ...tc.libs]);
   if (!linked.ok) return fail(`linking ${what} failed: ${firstError(linked.out)}`);
   renameSync(path.resolve(root, partial), path.resolve(root, addon.file));
-  writeStatus(addon, true, '');
+  writeStatus(addon.status, true, '');
   return { ok: true, reason: `${compiled} of ${objs.length} files compiled in ${((Date.now() - t0) / 1000).toFixed(1)} s` };
 }
 

@@ -11,23 +11,14 @@
  * SIMTRIP_SKIP_CUDA=1 only the CUDA ones.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { buildCuda } from './build-cuda.mjs';
+import { buildCuda, firstError, writeStatus } from './build-cuda.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const statusFile = path.join(root, 'build', 'simtrip_onednn.status.json');
-
-function record(ok, reason) {
-  if (ok) {
-    rmSync(statusFile, { force: true });
-  } else {
-    mkdirSync(path.dirname(statusFile), { recursive: true });
-    writeFileSync(statusFile, `${JSON.stringify({ ok, reason, at: new Date().toISOString() })}\n`);
-  }
-}
+const record = (ok, reason) => writeStatus('build/simtrip_onednn.status.json', ok, reason);
 
 function includeDirs() {
   const fromEnv = [process.env.CPATH, process.env.CPLUS_INCLUDE_PATH, process.env.DNNLROOT && path.join(process.env.DNNLROOT, 'include')]
@@ -54,16 +45,6 @@ function nodedirArgs() {
   if (process.env.npm_config_nodedir) return [];
   const prefix = path.dirname(path.dirname(process.execPath));
   return existsSync(path.join(prefix, 'include', 'node', 'common.gypi')) ? [`--nodedir=${prefix}`] : [];
-}
-
-/** The most telling line of a failed build: the first compiler/linker error, else the last line. */
-function firstError(output) {
-  const lines = output.split('\n').map((l) => l.trim()).filter(Boolean);
-  return (
-    lines.find((l) => /\berror\b/i.test(l) && !l.startsWith('gyp ERR! stack') && !/^gyp ERR! (not ok|cwd|node|command|System)/.test(l)) ??
-    lines.at(-1) ??
-    'no output'
-  );
 }
 
 /** Returns [ok, reason]; prints one line either way. */
