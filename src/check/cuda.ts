@@ -26,6 +26,7 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { tf } from '../engine/tf.js';
 import { loadCuda } from '../engine/cuda/loader.js';
+import type { CudaBackend } from '../engine/cuda/backend.js';
 import { CUDA_KERNELS } from '../engine/cuda/kernels/index.js';
 import { fallbackRuns, nativeRuns, resetKernelStats } from '../engine/kernel_stats.js';
 import { loadOnednn } from '../engine/onednn/loader.js';
@@ -128,14 +129,6 @@ const MIXED16 = {
 
 const exp = (x: number) => (Number.isFinite(x) ? x.toExponential(2) : String(x));
 
-type MathMode = (convTf32: boolean, matmulTf32: boolean) => void;
-
-/** The engine's TF32 switch (a no-op on the host build, which has no tensor cores). */
-function mathModeOf(backend: string): MathMode {
-  const addon = (tf.engine().findBackend(backend) as unknown as { addon?: { setMathMode?: MathMode } }).addon;
-  return (conv, matmul) => addon?.setMathMode?.(conv, matmul);
-}
-
 /** Runs the selected parts; `log` gets one line per finished check. */
 export async function runCudaCheck(o: Options, log: (line: string) => void = () => {}): Promise<CheckRow[]> {
   const rows: CheckRow[] = [];
@@ -157,7 +150,9 @@ export async function runCudaCheck(o: Options, log: (line: string) => void = () 
   const scale: Scale = o.scale ?? (o.engine === 'cuda' ? 'full' : 'small');
   log(`info target ${target}: ${cuda.detail}; reference ${reference}; scale ${scale}`);
   await tf.setBackend(target);
-  const setMath = mathModeOf(target);
+  // The engine's TF32 switch (the host build has no tensor cores: there it changes nothing).
+  const cudaBackend = tf.engine().findBackend(target) as CudaBackend;
+  const setMath = (convs: boolean, matmuls: boolean) => cudaBackend.setTf32(convs, matmuls);
   setMath(false, false);
 
   if (o.only.includes('kernels')) {

@@ -14,6 +14,7 @@ import { tf } from './tf.js';
 import { UserError } from '../util/errors.js';
 import { loadOnednn } from './onednn/loader.js';
 import { loadCuda } from './cuda/loader.js';
+import type { CudaBackend } from './cuda/backend.js';
 
 export const ENGINE_NAMES = ['auto', 'cuda', 'tensorflow-gpu', 'tensorflow', 'onednn', 'wasm', 'cpu'] as const;
 export type EngineName = (typeof ENGINE_NAMES)[number];
@@ -188,8 +189,7 @@ export async function initEngine(requested: EngineName, opts: EngineOptions = {}
 /** The CUDA engine's math mode: TF32 tensor cores for convolutions, for everything, or nowhere. */
 function applyTf32(engine: EngineInfo, mode: Tf32Mode = 'convs'): void {
   if (engine.engine !== 'cuda') return;
-  const addon = (tf.backend() as unknown as { addon?: { setMathMode?(convTf32: boolean, matmulTf32: boolean): void } }).addon;
-  addon?.setMathMode?.(mode !== 'off', mode === 'all');
+  (tf.backend() as CudaBackend).setTf32(mode !== 'off', mode === 'all');
 }
 
 export function activeEngine(): EngineInfo | null {

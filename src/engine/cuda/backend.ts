@@ -30,6 +30,10 @@ interface HalfAddon {
   halfToFloat(src: number, out: number, n: number): void;
 }
 
+interface MathModeAddon {
+  setMathMode(convTf32: boolean, matmulTf32: boolean): void;
+}
+
 type BackendValues = tf.backend_util.BackendValues;
 
 interface TensorEntry {
@@ -240,6 +244,14 @@ export class CudaBackend extends tf.KernelBackend {
   override memory(): { unreliable: boolean; numBytesInGPU: number; numBytesInGPUAllocated: number; numBytesInGPUFree: number; peakBytesInGPU: number } {
     const m = this.addon.memory();
     return { unreliable: false, numBytesInGPU: m.inUse, numBytesInGPUAllocated: m.reserved, numBytesInGPUFree: m.free, peakBytesInGPU: m.peak };
+  }
+
+  /**
+   * Whether convolutions and matrix products may use TF32 tensor cores (faster, 10-bit mantissa
+   * products; engine.tf32). Both are exact fp32 until this is called.
+   */
+  setTf32(convs: boolean, matmuls: boolean): void {
+    (this.addon as CudaAddon & MathModeAddon).setMathMode(convs, matmuls);
   }
 
   override floatPrecision(): 32 {

@@ -8,7 +8,6 @@ import { describe, expect, it } from 'vitest';
 import { tf } from '../../../src/engine/tf.js';
 import { fallbackRuns, nativeRuns, resetKernelStats } from '../../../src/engine/kernel_stats.js';
 import type { CudaBackend } from '../../../src/engine/cuda/backend.js';
-import { setCudaMathMode } from '../../../src/engine/cuda/kernels/conv.js';
 import { Rng } from '../../../src/util/rng.js';
 import { CUDA_HOST, expectSameAsCpu, hostAddon, loadCudaHost } from './helpers.js';
 import { CONV_CASES as CASES, CONV_GRADIENT_CASES, type ConvCase, conv } from './conv_cases.js';
@@ -138,13 +137,13 @@ describe.skipIf(!load.ok)('FusedConv2D on the CUDA host build', () => {
   it('the math mode can be switched (the host build computes exactly either way)', async () => {
     await tf.setBackend(CUDA_HOST);
     const backend = tf.backend() as CudaBackend;
-    setCudaMathMode(backend, { convTf32: true, matmulTf32: true });
+    backend.setTf32(true, true);
     try {
       resetKernelStats();
       await expectSameAsCpu(() => conv(CASES[1]!, ...tensors(CASES[1]!)), TOLERANCE);
       expectNative('Conv2D', 1);
     } finally {
-      setCudaMathMode(backend, { convTf32: false, matmulTf32: false });
+      backend.setTf32(false, false);
     }
   });
 });

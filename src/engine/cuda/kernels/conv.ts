@@ -45,7 +45,6 @@ interface ConvAddon {
   convForwardHalves(x: number, filter: number, out: number, params: Int32Array): void;
   convBackwardDataHalves(dy: number, filter: number, out: number, params: Int32Array): void;
   convBackwardFilterHalves(x: number, dy: number, out: number, params: Int32Array): void;
-  setMathMode(convTf32: boolean, matmulTf32: boolean): void;
 }
 
 /** The suffix of the nativeRuns entry counted, besides the kernel's own, when a kernel ran on halves ('Conv2D/half'). */
@@ -62,14 +61,6 @@ function onHalves(backend: CudaBackend, kernelName: string, a: tf.TensorInfo, b:
   run(backend.storagePtr(a), backend.storagePtr(b), backend.storagePtr(out));
   countNative(kernelName + HALF_RUN);
   return out;
-}
-
-/**
- * Whether convolutions and matrix products may use TF32 tensor cores (faster, 10-bit mantissa
- * products). Both are exact fp32 until this is called.
- */
-export function setCudaMathMode(backend: CudaBackend, mode: { convTf32: boolean; matmulTf32: boolean }): void {
-  addonOf<ConvAddon>(backend).setMathMode(mode.convTf32, mode.matmulTf32);
 }
 
 /**
