@@ -13,14 +13,11 @@
  * reference engine are (the drift fp16 numerics cause by themselves), and the scaler's skip pattern
  * must match exactly (an overflow is far from a rounding question).
  */
-import { ConfigSchema } from '../config/schema.js';
 import { tf } from '../engine/tf.js';
-import { buildSslModel } from '../model/build.js';
 import { LossScaler } from '../optim/loss_scale.js';
-import { Sgd } from '../optim/sgd.js';
 import { trainStep } from '../train/step.js';
 import { Rng } from '../util/rng.js';
-import type { StepSpec } from './step_parity.js';
+import { buildStepModel, randomViews, type StepSpec } from './step_parity.js';
 
 export interface RunRecord {
   losses: number[];
@@ -34,17 +31,13 @@ export interface RunRecord {
  */
 export async function trainingRun(backend: string, spec: StepSpec, steps: number, initScale: number | null): Promise<RunRecord> {
   await tf.setBackend(backend);
-  const precision = initScale === null ? 'fp32' : 'mixed16';
-  const cfg = ConfigSchema.parse({ model: spec.model, method: spec.method, engine: { precision } });
-  const model = buildSslModel(cfg.model, cfg.method, 11, { precision });
-  const opt = new Sgd(model.store.trainable(), { momentum: 0.9, weightDecay: 5e-4, decayNormAndBias: true });
+  const { model, opt } = buildStepModel(spec, 11, initScale === null ? 'fp32' : 'mixed16');
   const scaler = initScale === null ? undefined : new LossScaler({ initScale });
   const rng = new Rng(`mixed16-run-${spec.label}`);
   const record: RunRecord = { losses: [], skipped: [], scales: [] };
   try {
     for (let s = 0; s < steps; s++) {
-      const views = [0, 1].map(() => Float32Array.from({ length: spec.batch * spec.side * spec.side * 3 }, () => rng.normal()));
-      const out = trainStep(model.method, model.store, opt, views, spec.side, () => 0.05, { scaler });
+      const out = trainStep(model.method, model.store, opt, randomViews(rng, spec, 2), spec.side, () => 0.05, { scaler });
       record.losses.push(out.loss);
       record.skipped.push(out.skipped);
       record.scales.push(out.lossScale ?? NaN);

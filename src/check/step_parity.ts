@@ -6,7 +6,7 @@
  */
 import { ConfigSchema, type Config } from '../config/schema.js';
 import { tf } from '../engine/tf.js';
-import { buildSslModel } from '../model/build.js';
+import { buildSslModel, type SslModel } from '../model/build.js';
 import { Sgd } from '../optim/sgd.js';
 import { Rng } from '../util/rng.js';
 import { relativeError } from './compare.js';
@@ -42,19 +42,24 @@ export interface StepRecord {
 
 export const STEP_LR = 0.05;
 
-function views(spec: StepSpec, count: number): Float32Array[] {
-  const rng = new Rng(`step-parity-${spec.label}`);
+/** `count` batches of random NHWC views of the spec's size. */
+export function randomViews(rng: Rng, spec: StepSpec, count: number): Float32Array[] {
   return Array.from({ length: count }, () => Float32Array.from({ length: spec.batch * spec.side * spec.side * 3 }, () => rng.normal()));
+}
+
+/** The spec's model from a seeded initialisation, and the SGD optimiser every check trains it with. */
+export function buildStepModel(spec: StepSpec, seed: number, precision = spec.precision): { model: SslModel; opt: Sgd } {
+  const cfg = ConfigSchema.parse({ model: spec.model, method: spec.method });
+  const model = buildSslModel(cfg.model, cfg.method, seed, { precision, numClasses: spec.classes });
+  return { model, opt: new Sgd(model.store.trainable(), { momentum: 0.9, weightDecay: 5e-4, decayNormAndBias: true }) };
 }
 
 /** One step on `backend` from the seeded initialisation. */
 export async function stepOn(backend: string, spec: StepSpec): Promise<StepRecord> {
   await tf.setBackend(backend);
-  const cfg = ConfigSchema.parse({ model: spec.model, method: spec.method });
-  const model = buildSslModel(cfg.model, cfg.method, 7, { precision: spec.precision, numClasses: spec.classes });
+  const { model, opt } = buildStepModel(spec, 7);
   const params = model.store.trainable();
-  const opt = new Sgd(params, { momentum: 0.9, weightDecay: 5e-4, decayNormAndBias: true });
-  const xs = views(spec, model.method.viewSources.length);
+  const xs = randomViews(new Rng(`step-parity-${spec.label}`), spec, model.method.viewSources.length);
   const labels = model.method.needsLabels ? Int32Array.from({ length: spec.batch }, (_, i) => i % (spec.classes ?? 2)) : undefined;
   const { value, grads } = tf.variableGrads(
     () => model.method.step(xs.map((v) => tf.tensor4d(v, [spec.batch, spec.side, spec.side, 3])), labels && tf.tensor1d(labels, 'int32')).loss,

@@ -6,10 +6,9 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { tf } from '../../src/engine/tf.js';
 import { ParamStore } from '../../src/model/params.js';
-import { ResNet } from '../../src/model/resnet.js';
+import { GOLDEN_FIXTURES } from '../../src/check/golden.js';
 import { loadWeights } from '../../src/model/weights.js';
 import { loadOnednn } from '../../src/engine/onednn/loader.js';
-import { Rng } from '../../src/util/rng.js';
 import { useCpuBackend } from '../helpers.js';
 import { fixture } from '../io/tmp.js';
 import { expectGoldenOutputs, loadFixtureImages } from './golden.js';
@@ -27,11 +26,7 @@ describe.each(backends)('torchvision ResNet parity (resnet-basic1111-f16) on %s'
   it('matches the PyTorch features and logits', async () => {
     await tf.setBackend(backend);
     const store = new ParamStore();
-    const net = new ResNet(
-      { store, rng: new Rng(0, 'init') },
-      { block: 'basic', layers: [1, 1, 1, 1], stem: 'imagenet', width: 64, zeroInitResidual: false, numClasses: 10 },
-      'backbone.',
-    );
+    const net = GOLDEN_FIXTURES.find((f) => f.dir === DIR)!.build(store);
     const report = await loadWeights(store, fixture(DIR, 'weights.safetensors'), { arch: 'basic-1111' });
     // Everything loads, fc included, and only the int64 counters are left over.
     expect(report.missing).toEqual([]);
