@@ -22,16 +22,18 @@ LibraryInfo gLibraries;
 
 }  // namespace
 
-// (device, memoryLimitBytes, cudnnCandidates, cublasCandidates): candidates are newline-separated paths.
+// (device, memoryLimitBytes, cudnnCandidates, cublasCandidates): candidates are newline-separated
+// paths. With none, only the device starts: a machine without a GPU fails here, before anyone looks
+// for libraries; a second call with candidates loads them.
 SIMTRIP_EXPORT(init) {
   args.need(4, "init");
   InitOptions options;
   options.device = args.integer(0, "device");
   options.memoryLimit = args.size(1, "memoryLimit");
   const DeviceInfo info = cuda::init(options);
-  if (gLibraries.cudnnPath.empty() && gLibraries.cudnnVersion == 0) {
-    gLibraries = loadLibraries({lines(args.text(2, "cudnn")), lines(args.text(3, "cublas"))});
-  }
+  const std::vector<std::string> cudnn = lines(args.text(2, "cudnn")), cublas = lines(args.text(3, "cublas"));
+  const bool loaded = !gLibraries.cudnnPath.empty() || gLibraries.cudnnVersion != 0;
+  if (!loaded && (!cudnn.empty() || !cublas.empty())) gLibraries = loadLibraries({cudnn, cublas});
   napi_value out;
   napi_create_object(args.env, &out);
   setProperty(args.env, out, "name", string(args.env, info.name.c_str()));

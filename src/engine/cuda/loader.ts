@@ -5,7 +5,7 @@
  * milliseconds: the addon loads, the CUDA runtime finds no driver, and nothing else happens.
  */
 import { execFileSync } from 'node:child_process';
-import { findLibraries, INSTALL_HINTS } from './libraries.js';
+import { findLibraries, INSTALL_HINTS, type LibrarySearch } from './libraries.js';
 import { loadCudaAddon, type CudaDeviceInfo, type CudaFlavour } from './native.js';
 
 export interface CudaLoadOptions {
@@ -80,11 +80,16 @@ export async function loadCuda(options: CudaLoadOptions = {}): Promise<CudaLoad>
   }
   const loaded = loadCudaAddon(flavour);
   if (!loaded.ok) return loaded;
-  // Only the GPU build loads libraries; the Python probe is skipped for the host build.
-  const libs = flavour === 'cuda' ? findLibraries() : { cudnn: [], cublas: [], searched: [] };
+  // The device first: on a machine without a GPU this fails at once, before the library search (which
+  // asks Python for pip's nvidia packages) costs anything. Only the GPU build loads libraries.
   let device: CudaDeviceInfo;
+  let libs: LibrarySearch = { cudnn: [], cublas: [], searched: [] };
   try {
-    device = loaded.addon.init(options.device ?? 0, options.memoryLimit ?? 0, libs.cudnn.join('\n'), libs.cublas.join('\n'));
+    device = loaded.addon.init(options.device ?? 0, options.memoryLimit ?? 0, '', '');
+    if (flavour === 'cuda') {
+      libs = findLibraries();
+      device = loaded.addon.init(options.device ?? 0, options.memoryLimit ?? 0, libs.cudnn.join('\n'), libs.cublas.join('\n'));
+    }
   } catch (e) {
     const message = ((e as Error).message ?? String(e)).split('\n')[0]!.replace(/^init: /, '');
     if (/cudnn|cublas/i.test(message)) {

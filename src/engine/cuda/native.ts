@@ -47,7 +47,10 @@ export interface CudaMemory {
 /** The addon's core: device start-up, memory and copies (native/cuda/device.cc). */
 export interface CudaAddon {
   readonly flavour: CudaFlavour;
-  /** cudnn / cublas: newline-separated candidate files, the first that loads is used. */
+  /**
+   * cudnn / cublas: newline-separated candidate files, the first that loads is used. Without any, only
+   * the device starts (library versions 0); a later call with candidates loads the libraries.
+   */
   init(device: number, memoryLimit: number, cudnn: string, cublas: string): CudaDeviceInfo;
   alloc(bytes: number): number;
   free(ptr: number): void;
