@@ -177,10 +177,6 @@ export class CudaBackend extends tf.KernelBackend {
     this.data.get(dataId).refCount++;
   }
 
-  decRef(dataId: tf.DataId): void {
-    if (this.data.has(dataId)) this.data.get(dataId).refCount--;
-  }
-
   override numDataIds(): number {
     return this.data.numDataIds();
   }
