@@ -19,6 +19,7 @@ import { groupNorm } from '../ops/group_norm.js';
 import { standardizeWeight } from '../ops/weight_standardization.js';
 import { BatchNorm, Context, Conv2d, Linear, globalAvgPool, residualSum, type Precision } from './layers.js';
 import type { Backbone } from './resnet.js';
+import { gcd } from '../util/values.js';
 
 export type BitNorm = 'group' | 'batch';
 
@@ -50,7 +51,6 @@ export const BIT_GN_GROUPS = 32;
 export const BIT_GN_EPS = 1e-5;
 export const BIT_WS_EPS = 1e-10;
 
-const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));
 
 /**
  * GroupNorm groups for a channel count: gcd(32, channels). At BiT's widths every channel count is a

@@ -14,3 +14,8 @@ export function isRecord(value: unknown): value is Record<string, unknown> {
 export function sizeOf(shape: readonly number[]): number {
   return shape.reduce((a, b) => a * b, 1);
 }
+
+/** The greatest common divisor of two non-negative integers. */
+export function gcd(a: number, b: number): number {
+  return b === 0 ? a : gcd(b, a % b);
+}

@@ -18,6 +18,15 @@ export function addonOf<T>(backend: CudaBackend): CudaAddon & T {
   return backend.addon as CudaAddon & T;
 }
 
+/**
+ * The same device memory under another shape or dtype (Reshape, Identity, a cast that changes
+ * nothing): one more reference to x's data, no copy.
+ */
+export function alias(backend: CudaBackend, x: tf.TensorInfo, shape: number[] = [...x.shape], dtype: tf.DataType = x.dtype): tf.TensorInfo {
+  backend.incRef(x.dataId);
+  return { dataId: x.dataId, shape, dtype };
+}
+
 /** A fresh output tensor with uninitialised device memory, and its pointer. */
 export function output(backend: CudaBackend, shape: number[], dtype: tf.DataType): { info: tf.TensorInfo; ptr: number } {
   const info = backend.makeTensorInfo(shape, dtype);

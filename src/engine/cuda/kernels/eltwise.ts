@@ -16,7 +16,8 @@
  */
 import { tf } from '../../tf.js';
 import type { CudaBackend } from '../backend.js';
-import { addonOf, type CudaKernel, type KernelArgs, type KernelTable, dtypeCode, output } from './common.js';
+import { sizeOf } from '../../../util/values.js';
+import { addonOf, alias, type CudaKernel, type KernelArgs, type KernelTable, dtypeCode, output } from './common.js';
 import { MAX_RANK, rowMajorStrides } from './strided.js';
 import { roundToFloat16 } from '../../../io/float16.js';
 
@@ -167,7 +168,6 @@ function addon(backend: CudaBackend): EltwiseAddon {
   return addonOf<EltwiseAddon>(backend);
 }
 
-const size = (t: tf.TensorInfo): number => tf.util.sizeFromShape(t.shape);
 
 function unaryKernel(op: number, rule: DtypeRule, attrsOf?: (attrs: KernelArgs['attrs']) => [number, number]): CudaKernel {
   const halves = HALF_UNARY.get(op);
@@ -175,7 +175,7 @@ function unaryKernel(op: number, rule: DtypeRule, attrsOf?: (attrs: KernelArgs['
     const { x } = inputs as { x: tf.TensorInfo };
     const dtype = rule(x.dtype);
     if (dtype === null) return null;
-    const n = size(x);
+    const n = sizeOf(x.shape);
     const [alpha, beta] = attrsOf ? attrsOf(attrs) : [0, 0];
     if (halves && backend.isHalf(x)) {
       const keep = halves.keepsGrid(alpha);
@@ -204,7 +204,7 @@ function keepsHalves(kernel: CudaKernel, native: keyof HalvesAddon): CudaKernel 
     const { x } = args.inputs as { x: tf.TensorInfo };
     if (!backend.isHalf(x)) return kernel(args, backend);
     const out = backend.makeHalfTensorInfo([...x.shape]);
-    const n = size(x);
+    const n = sizeOf(x.shape);
     if (n > 0) addonOf<HalvesAddon>(backend)[native](backend.storagePtr(x), backend.storagePtr(out), n);
     return out;
   };
@@ -281,12 +281,11 @@ const cast: CudaKernel = ({ inputs, attrs }, backend) => {
   const { dtype } = attrs as unknown as tf.CastAttrs;
   if (dtypeCode(x.dtype) === null || dtypeCode(dtype) === null) return null;
   if (x.dtype === dtype || (x.dtype === 'bool' && dtype === 'int32')) {
-    backend.incRef(x.dataId);
-    return { dataId: x.dataId, shape: [...x.shape], dtype };
+    return alias(backend, x, [...x.shape], dtype);
   }
   const op = dtype === 'bool' ? UNARY.ToBool : dtype === 'int32' ? UNARY.ToInt : UNARY.ToFloat;
   const out = output(backend, [...x.shape], dtype);
-  const n = size(x);
+  const n = sizeOf(x.shape);
   if (n > 0) addon(backend).eltwiseUnary(op, dtypeCode(x.dtype)!, backend.ptr(x), out.ptr, n, 0, 0);
   return out.info;
 };
@@ -297,9 +296,9 @@ const cast: CudaKernel = ({ inputs, attrs }, backend) => {
  */
 const select: CudaKernel = ({ inputs }, backend) => {
   const { condition, t, e } = inputs as { condition: tf.TensorInfo; t: tf.TensorInfo; e: tf.TensorInfo };
-  const n = size(t);
+  const n = sizeOf(t.shape);
   const rowBroadcast = condition.shape.length === 1 && t.shape.length > 1 && tf.util.sizeFromShape(t.shape.slice(1)) !== 1;
-  if (rowBroadcast || size(condition) !== n || size(e) !== n) return null;
+  if (rowBroadcast || sizeOf(condition.shape) !== n || sizeOf(e.shape) !== n) return null;
   const conditionCode = dtypeCode(condition.dtype);
   if (conditionCode === null || dtypeCode(t.dtype) === null || dtypeCode(t.dtype) !== dtypeCode(e.dtype)) return null;
   const out = output(backend, [...t.shape], tf.upcastType(t.dtype, e.dtype));
@@ -316,8 +315,8 @@ const addN: CudaKernel = ({ inputs }, backend) => {
   const first = tensors[0];
   if (!first) return null;
   const code = dtypeCode(first.dtype);
-  const n = size(first);
-  if (code === null || tensors.some((t) => dtypeCode(t.dtype) !== code || size(t) !== n)) return null;
+  const n = sizeOf(first.shape);
+  if (code === null || tensors.some((t) => dtypeCode(t.dtype) !== code || sizeOf(t.shape) !== n)) return null;
   const out = output(backend, [...first.shape], first.dtype);
   if (n === 0) return out.info;
   const ptrs = tensors.map((t) => backend.ptr(t));

@@ -9,7 +9,7 @@ import { tf } from '../../tf.js';
 import { ROUND_TO_HALF } from '../../../ops/fp16_round.js';
 import { ALL_FINITE } from '../../custom_kernels.js';
 import { sizeOf } from '../../../util/values.js';
-import { addonOf, type CudaKernel, type KernelTable, output } from './common.js';
+import { addonOf, alias, type CudaKernel, type KernelTable, output } from './common.js';
 import { float32OrHalvesInput } from './custom.js';
 
 interface Fp16Addon {
@@ -27,8 +27,7 @@ const roundToHalf: CudaKernel = ({ inputs }, backend) => {
   const { x } = inputs as { x: tf.TensorInfo };
   if (x.dtype !== 'float32') return null;
   if (backend.isHalf(x)) {
-    backend.incRef(x.dataId);
-    return { dataId: x.dataId, shape: [...x.shape], dtype: 'float32' };
+    return alias(backend, x);
   }
   const size = sizeOf(x.shape);
   const out = backend.makeHalfTensorInfo([...x.shape]);

@@ -5,8 +5,9 @@
  * so float32, int32 and bool (stored as int32) share them.
  */
 import { tf } from '../../tf.js';
+import { sizeOf } from '../../../util/values.js';
 import type { CudaBackend } from '../backend.js';
-import { addonOf, type CudaKernel, type KernelTable, output } from './common.js';
+import { addonOf, alias, type CudaKernel, type KernelTable, output } from './common.js';
 import { asMatrixTranspose, copyStrided, rowMajorStrides, transposeMatrices } from './strided.js';
 
 interface LayoutAddon {
@@ -16,17 +17,10 @@ interface LayoutAddon {
   oneHot(indices: number, out: number, count: number, depth: number, on: number, off: number): void;
 }
 
-const size = (shape: readonly number[]) => tf.util.sizeFromShape(shape as number[]);
 
 /** dtypes whose elements are one 4-byte word on the device, which every kernel here moves. */
 function isWordType(dtype: tf.DataType): boolean {
   return dtype === 'float32' || dtype === 'int32' || dtype === 'bool';
-}
-
-/** The same data under another shape: one more reference, as Reshape does. */
-function relabel(backend: CudaBackend, x: tf.TensorInfo, shape: number[]): tf.TensorInfo {
-  backend.incRef(x.dataId);
-  return { dataId: x.dataId, shape, dtype: x.dtype };
 }
 
 /**
@@ -89,7 +83,7 @@ const stridedSlice: CudaKernel = ({ inputs, attrs }, backend) => {
   const a = attrs as unknown as tf.StridedSliceAttrs;
   if (!isWordType(x.dtype)) return null;
   const info = tf.slice_util.sliceInfo(x.shape, a.begin, a.end, a.strides, a.beginMask, a.endMask, a.ellipsisMask, a.newAxisMask, a.shrinkAxisMask);
-  if (info.isIdentity) return relabel(backend, x, info.finalShape);
+  if (info.isIdentity) return alias(backend, x, info.finalShape);
   // The dense view over every dimension of x (1 on shrunk ones), which finalShape relabels. (The cpu
   // kernel's general path reads finalShapeSparse, which lacks the shrunk dimensions, as if it had them,
   // and so returns other elements when a shrink mask meets a non-unit stride; this follows TensorFlow.)
@@ -128,15 +122,15 @@ const concat: CudaKernel = ({ inputs, attrs }, backend) => {
     all.map((t) => t.shape),
     $axis,
   );
-  if (size(outShape) === 0) return output(backend, outShape, dtype).info;
-  const parts = all.filter((t) => size(t.shape) > 0);
-  if (parts.length === 1) return relabel(backend, parts[0]!, outShape);
-  const rows = size(outShape.slice(0, $axis));
+  if (sizeOf(outShape) === 0) return output(backend, outShape, dtype).info;
+  const parts = all.filter((t) => sizeOf(t.shape) > 0);
+  if (parts.length === 1) return alias(backend, parts[0]!, outShape);
+  const rows = sizeOf(outShape.slice(0, $axis));
   return sideBySide(
     backend,
     parts,
     rows,
-    parts.map((t) => size(t.shape.slice($axis))),
+    parts.map((t) => sizeOf(t.shape.slice($axis))),
     outShape,
   );
 };
@@ -153,13 +147,13 @@ const pack: CudaKernel = ({ inputs, attrs }, backend) => {
   }
   const $axis = axis < 0 ? axis + shape.length + 1 : axis;
   const outShape = [...shape.slice(0, $axis), all.length, ...shape.slice($axis)];
-  if (all.length === 1) return relabel(backend, all[0]!, outShape);
-  if (size(outShape) === 0) return output(backend, outShape, dtype).info;
-  const width = size(shape.slice($axis));
+  if (all.length === 1) return alias(backend, all[0]!, outShape);
+  if (sizeOf(outShape) === 0) return output(backend, outShape, dtype).info;
+  const width = sizeOf(shape.slice($axis));
   return sideBySide(
     backend,
     all,
-    size(shape.slice(0, $axis)),
+    sizeOf(shape.slice(0, $axis)),
     all.map(() => width),
     outShape,
   );
@@ -244,7 +238,7 @@ const reverse: CudaKernel = ({ inputs, attrs }, backend) => {
     offset += (x.shape[d]! - 1) * strides[d]!;
     strides[d] = -strides[d]!;
   }
-  return gathered(backend, x, [...x.shape], strides, size(x.shape) > 0 ? offset : 0);
+  return gathered(backend, x, [...x.shape], strides, sizeOf(x.shape) > 0 ? offset : 0);
 };
 
 // ---- padding ----
@@ -292,7 +286,7 @@ function pad(backend: CudaBackend, x: tf.TensorInfo, paddings: Array<[number, nu
   if (!isWordType(x.dtype) || word === null) return null;
   const outShape = paddings.map((p, d) => p[0] + x.shape[d]! + p[1]);
   const out = output(backend, outShape, x.dtype);
-  if (size(outShape) === 0) return out.info;
+  if (sizeOf(outShape) === 0) return out.info;
   const view = padView(x.shape, paddings, mode !== 'constant');
   if (view.inShape.length > 6) {
     backend.disposeIntermediateTensorInfo(out.info);
@@ -319,7 +313,7 @@ const padV2: CudaKernel = ({ inputs, attrs }, backend) => {
 const mirrorPad: CudaKernel = ({ inputs, attrs }, backend) => {
   const { x } = inputs as { x: tf.TensorInfo };
   const { paddings, mode } = attrs as unknown as tf.MirrorPadAttrs;
-  if (size(x.shape) === 0) return null;
+  if (sizeOf(x.shape) === 0) return null;
   return pad(backend, x, paddings, mode, 0);
 };
 
@@ -333,8 +327,8 @@ const gatherV2: CudaKernel = ({ inputs, attrs }, backend) => {
   const $axis = tf.util.parseAxisParam(axis, x.shape)[0]!;
   const info = tf.backend_util.segment_util.collectGatherOpShapeInfo(x, indices, $axis, batchDims ?? 0);
   const out = output(backend, info.outputShape, x.dtype);
-  const count = size(indices.shape) / Math.max(info.batchSize, 1);
-  if (size(info.outputShape) > 0) {
+  const count = sizeOf(indices.shape) / Math.max(info.batchSize, 1);
+  if (sizeOf(info.outputShape) > 0) {
     addonOf<LayoutAddon>(backend).gather(backend.ptr(x), backend.ptr(indices), out.ptr, info.batchSize, info.outerSize, info.dimSize, count, info.sliceSize);
   }
   return out.info;
@@ -349,7 +343,7 @@ const oneHot: CudaKernel = ({ inputs, attrs }, backend) => {
   const on = dtype === 'float32' ? wordOf(onValue, dtype)! : onValue | 0;
   const off = dtype === 'float32' ? wordOf(offValue, dtype)! : offValue | 0;
   const out = output(backend, [...indices.shape, depth], dtype);
-  const count = size(indices.shape);
+  const count = sizeOf(indices.shape);
   if (count * depth > 0) addonOf<LayoutAddon>(backend).oneHot(backend.ptr(indices), out.ptr, count, depth, on, off);
   return out.info;
 };

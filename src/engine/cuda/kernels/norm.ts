@@ -11,7 +11,7 @@
  */
 import { tf } from '../../tf.js';
 import { BATCH_NORM_SPEC, GROUP_NORM_SPEC, gradName, type NormKernelSpec } from '../../custom_kernels.js';
-import { sizeOf } from '../../../util/values.js';
+import { gcd, sizeOf } from '../../../util/values.js';
 import { addonOf, type CudaKernel, type KernelTable, output } from './common.js';
 import { float32Input, float32OrHalvesInput } from './custom.js';
 
@@ -90,7 +90,6 @@ function backwardKernel({ spec, view }: NormKernelPair): CudaKernel {
   };
 }
 
-const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));
 
 /**
  * tfjs' inference batch norm: out[i] = offset + (x[i] - mean) * scale / sqrt(variance + eps), each

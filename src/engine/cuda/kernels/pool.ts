@@ -4,7 +4,7 @@
  */
 import { tf } from '../../tf.js';
 import { sameShape } from '../../../util/values.js';
-import { addonOf, type CudaKernel, type KernelTable, output } from './common.js';
+import { addonOf, alias, type CudaKernel, type KernelTable, output } from './common.js';
 
 interface PoolAddon {
   maxPool(x: number, out: number, params: Int32Array): void;
@@ -42,8 +42,7 @@ function forward(kind: 'maxPool' | 'avgPool'): CudaKernel {
     const info = poolInfo(x.shape, attrs as unknown as tf.MaxPoolAttrs);
     if (!info) return null;
     if (isIdentity(info)) {
-      backend.incRef(x.dataId);
-      return { dataId: x.dataId, shape: [...x.shape], dtype: x.dtype };
+      return alias(backend, x);
     }
     const params = poolParams(info);
     if (!params) return null;

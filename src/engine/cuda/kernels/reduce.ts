@@ -4,6 +4,7 @@
  * axes that are not one contiguous run are transposed to the end first, as the cpu backend does.
  */
 import { tf } from '../../tf.js';
+import { sizeOf } from '../../../util/values.js';
 import type { CudaBackend } from '../backend.js';
 import { addonOf, type CudaKernel, dtypeCode, type KernelTable, output } from './common.js';
 import { permute } from './layout.js';
@@ -21,7 +22,6 @@ type Op = keyof typeof OP;
 /** The largest k TopK takes natively (its selection is sorted in shared memory). */
 export const TOPK_MAX = 1024;
 
-const size = (shape: readonly number[]) => tf.util.sizeFromShape(shape as number[]);
 
 /**
  * `shape` as [outer, mid, inner] with mid the product of `axes`, when those are one contiguous run
@@ -61,8 +61,8 @@ function reduce(backend: CudaBackend, x: tf.TensorInfo, axes: number[], op: Op, 
   if (code === null) return null;
   const [outShape, reduceShape] = tf.backend_util.computeOutAndReduceShapes(x.shape, axes);
   const shape = keepDims ? tf.backend_util.expandShapeToKeepDim(outShape, axes) : outShape;
-  const outSize = size(outShape);
-  const mid = size(reduceShape);
+  const outSize = sizeOf(outShape);
+  const mid = sizeOf(reduceShape);
   if (outSize === 0) return output(backend, shape, outDtype).info;
   if (mid === 0) return backend.makeTensorInfo(shape, outDtype, emptyReduction(op, outDtype, outSize));
   let view = reductionView(x.shape, axes);
@@ -124,7 +124,7 @@ const softmax: CudaKernel = ({ inputs, attrs }, backend) => {
   if (logits.dtype !== 'float32' || rank === 0 || (dim !== -1 && dim !== rank - 1)) return null;
   const n = logits.shape[rank - 1]!;
   const out = output(backend, [...logits.shape], 'float32');
-  if (size(logits.shape) > 0) addonOf<ReduceAddon>(backend).softmax(backend.ptr(logits), out.ptr, size(logits.shape) / n, n);
+  if (sizeOf(logits.shape) > 0) addonOf<ReduceAddon>(backend).softmax(backend.ptr(logits), out.ptr, sizeOf(logits.shape) / n, n);
   return out.info;
 };
 
@@ -141,7 +141,7 @@ const topK: CudaKernel = ({ inputs, attrs }, backend) => {
   const shape = [...x.shape.slice(0, -1), k];
   const values = output(backend, shape, x.dtype);
   const indices = output(backend, shape, 'int32');
-  const rows = size(x.shape.slice(0, -1));
+  const rows = sizeOf(x.shape.slice(0, -1));
   if (rows > 0 && k > 0) addonOf<ReduceAddon>(backend).topK(dtypeCode(x.dtype)!, backend.ptr(x), values.ptr, indices.ptr, rows, n, k);
   return [values.info, indices.info];
 };

@@ -3,7 +3,7 @@
  * reference, as the cpu backend does), so a view costs nothing on the GPU.
  */
 import { tf } from '../../tf.js';
-import type { CudaKernel, KernelTable } from './common.js';
+import { alias, type CudaKernel, type KernelTable } from './common.js';
 
 const reshape: CudaKernel = ({ inputs, attrs }, backend) => {
   const { x } = inputs as { x: tf.TensorInfo };
@@ -13,14 +13,12 @@ const reshape: CudaKernel = ({ inputs, attrs }, backend) => {
   if (tf.util.sizeFromShape(outShape) !== size) {
     throw new Error(`Reshape: the new shape (${outShape}) has ${tf.util.sizeFromShape(outShape)} elements, the old shape (${x.shape}) ${size}`);
   }
-  backend.incRef(x.dataId);
-  return { dataId: x.dataId, shape: outShape, dtype: x.dtype };
+  return alias(backend, x, outShape);
 };
 
 const identity: CudaKernel = ({ inputs }, backend) => {
   const { x } = inputs as { x: tf.TensorInfo };
-  backend.incRef(x.dataId);
-  return { dataId: x.dataId, shape: [...x.shape], dtype: x.dtype };
+  return alias(backend, x);
 };
 
 export const SHAPE_KERNELS: KernelTable = {
