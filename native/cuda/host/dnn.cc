@@ -57,28 +57,41 @@ void store(const std::vector<float> &values, void *p, Storage storage) {
   }
 }
 
+// Offset of element (b, y, x, c) in a [n, h, w, channels] tensor; filters are [k, r, s, c], the same shape.
+inline size_t offset4(size_t b, int y, int x, int c, int h, int w, int channels) {
+  return ((b * h + y) * w + x) * channels + c;
+}
+
+// Calls tap(r, s, iy, ix) for each filter tap of output (oy, ox) that reads inside the input.
+template <class Tap>
+void eachTap(const ConvShape &g, int oy, int ox, Tap tap) {
+  for (int r = 0; r < g.r; r++) {
+    const int iy = inputIndex(oy, r, g.strideH, g.dilationH, g.padH);
+    if (iy < 0 || iy >= g.h) continue;
+    for (int s = 0; s < g.s; s++) {
+      const int ix = inputIndex(ox, s, g.strideW, g.dilationW, g.padW);
+      if (ix < 0 || ix >= g.w) continue;
+      tap(r, s, iy, ix);
+    }
+  }
+}
+
 void forward(const ConvShape &g, const float *x, const float *w, float *y) {
   std::vector<double> acc(g.k);
   for (int b = 0; b < g.n; b++) {
     for (int oy = 0; oy < g.outH; oy++) {
       for (int ox = 0; ox < g.outW; ox++) {
         std::fill(acc.begin(), acc.end(), 0.0);
-        for (int r = 0; r < g.r; r++) {
-          const int iy = inputIndex(oy, r, g.strideH, g.dilationH, g.padH);
-          if (iy < 0 || iy >= g.h) continue;
-          for (int s = 0; s < g.s; s++) {
-            const int ix = inputIndex(ox, s, g.strideW, g.dilationW, g.padW);
-            if (ix < 0 || ix >= g.w) continue;
-            const float *xp = x + ((size_t(b) * g.h + iy) * g.w + ix) * g.c;
-            for (int k = 0; k < g.k; k++) {
-              const float *wp = w + ((size_t(k) * g.r + r) * g.s + s) * g.c;
-              double sum = 0;
-              for (int c = 0; c < g.c; c++) sum += double(xp[c]) * wp[c];
-              acc[k] += sum;
-            }
+        eachTap(g, oy, ox, [&](int r, int s, int iy, int ix) {
+          const float *xp = x + offset4(b, iy, ix, 0, g.h, g.w, g.c);
+          for (int k = 0; k < g.k; k++) {
+            const float *wp = w + offset4(k, r, s, 0, g.r, g.s, g.c);
+            double sum = 0;
+            for (int c = 0; c < g.c; c++) sum += double(xp[c]) * wp[c];
+            acc[k] += sum;
           }
-        }
-        float *yp = y + ((size_t(b) * g.outH + oy) * g.outW + ox) * g.k;
+        });
+        float *yp = y + offset4(b, oy, ox, 0, g.outH, g.outW, g.k);
         for (int k = 0; k < g.k; k++) yp[k] = static_cast<float>(acc[k]);
       }
     }
@@ -97,14 +110,14 @@ void backwardData(const ConvShape &g, const float *dy, const float *w, float *dx
           for (int s = 0; s < g.s; s++) {
             const int ox = outputIndex(ix, s, g.strideW, g.dilationW, g.padW, g.outW);
             if (ox < 0) continue;
-            const float *dyp = dy + ((size_t(b) * g.outH + oy) * g.outW + ox) * g.k;
+            const float *dyp = dy + offset4(b, oy, ox, 0, g.outH, g.outW, g.k);
             for (int k = 0; k < g.k; k++) {
-              const float *wp = w + ((size_t(k) * g.r + r) * g.s + s) * g.c;
+              const float *wp = w + offset4(k, r, s, 0, g.r, g.s, g.c);
               for (int c = 0; c < g.c; c++) acc[c] += double(dyp[k]) * wp[c];
             }
           }
         }
-        float *dxp = dx + ((size_t(b) * g.h + iy) * g.w + ix) * g.c;
+        float *dxp = dx + offset4(b, iy, ix, 0, g.h, g.w, g.c);
         for (int c = 0; c < g.c; c++) dxp[c] = static_cast<float>(acc[c]);
       }
     }
@@ -116,20 +129,14 @@ void backwardFilter(const ConvShape &g, const float *x, const float *dy, float *
   for (int b = 0; b < g.n; b++) {
     for (int oy = 0; oy < g.outH; oy++) {
       for (int ox = 0; ox < g.outW; ox++) {
-        const float *dyp = dy + ((size_t(b) * g.outH + oy) * g.outW + ox) * g.k;
-        for (int r = 0; r < g.r; r++) {
-          const int iy = inputIndex(oy, r, g.strideH, g.dilationH, g.padH);
-          if (iy < 0 || iy >= g.h) continue;
-          for (int s = 0; s < g.s; s++) {
-            const int ix = inputIndex(ox, s, g.strideW, g.dilationW, g.padW);
-            if (ix < 0 || ix >= g.w) continue;
-            const float *xp = x + ((size_t(b) * g.h + iy) * g.w + ix) * g.c;
-            for (int k = 0; k < g.k; k++) {
-              double *ap = acc.data() + ((size_t(k) * g.r + r) * g.s + s) * g.c;
-              for (int c = 0; c < g.c; c++) ap[c] += double(dyp[k]) * xp[c];
-            }
+        const float *dyp = dy + offset4(b, oy, ox, 0, g.outH, g.outW, g.k);
+        eachTap(g, oy, ox, [&](int r, int s, int iy, int ix) {
+          const float *xp = x + offset4(b, iy, ix, 0, g.h, g.w, g.c);
+          for (int k = 0; k < g.k; k++) {
+            double *ap = acc.data() + offset4(k, r, s, 0, g.r, g.s, g.c);
+            for (int c = 0; c < g.c; c++) ap[c] += double(dyp[k]) * xp[c];
           }
-        }
+        });
       }
     }
   }
