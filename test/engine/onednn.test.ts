@@ -9,6 +9,7 @@ import { nativeRuns } from '../../src/engine/kernel_stats.js';
 import { broadcastLayout } from '../../src/engine/onednn/kernels/eltwise.js';
 import { Rng } from '../../src/util/rng.js';
 import { relativeError, useCpuBackend } from '../helpers.js';
+import { type ConvCase, conv } from './conv_cases.js';
 
 const onednn = await loadOnednn();
 if (!onednn.ok) {
@@ -63,18 +64,6 @@ async function expectSameOnBoth(
   return actual;
 }
 
-type Pad = 'same' | 'valid' | number | [[number, number], [number, number], [number, number], [number, number]];
-
-interface ConvCase {
-  name: string;
-  x: number[];
-  f: number[];
-  strides: number | [number, number];
-  pad: Pad;
-  dilations?: number | [number, number];
-  rounding?: 'floor' | 'round' | 'ceil';
-}
-
 const CONV_CASES: ConvCase[] = [
   { name: '3x3 same stride 1', x: [2, 9, 9, 3], f: [3, 3, 3, 5], strides: 1, pad: 'same' },
   { name: '3x3 valid stride 2, last row unused', x: [1, 8, 8, 4], f: [3, 3, 4, 6], strides: 2, pad: 'valid' },
@@ -94,10 +83,6 @@ const DILATED_CASES: ConvCase[] = [
 
 function inputsOf(c: ConvCase, extra: Init[] = []): Init[] {
   return [{ shape: c.x, seed: `${c.name}/x` }, { shape: c.f, seed: `${c.name}/f` }, ...extra];
-}
-
-function conv(c: ConvCase, x: tf.Tensor, f: tf.Tensor): tf.Tensor4D {
-  return tf.conv2d(x as tf.Tensor4D, f as tf.Tensor4D, c.strides, c.pad, 'NHWC', c.dilations ?? 1, c.rounding);
 }
 
 describe.skipIf(!onednn.ok)('onednn convolution kernels match cpu', () => {

@@ -10,7 +10,7 @@ import { fallbackRuns, nativeRuns, resetKernelStats } from '../../../src/engine/
 import type { CudaBackend } from '../../../src/engine/cuda/backend.js';
 import { Rng } from '../../../src/util/rng.js';
 import { CUDA_HOST, expectSameAsCpu, hostAddon, loadCudaHost } from './helpers.js';
-import { CONV_CASES as CASES, CONV_GRADIENT_CASES, type ConvCase, conv } from './conv_cases.js';
+import { CONV_CASES as CASES, CONV_GRADIENT_CASES, type ConvCase, conv } from '../conv_cases.js';
 
 const load = await loadCudaHost();
 const TOLERANCE = 1e-5;

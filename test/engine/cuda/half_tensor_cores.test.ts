@@ -34,7 +34,7 @@ import { roundToHalf } from '../../../src/ops/fp16_round.js';
 import { Rng } from '../../../src/util/rng.js';
 import { relativeError } from '../../helpers.js';
 import { CUDA_HOST, loadCudaHost } from './helpers.js';
-import { CONV_CASES, CONV_GRADIENT_CASES, type ConvCase, conv } from './conv_cases.js';
+import { CONV_CASES, CONV_GRADIENT_CASES, type ConvCase, conv } from '../conv_cases.js';
 import { MATMUL_CASES, matmulShapes, TRANSPOSES } from './matmul_cases.js';
 
 const load = await loadCudaHost();

@@ -1,5 +1,9 @@
-/** The convolution shapes the CUDA engine's tests run (conv.test.ts on float32, half_tensor_cores.test.ts on halves). */
-import { tf } from '../../../src/engine/tf.js';
+/**
+ * Convolution cases for the engines' tests: the case type and the tfjs call every engine is checked with
+ * (onednn.test.ts, cuda/conv.test.ts), and the shapes the CUDA engine runs (cuda/conv.test.ts on float32,
+ * cuda/half_tensor_cores.test.ts on halves).
+ */
+import { tf } from '../../src/engine/tf.js';
 
 export type Pad = 'same' | 'valid' | number | [[number, number], [number, number], [number, number], [number, number]];
 
