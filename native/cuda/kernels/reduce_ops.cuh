@@ -112,15 +112,22 @@ __device__ __forceinline__ int multiply(int a, int b) { return static_cast<int>(
 // A reduction: In (the input's element type) -> Acc (what partial results carry) -> Out. load() turns
 // element m of the reduced axis into an accumulator, operator() folds two, finish() makes the result
 // of a reduction over `count` elements.
+//
+// SameType holds what the reductions that keep the input's type throughout have in common; each of them
+// adds only its identity and its fold.
 template <class T>
-struct SumOf {
+struct SameType {
   using In = T;
   using Acc = T;
   using Out = T;
-  __device__ static Acc identity() { return T(0); }
   __device__ static Acc load(In v, int) { return v; }
-  __device__ Acc operator()(Acc a, Acc b) const { return add(a, b); }
   __device__ static Out finish(Acc a, size_t) { return a; }
+};
+
+template <class T>
+struct SumOf : SameType<T> {
+  __device__ static T identity() { return T(0); }
+  __device__ T operator()(T a, T b) const { return add(a, b); }
 };
 
 // The mean in float32 whatever the input (tfjs' Mean casts first), divided once at the end.
@@ -136,37 +143,22 @@ struct MeanOf {
 };
 
 template <class T>
-struct ProdOf {
-  using In = T;
-  using Acc = T;
-  using Out = T;
-  __device__ static Acc identity() { return T(1); }
-  __device__ static Acc load(In v, int) { return v; }
-  __device__ Acc operator()(Acc a, Acc b) const { return multiply(a, b); }
-  __device__ static Out finish(Acc a, size_t) { return a; }
+struct ProdOf : SameType<T> {
+  __device__ static T identity() { return T(1); }
+  __device__ T operator()(T a, T b) const { return multiply(a, b); }
 };
 
 // NaN wins, as in the cpu kernels' `isNaN(v) || v > max`.
 template <class T>
-struct MaxOf {
-  using In = T;
-  using Acc = T;
-  using Out = T;
-  __device__ static Acc identity() { return lowestOf<T>(); }
-  __device__ static Acc load(In v, int) { return v; }
-  __device__ Acc operator()(Acc a, Acc b) const { return a > b || isNaN(a) ? a : b; }
-  __device__ static Out finish(Acc a, size_t) { return a; }
+struct MaxOf : SameType<T> {
+  __device__ static T identity() { return lowestOf<T>(); }
+  __device__ T operator()(T a, T b) const { return a > b || isNaN(a) ? a : b; }
 };
 
 template <class T>
-struct MinOf {
-  using In = T;
-  using Acc = T;
-  using Out = T;
-  __device__ static Acc identity() { return highestOf<T>(); }
-  __device__ static Acc load(In v, int) { return v; }
-  __device__ Acc operator()(Acc a, Acc b) const { return a < b || isNaN(a) ? a : b; }
-  __device__ static Out finish(Acc a, size_t) { return a; }
+struct MinOf : SameType<T> {
+  __device__ static T identity() { return highestOf<T>(); }
+  __device__ T operator()(T a, T b) const { return a < b || isNaN(a) ? a : b; }
 };
 
 // The first position of the largest value. The cpu kernel starts from element 0 and moves on a strictly
