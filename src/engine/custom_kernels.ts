@@ -107,3 +107,15 @@ export function registerNormGradient(spec: NormKernelSpec): void {
 export function canRunKernel(kernelName: string, ...inputs: tf.Tensor[]): boolean {
   return inputs.every((t) => t.dtype === 'float32') && tf.getKernel(kernelName, tf.getBackend()) !== undefined;
 }
+
+/**
+ * An input of one of these kernels, checked: present, float32 and `length` elements long. They have no
+ * cpu version to fall back to, so a wrong input is an error that names it.
+ */
+export function checkedFloat32Input(t: tf.TensorInfo | undefined, kernel: string, name: string, length: number): tf.TensorInfo {
+  if (!t) throw new Error(`${kernel}: missing input ${name}`);
+  if (t.dtype !== 'float32') throw new Error(`${kernel}: ${name} must be float32, got ${t.dtype}`);
+  const size = sizeOf(t.shape);
+  if (size !== length) throw new Error(`${kernel}: ${name} has ${size} elements, expected ${length}`);
+  return t;
+}

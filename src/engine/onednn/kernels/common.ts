@@ -3,6 +3,7 @@ import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import { tf } from '../../tf.js';
 import type { NativeAddon } from '../native.js';
 import { countFallback, countNative } from '../../kernel_stats.js';
+import { checkedFloat32Input } from '../../custom_kernels.js';
 
 export type KernelArgs = Parameters<tf.KernelFunc>[0];
 
@@ -24,10 +25,8 @@ export function requireF32(
   name: string,
   length: number,
 ): Float32Array {
-  if (!t) throw new Error(`${kernel}: missing input ${name}`);
-  const values = f32(backend, t);
-  if (!values) throw new Error(`${kernel}: ${name} must be float32, got ${t.dtype}`);
-  if (values.length !== length) throw new Error(`${kernel}: ${name} has ${values.length} elements, expected ${length}`);
+  const values = f32(backend, checkedFloat32Input(t, kernel, name, length));
+  if (!values) throw new Error(`${kernel}: ${name} holds no Float32Array on the cpu backend`);
   return values;
 }
 
