@@ -7,10 +7,7 @@
  * Device pointers cross as numbers (0 = null). Kernel families add their own functions to the addon;
  * each kernel module declares the ones it calls (see kernels/*.ts).
  */
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import path from 'node:path';
-import { buildStatusReason, packageRoot } from '../package_root.js';
+import { loadBuiltAddon, type AddonLoad } from '../built_addon.js';
 
 export type CudaFlavour = 'cuda' | 'host';
 
@@ -71,7 +68,7 @@ export const ADDON_FILES: Record<CudaFlavour, { file: string; status: string }> 
   host: { file: 'build/Release/simtrip_cuda_host.node', status: 'build/simtrip_cuda_host.status.json' },
 };
 
-export type CudaAddonLoad = { ok: true; addon: CudaAddon } | { ok: false; reason: string; hint: string };
+export type CudaAddonLoad = AddonLoad<CudaAddon>;
 
 const REBUILD_HINT = 'install the CUDA toolkit (nvcc), then npm rebuild simtrip (or node scripts/build-cuda.mjs in a checkout)';
 
@@ -80,27 +77,14 @@ const cache = new Map<CudaFlavour, CudaAddonLoad>();
 export function loadCudaAddon(flavour: CudaFlavour): CudaAddonLoad {
   const hit = cache.get(flavour);
   if (hit) return hit;
-  const result = ((): CudaAddonLoad => {
-    let root: string;
-    try {
-      root = packageRoot();
-    } catch (e) {
-      return { ok: false, reason: (e as Error).message, hint: REBUILD_HINT };
-    }
-    const file = path.join(root, ADDON_FILES[flavour].file);
-    if (!existsSync(file)) {
-      const why = buildStatusReason(root, ADDON_FILES[flavour].status) ?? `${ADDON_FILES[flavour].file} does not exist`;
-      return { ok: false, reason: `CUDA addon not built: ${why}`, hint: REBUILD_HINT };
-    }
-    try {
-      const addon = createRequire(import.meta.url)(file) as CudaAddon;
+  const result = loadBuiltAddon<CudaAddon>({
+    ...ADDON_FILES[flavour],
+    what: 'CUDA addon',
+    hint: REBUILD_HINT,
+    check(addon) {
       if (addon.flavour !== flavour || typeof addon.init !== 'function') throw new Error('not a simtrip CUDA addon');
-      return { ok: true, addon };
-    } catch (e) {
-      const first = ((e as Error).message ?? String(e)).split('\n')[0];
-      return { ok: false, reason: `${ADDON_FILES[flavour].file} failed to load: ${first}`, hint: REBUILD_HINT };
-    }
-  })();
+    },
+  });
   cache.set(flavour, result);
   return result;
 }

@@ -1,8 +1,5 @@
 /** Finds and loads the compiled addon (build/Release/simtrip_onednn.node). */
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import path from 'node:path';
-import { buildStatusReason, packageRoot } from '../package_root.js';
+import { loadBuiltAddon, type AddonLoad } from '../built_addon.js';
 
 /** The functions exported by native/onednn/addon.cc. Kernels write into the `out` arrays they are given. */
 export interface NativeAddon {
@@ -45,40 +42,25 @@ export const ADDON_RELATIVE_PATH = 'build/Release/simtrip_onednn.node';
 /** Written by scripts/build-native.mjs when it skips or fails the build, so the loader can say why. */
 export const BUILD_STATUS_RELATIVE_PATH = 'build/simtrip_onednn.status.json';
 
-export type NativeLoad = { ok: true; addon: NativeAddon } | { ok: false; reason: string; hint: string };
-
-const REBUILD_HINT = 'apt-get install libdnnl-dev && npm rebuild simtrip (or node scripts/build-native.mjs in a checkout)';
+export type NativeLoad = AddonLoad<NativeAddon>;
 
 let cached: NativeLoad | null = null;
 
 export function loadNative(): NativeLoad {
-  if (cached) return cached;
-  let root: string;
-  try {
-    root = packageRoot();
-  } catch (e) {
-    return (cached = { ok: false, reason: (e as Error).message, hint: REBUILD_HINT });
-  }
-  const file = path.join(root, ADDON_RELATIVE_PATH);
-  if (!existsSync(file)) {
-    const why = buildStatusReason(root, BUILD_STATUS_RELATIVE_PATH) ?? `${ADDON_RELATIVE_PATH} does not exist`;
-    return (cached = { ok: false, reason: `native addon not built: ${why}`, hint: REBUILD_HINT });
-  }
-  // libgomp reads this once, when the addon pulls it in. Its default spin-waiting at the end of every
-  // parallel region takes the CPU a descheduled worker needs as soon as anything else runs on the
-  // machine: a SimSiam step on 2 busy cores measured 7.9 s spinning against 2.7 s passive. Parking
-  // idle workers costs a futex wake per region, microseconds against kernels of milliseconds.
-  process.env.OMP_WAIT_POLICY ??= 'PASSIVE';
-  try {
-    const addon = createRequire(import.meta.url)(file) as NativeAddon;
-    addon.info();
-    return (cached = { ok: true, addon });
-  } catch (e) {
-    const first = ((e as Error).message ?? String(e)).split('\n')[0];
-    return (cached = {
-      ok: false,
-      reason: `${ADDON_RELATIVE_PATH} failed to load: ${first}`,
-      hint: 'it links against libdnnl.so.2: apt-get install libdnnl-dev, then npm rebuild simtrip',
-    });
-  }
+  cached ??= loadBuiltAddon<NativeAddon>({
+    file: ADDON_RELATIVE_PATH,
+    status: BUILD_STATUS_RELATIVE_PATH,
+    what: 'native addon',
+    hint: 'apt-get install libdnnl-dev && npm rebuild simtrip (or node scripts/build-native.mjs in a checkout)',
+    loadHint: 'it links against libdnnl.so.2: apt-get install libdnnl-dev, then npm rebuild simtrip',
+    // libgomp reads this once, when the addon pulls it in. Its default spin-waiting at the end of every
+    // parallel region takes the CPU a descheduled worker needs as soon as anything else runs on the
+    // machine: a SimSiam step on 2 busy cores measured 7.9 s spinning against 2.7 s passive. Parking
+    // idle workers costs a futex wake per region, microseconds against kernels of milliseconds.
+    beforeLoad: () => {
+      process.env.OMP_WAIT_POLICY ??= 'PASSIVE';
+    },
+    check: (addon) => addon.info(),
+  });
+  return cached;
 }
