@@ -15,6 +15,7 @@ import { BatchNorm, Context, Linear } from '../model/layers.js';
 import type { Backbone } from '../model/resnet.js';
 import { collapseStd, simsiamLoss } from './losses.js';
 import type { StepOutput, TrainMethod, ViewSource } from './method.js';
+import { METHOD_VIEWS } from './views.js';
 
 export interface SimSiamSpec {
   projDim: number;
@@ -103,7 +104,7 @@ export interface Embedding {
 
 export class SimSiam extends SiameseMethod {
   readonly name = 'simsiam';
-  readonly viewSources = ['item', 'item'] as const;
+  readonly viewSources = METHOD_VIEWS.simsiam.viewSources;
 
   step(views: tf.Tensor4D[]): StepOutput {
     const [a, b] = this.embedViews(views) as [Embedding, Embedding];

@@ -12,12 +12,13 @@
 import type { tf } from '../engine/tf.js';
 import { collapseStd, simtripletLoss } from './losses.js';
 import type { StepOutput } from './method.js';
+import { METHOD_VIEWS } from './views.js';
 import { SiameseMethod, type Embedding } from './simsiam.js';
 
 export class SimTriplet extends SiameseMethod {
   readonly name = 'simtriplet';
   /** x1 anchor, x2 neighbour, x3 second anchor view. */
-  readonly viewSources = ['item', 'neighbour', 'item'] as const;
+  readonly viewSources = METHOD_VIEWS.simtriplet.viewSources;
 
   step(views: tf.Tensor4D[]): StepOutput {
     const [a, n, b] = this.embedViews(views) as [Embedding, Embedding, Embedding];

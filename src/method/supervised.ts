@@ -23,12 +23,13 @@ import { type Context, Linear } from '../model/layers.js';
 import type { Backbone } from '../model/resnet.js';
 import { accuracy, crossEntropy } from './losses.js';
 import type { StepOutput, TrainMethod } from './method.js';
+import { METHOD_VIEWS } from './views.js';
 
 export const SUPERVISED_HEAD = 'head.fc';
 
 export class Supervised implements TrainMethod {
   readonly name = 'supervised';
-  readonly viewSources = ['item'] as const;
+  readonly viewSources = METHOD_VIEWS.supervised.viewSources;
   readonly needsLabels = true;
   readonly head: Linear;
 
@@ -42,7 +43,7 @@ export class Supervised implements TrainMethod {
 
   /** Only the geometric part of data.augment (see the module comment). */
   augment(cfg: AugmentConfig): AugmentConfig {
-    return { ...cfg, jitter_prob: 0, grayscale_prob: 0, blur_prob: 0 };
+    return METHOD_VIEWS.supervised.augment(cfg);
   }
 
   logits(x: tf.Tensor4D, training: boolean): tf.Tensor2D {

@@ -18,7 +18,7 @@ import { extractFeatures, firstIndices } from '../eval/features.js';
 import { knnClassify } from '../eval/knn.js';
 import { buildSslModel, type SslModel } from '../model/build.js';
 import { formatWeightsReport, loadWeights } from '../model/weights.js';
-import { needsNeighbours, type TrainMethod } from '../method/method.js';
+import { batchViews } from '../method/views.js';
 import { LossScaler } from '../optim/loss_scale.js';
 import { Sgd } from '../optim/sgd.js';
 import { initialLr, learningRate, type ScheduleSpec } from '../optim/schedule.js';
@@ -123,17 +123,6 @@ function checkDataForMethod(cfg: Config, data: DataSplits): void {
       );
     }
   }
-}
-
-/**
- * The items each view of a batch is drawn from, and the dataset they index: neighbour views read
- * `neighbours.images`, whose first train.size items are the train items themselves.
- */
-export function batchViews(method: TrainMethod, data: DataSplits, batch: Int32Array, seed: number, epoch: number): { source: ImageDataset; items: Int32Array[] } {
-  if (!needsNeighbours(method)) return { source: data.train, items: method.viewSources.map(() => batch) };
-  const nb = data.neighbours!;
-  const neighbourItems = batch.map((i) => nb.sample(i, seed, epoch));
-  return { source: nb.images, items: method.viewSources.map((s) => (s === 'neighbour' ? neighbourItems : batch)) };
 }
 
 function describeModel(cfg: Config, model: SslModel): string {

@@ -16,7 +16,8 @@ import { readSafetensors } from '../../src/io/safetensors.js';
 import { writeSyntheticSlides } from '../../src/data/synthetic_slides.js';
 import { buildSslModel } from '../../src/model/build.js';
 import { readCheckpoint } from '../../src/train/checkpoint.js';
-import { batchViews, train, type TrainOptions } from '../../src/train/trainer.js';
+import { batchViews } from '../../src/method/views.js';
+import { train, type TrainOptions } from '../../src/train/trainer.js';
 import { UserError } from '../../src/util/errors.js';
 import { useCpuBackend } from '../helpers.js';
 
