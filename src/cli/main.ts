@@ -50,6 +50,12 @@ function parseFractions(text: string): number[] {
   return values;
 }
 
+function wholeNumber(flag: string, text: string): number {
+  const value = Number(text);
+  if (text.trim() === '' || !Number.isInteger(value)) throw new UserError(`${flag}: got '${text}', expected a whole number`);
+  return value;
+}
+
 /** Where eval writes its JSON when --out is not given: the checkpoint's run dir, else the config's. */
 function defaultEvalOut(cfg: Config, checkpoint: string | undefined): string {
   if (!checkpoint) return join('runs', cfg.name, 'eval.json');
@@ -157,6 +163,24 @@ export function buildProgram(): Command {
       const dtype = opts.dtype === 'f16' ? 'float16' : 'float32';
       const r = await embedFolder({ config: cfg, checkpoint: opts.checkpoint, imagesDir: opts.images, out: opts.out, dtype, log });
       process.stdout.write(`embedded ${r.count} images -> ${r.out} [${r.count}, ${r.dim}] (names in ${r.names})\n`);
+    });
+
+  configOptions(
+    program
+      .command('preview')
+      .description('write one PNG of source images beside the augmented views training draws from them with this config and seed (no GPU, no model)'),
+  )
+    .option('--n <count>', 'items to show, one row each', '16')
+    .option('--out <file.png>', 'where to write the PNG (an .svg beside it); default runs/preview-<config name>.png')
+    .option('--seed <n>', 'use this seed instead of the config\'s (as --set seed=N): other crops, jitter and neighbours')
+    .option('--epoch <e>', 'show the draws of this epoch (0 is the first)', '0')
+    .action(async (opts: { config: string; set: string[]; n: string; out?: string; seed?: string; epoch: string }) => {
+      const started = performance.now();
+      const cfg = await resolveConfig({ config: opts.config, set: opts.seed === undefined ? opts.set : [...opts.set, `seed=${opts.seed}`] });
+      const { defaultPreviewPath, writePreview } = await import('../report/preview.js');
+      const { path, preview } = await writePreview(cfg, opts.out ?? defaultPreviewPath(cfg), { n: wholeNumber('--n', opts.n), epoch: wholeNumber('--epoch', opts.epoch), log });
+      const seconds = ((performance.now() - started) / 1000).toFixed(1);
+      process.stdout.write(`${path} (${preview.items.length} items x ${preview.viewItems.length} views, epoch ${preview.epoch}, seed ${cfg.seed}; ${seconds} s)\n`);
     });
 
   program

@@ -492,3 +492,32 @@ export function preprocessEval(
   }
   return out;
 }
+
+/** The whole image resized to side x side (the evaluation resize), as uint8 HWC: thumbnails for reports. */
+export function thumbnail(ds: Pick<ImageDataset, 'height' | 'width' | 'image'>, index: number, side: number): Uint8Array {
+  const src = ds.image(index);
+  const out = new Uint8Array(side * side * 3);
+  if (ds.height === side && ds.width === side) {
+    out.set(src);
+    return out;
+  }
+  resampleCrop(src, ds.width, { top: 0, left: 0, height: ds.height, width: ds.width }, side);
+  for (let i = 0; i < out.length; i++) out[i] = Math.round(clamp255(ws.img[i]!));
+  return out;
+}
+
+/**
+ * A normalised view (float32 NHWC, as augmentViews writes it) back to uint8 pixels: what the network
+ * was shown, for previews. The inverse of the normalisation, rounded.
+ */
+export function viewPixels(views: Float32Array, index: number, side: number, norm: Normalization): Uint8Array {
+  const { scale, bias } = AFFINE[norm];
+  const per = side * side * 3;
+  const out = new Uint8Array(per);
+  const base = index * per;
+  for (let i = 0; i < per; i++) {
+    const c = i % 3;
+    out[i] = Math.round(clamp255((views[base + i]! - bias[c]!) / scale[c]!));
+  }
+  return out;
+}

@@ -10,3 +10,19 @@ export function listSome(names: readonly string[], n = 5): string {
 export function shapeText(shape: readonly number[]): string {
   return `[${shape.join(', ')}]`;
 }
+
+/** Splits text at spaces into lines of at most `width` characters (a longer word gets a line of its own). */
+export function wrapText(text: string, width: number): string[] {
+  const lines: string[] = [];
+  let line = '';
+  for (const word of text.split(/\s+/).filter(Boolean)) {
+    if (line && line.length + 1 + word.length > width) {
+      lines.push(line);
+      line = word;
+    } else {
+      line = line ? `${line} ${word}` : word;
+    }
+  }
+  if (line) lines.push(line);
+  return lines;
+}
