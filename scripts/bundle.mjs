@@ -9,6 +9,7 @@
  * wasm backend, tfjs-node) stay external and load from node_modules.
  */
 import { build } from 'esbuild';
+import { copyFileSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -68,3 +69,8 @@ for (const [entries, external] of groups) {
     logLevel: 'warning',
   });
 }
+
+// Data files the bundles read at run time, beside them (src/report/tensorboard/schema.ts looks there).
+const outdir = path.resolve(root, arg('--outdir') ?? 'dist');
+mkdirSync(outdir, { recursive: true });
+copyFileSync(path.join(root, 'src/report/tensorboard/tensorboard.proto'), path.join(outdir, 'tensorboard.proto'));
