@@ -35,6 +35,7 @@ const entryPoints = {
     'bench/compare': 'bench/compare.ts',
     'bench/data_throughput': 'bench/data_throughput.ts',
     'bench/e2e_train': 'bench/e2e_train.ts',
+    'bench/tensorboard_writer': 'bench/tensorboard_writer.ts',
     'check/cuda': 'src/check/cuda.ts',
 };
 
