@@ -15,14 +15,14 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import { join } from 'node:path';
 import { ConfigSchema, type Config } from '../src/config/schema.js';
-import { augmentBatch, viewPixels } from '../src/data/augment.js';
+import { augmentBatch } from '../src/data/augment.js';
 import { makeSynthetic } from '../src/data/synthetic.js';
 import { initEngine, type EngineName } from '../src/engine/engine.js';
 import { buildSslModel } from '../src/model/build.js';
 import { Sgd } from '../src/optim/sgd.js';
 import { TAGS } from '../src/report/tensorboard/tags.js';
 import { TensorBoardWriter } from '../src/report/tensorboard/writer.js';
-import { encodePng, tileMosaic } from '../src/report/tile_sheet.js';
+import { viewGridPng } from '../src/report/view_grid.js';
 import { trainStep } from '../src/train/step.js';
 
 interface Options {
@@ -92,8 +92,7 @@ async function main(): Promise<void> {
     const perRecordUs = ((performance.now() - t0) * 1000) / records;
     // The view grid: 8 items x 2 views, de-normalised, laid out, PNG-encoded and written.
     t0 = performance.now();
-    const rows = Array.from({ length: Math.min(8, o.batch) }, (_, r) => views.map((v) => ({ pixels: viewPixels(v, r, o.size, model.normalization), side: o.size })));
-    tb.image(TAGS.views, 1, encodePng(tileMosaic(rows, 1, 2).image));
+    tb.image(TAGS.views, 1, viewGridPng(views, o.size, model.normalization));
     tb.flush();
     const gridMs = performance.now() - t0;
     tb.close();
