@@ -22,6 +22,8 @@ export interface ReferenceLine {
 
 export interface LineChartOptions {
   title: string;
+  /** A line under the title: what the reader must know to read the chart right. */
+  subtitle?: string;
   xLabel?: string;
   yLabel?: string;
   series: readonly Series[];
@@ -36,7 +38,10 @@ export interface LineChartOptions {
   logY?: boolean;
   /** Values the y axis must show whatever the data (e.g. 0 and 1 for scores, so runs compare by eye). */
   includeY?: readonly number[];
-  /** Legend in the bottom-right corner: for rising curves (accuracies), which end in the top-right one. */
+  /**
+   * Try the legend's bottom corners first: for rising curves (accuracies), which end top-right. Either
+   * way the legend takes a corner no curve, marker or reference line crosses, else goes below the plot.
+   */
   legendBottom?: boolean;
 }
 
@@ -92,11 +97,15 @@ export function niceTicks(min: number, max: number, target = 5, integer = false)
   return { min: clean(lo * step), max: clean(hi * step), step, values };
 }
 
-/** Tick label: as few digits as the step needs; exponent form for very small or large values. */
-export function formatTick(value: number, step: number): string {
+/**
+ * Tick label: as many decimals as the step needs. Exponent form only for an axis whose values are all
+ * tiny or huge (`magnitude`: the largest absolute value on the axis); a narrow range of ordinary
+ * values (0.1275 to 0.1285) keeps decimals.
+ */
+export function formatTick(value: number, step: number, magnitude = Math.abs(value)): string {
   if (value === 0) return '0';
-  const a = Math.max(Math.abs(value), step);
-  if (step < 1e-3 || a >= 1e6) {
+  const m = Math.max(magnitude, Math.abs(value));
+  if (m < 1e-3 || m >= 1e6) {
     const digits = Math.max(0, Math.floor(Math.log10(Math.abs(value))) - Math.floor(Math.log10(step)));
     const [mantissa, exponent] = value.toExponential(Math.min(digits, 6)).split('e');
     return `${String(Number(mantissa))}e${exponent!.replace('+', '')}`;
@@ -156,7 +165,8 @@ export interface Axis {
 
 function linearAxis(min: number, max: number, target: number, integer: boolean): Axis {
   const t = niceTicks(min, max, target, integer);
-  return { min: t.min, max: t.max, values: t.values, labels: t.values.map((v) => formatTick(v, t.step)) };
+  const magnitude = Math.max(Math.abs(t.min), Math.abs(t.max));
+  return { min: t.min, max: t.max, values: t.values, labels: t.values.map((v) => formatTick(v, t.step, magnitude)) };
 }
 
 /** A value of 10^k, 2 x 10^k or 5 x 10^k written briefly: 0.01, 0.2, 500, 1e5. */
@@ -189,8 +199,93 @@ export function logAxis(lo: number, hi: number): Axis {
 /** log10 of positive values; anything else cannot sit on a log axis. */
 const toLog = (v: number): number => (v > 0 ? Math.log10(v) : Number.NaN);
 
+interface LegendEntry {
+  name: string;
+  color: string;
+  dashed: boolean;
+  faint: boolean;
+}
+
+/** Where the plot area sits and how data (drawing coordinates) maps into it. */
+interface PlotFrame {
+  left: number;
+  top: number;
+  plotW: number;
+  plotH: number;
+  px(x: number): number;
+  py(y: number): number;
+}
+
+const LEGEND_ROW = 16;
+/** Width of a character of 11 px text, about. */
+const CHAR_W = 6.6;
+/** Markers sit this far inside the frame at most, so edge points are whole and off the border. */
+const MARKER_INSET = 7;
+
+function legendBoxSize(entries: readonly LegendEntry[]): { w: number; h: number } {
+  return { w: 34 + Math.max(...entries.map((l) => l.name.length)) * CHAR_W, h: entries.length * LEGEND_ROW + 8 };
+}
+
+/**
+ * The legend inside the plot, in the first corner (in the preferred order) that no curve, marker or
+ * reference line crosses; undefined when every corner is taken, and the legend then goes below.
+ */
+function freeLegendCorner(
+  frame: PlotFrame,
+  size: { w: number; h: number },
+  runs: ReadonlyArray<readonly Point[]>,
+  refYs: readonly number[],
+  bottomFirst: boolean,
+): { x: number; y: number } | undefined {
+  const { left, top, plotW, plotH, px, py } = frame;
+  const xs = [left + plotW - size.w - 8, left + 8];
+  const ys = bottomFirst ? [top + plotH - size.h - 8, top + 8] : [top + 8, top + plotH - size.h - 8];
+  const corners = [
+    { x: xs[0]!, y: ys[0]! },
+    { x: xs[0]!, y: ys[1]! },
+    { x: xs[1]!, y: ys[0]! },
+    { x: xs[1]!, y: ys[1]! },
+  ];
+  const pad = 4;
+  return corners.find(({ x, y }) => {
+    const inside = (a: number, b: number) => a >= x - pad && a <= x + size.w + pad && b >= y - pad && b <= y + size.h + pad;
+    if (refYs.some((r) => py(r) >= y - pad && py(r) <= y + size.h + pad)) return false;
+    for (const run of runs) {
+      for (let i = 0; i < run.length; i++) {
+        const [ax, ay] = [px(run[i]![0]), py(run[i]![1])];
+        if (inside(ax, ay)) return false;
+        if (i === 0) continue;
+        // Samples along the segment from the previous point: a line through the box without a point in it.
+        const [bx, by] = [px(run[i - 1]![0]), py(run[i - 1]![1])];
+        const n = Math.min(64, Math.ceil(Math.hypot(ax - bx, ay - by) / 4));
+        for (let k = 1; k < n; k++) if (inside(bx + ((ax - bx) * k) / n, by + ((ay - by) * k) / n)) return false;
+      }
+    }
+    return true;
+  });
+}
+
+function legendSvg(entries: readonly LegendEntry[], x: number, y: number, columns: number, colW: number, boxed: boolean): string[] {
+  const out: string[] = ['<g>'];
+  const rows = Math.ceil(entries.length / columns);
+  if (boxed) {
+    const { w, h } = legendBoxSize(entries);
+    out.push(`<rect x="${fmt(x)}" y="${fmt(y)}" width="${fmt(w)}" height="${h}" fill="#ffffff" fill-opacity="0.85" stroke="#bbbbbb"/>`);
+  }
+  entries.forEach((l, i) => {
+    const ex = x + colW * Math.floor(i / rows);
+    const ey = y + 4 + LEGEND_ROW * (i % rows) + LEGEND_ROW / 2;
+    const dash = l.dashed ? ' stroke-dasharray="6 4"' : '';
+    const opacity = l.faint ? ' stroke-opacity="0.35"' : '';
+    out.push(`<line x1="${fmt(ex + 6)}" y1="${fmt(ey)}" x2="${fmt(ex + 26)}" y2="${fmt(ey)}" stroke="${l.color}" stroke-width="2"${dash}${opacity}/>`);
+    out.push(`<text x="${fmt(ex + 30)}" y="${fmt(ey)}" dominant-baseline="middle">${escapeXml(l.name)}</text>`);
+  });
+  out.push('</g>');
+  return out;
+}
+
 export function lineChartSvg(options: LineChartOptions): string {
-  const { title, xLabel = '', yLabel = '', referenceLines = [], width = 640, height = 360, integerX = false, logX = false, logY = false } = options;
+  const { title, subtitle, xLabel = '', yLabel = '', referenceLines = [], width = 640, height = 360, integerX = false, logX = false, logY = false } = options;
   // Everything below works in drawing coordinates: log axes take log10 of the values first.
   const series = options.series.map((s) => ({
     ...s,
@@ -203,20 +298,55 @@ export function lineChartSvg(options: LineChartOptions): string {
   const included = (options.includeY ?? []).map((y) => (logY ? toLog(y) : y)).filter(Number.isFinite);
   const ys = [...finite.map((p) => p[1]), ...(hasData ? [...refs.map((r) => r.y), ...included] : [])];
   const [x0, x1] = hasData ? [Math.min(...xs), Math.max(...xs)] : [0, 1];
-  const [y0, y1] = hasData ? [Math.min(...ys), Math.max(...ys)] : [0, 1];
+  let [y0, y1] = hasData ? [Math.min(...ys), Math.max(...ys)] : [0, 1];
+  if (hasData && !logY && refs.length > 0) {
+    // A reference line at the edge of the values would sit on the frame: the axis reaches past it.
+    const span = y1 - y0 || Math.abs(y1) || 1;
+    if (refs.some((r) => r.y <= y0)) y0 -= 0.08 * span;
+    if (refs.some((r) => r.y >= y1)) y1 += 0.08 * span;
+  }
   const xt = logX ? logAxis(x0, x1) : linearAxis(x0, x1, 6, integerX);
   const yt = logY ? logAxis(y0, y1) : linearAxis(y0, y1, 5, false);
 
-  const yLabels = yt.labels;
+  const order = series.map((s, i) => ({ s, color: s.color ?? PALETTE[i % PALETTE.length]! }));
+  const legend: LegendEntry[] = [
+    ...order.map(({ s, color }) => ({ name: s.name, color, dashed: false, faint: s.faint === true })),
+    ...(hasData ? refs.map((r) => ({ name: r.label, color: '#666666', dashed: true, faint: false })) : []),
+  ].filter((l) => l.name);
+  const showLegend = legend.length > 0 && (legend.length > 1 || refs.length > 0 || series.length > 1);
+  const inset = series.some((s) => s.markers) ? MARKER_INSET : 0;
+
   // Left margin grows with the longest y tick label (about 7 px per character at 11 px).
-  const left = 30 + Math.max(...yLabels.map((l) => l.length)) * 7 + (yLabel ? 14 : 0);
-  const top = title ? 34 : 14;
-  const right = 18;
-  const bottom = 44 + (xLabel ? 6 : 0);
-  const plotW = Math.max(10, width - left - right);
-  const plotH = Math.max(10, height - top - bottom);
-  const px = (x: number): number => left + ((x - xt.min) / (xt.max - xt.min)) * plotW;
-  const py = (y: number): number => top + plotH - ((y - yt.min) / (yt.max - yt.min)) * plotH;
+  const left = 30 + Math.max(...yt.labels.map((l) => l.length)) * 7 + (yLabel ? 14 : 0);
+  const top = (title ? 34 : 14) + (subtitle ? 20 : 0);
+  const frameFor = (below: number): PlotFrame => {
+    const bottom = 44 + (xLabel ? 6 : 0) + below;
+    const plotW = Math.max(10, width - left - 18);
+    const plotH = Math.max(10, height - top - bottom);
+    return {
+      left,
+      top,
+      plotW,
+      plotH,
+      px: (x) => left + inset + ((x - xt.min) / (xt.max - xt.min)) * (plotW - 2 * inset),
+      py: (y) => top + plotH - inset - ((y - yt.min) / (yt.max - yt.min)) * (plotH - 2 * inset),
+    };
+  };
+  let frame = frameFor(0);
+  let corner: { x: number; y: number } | undefined;
+  let below: { columns: number; colW: number; rows: number } | undefined;
+  if (showLegend) {
+    const runs = series.flatMap((s) => finiteRuns(s.points));
+    corner = freeLegendCorner(frame, legendBoxSize(legend), runs, hasData ? refs.map((r) => r.y) : [], options.legendBottom === true);
+    if (!corner) {
+      const colW = 40 + Math.max(...legend.map((l) => l.name.length)) * CHAR_W;
+      const columns = Math.max(1, Math.min(legend.length, Math.floor((width - left - 18) / colW)));
+      const rows = Math.ceil(legend.length / columns);
+      below = { columns, colW, rows };
+      frame = frameFor(rows * LEGEND_ROW + 8);
+    }
+  }
+  const { plotW, plotH, px, py } = frame;
 
   const out: string[] = [];
   out.push(
@@ -225,12 +355,13 @@ export function lineChartSvg(options: LineChartOptions): string {
   out.push(`<rect x="0" y="0" width="${width}" height="${height}" fill="#ffffff"/>`);
   out.push(`<clipPath id="plot-area"><rect x="${left}" y="${top}" width="${plotW}" height="${plotH}"/></clipPath>`);
   if (title) out.push(`<text x="${fmt(width / 2)}" y="20" text-anchor="middle" font-size="14" font-weight="bold">${escapeXml(title)}</text>`);
+  if (subtitle) out.push(`<text x="${fmt(width / 2)}" y="${title ? 38 : 20}" text-anchor="middle" fill="#444444">${escapeXml(subtitle)}</text>`);
 
   // Grid and ticks.
   for (const [i, v] of yt.values.entries()) {
     const y = fmt(py(v));
     out.push(`<line x1="${left}" y1="${y}" x2="${left + plotW}" y2="${y}" stroke="#e6e6e6"/>`);
-    out.push(`<text x="${left - 6}" y="${y}" text-anchor="end" dominant-baseline="middle" fill="#333333">${escapeXml(yLabels[i]!)}</text>`);
+    out.push(`<text x="${left - 6}" y="${y}" text-anchor="end" dominant-baseline="middle" fill="#333333">${escapeXml(yt.labels[i]!)}</text>`);
   }
   for (const [i, v] of xt.values.entries()) {
     const x = fmt(px(v));
@@ -238,7 +369,7 @@ export function lineChartSvg(options: LineChartOptions): string {
     out.push(`<text x="${x}" y="${top + plotH + 16}" text-anchor="middle" fill="#333333">${escapeXml(xt.labels[i]!)}</text>`);
   }
   out.push(`<rect x="${left}" y="${top}" width="${plotW}" height="${plotH}" fill="none" stroke="#555555"/>`);
-  if (xLabel) out.push(`<text x="${fmt(left + plotW / 2)}" y="${height - 8}" text-anchor="middle" font-size="12">${escapeXml(xLabel)}</text>`);
+  if (xLabel) out.push(`<text x="${fmt(left + plotW / 2)}" y="${top + plotH + 42}" text-anchor="middle" font-size="12">${escapeXml(xLabel)}</text>`);
   if (yLabel) {
     const cy = fmt(top + plotH / 2);
     out.push(`<text x="14" y="${cy}" text-anchor="middle" font-size="12" transform="rotate(-90 14 ${cy})">${escapeXml(yLabel)}</text>`);
@@ -248,8 +379,6 @@ export function lineChartSvg(options: LineChartOptions): string {
   }
 
   // Curves, faint ones first so they sit underneath.
-  const legend: Array<{ name: string; color: string; dashed: boolean; faint: boolean }> = [];
-  const order = series.map((s, i) => ({ s, color: s.color ?? PALETTE[i % PALETTE.length]! }));
   const drawOrder = [...order.filter((o) => o.s.faint), ...order.filter((o) => !o.s.faint)];
   out.push(`<g clip-path="url(#plot-area)" fill="none" stroke-linejoin="round" stroke-linecap="round">`);
   if (hasData) {
@@ -278,27 +407,8 @@ export function lineChartSvg(options: LineChartOptions): string {
       for (const p of run) out.push(`<circle cx="${fmt(px(p[0]))}" cy="${fmt(py(p[1]))}" r="3.5" fill="${color}" stroke="#ffffff"/>`);
     }
   }
-  for (const { s, color } of order) legend.push({ name: s.name, color, dashed: false, faint: s.faint === true });
-  if (hasData) for (const r of refs) legend.push({ name: r.label, color: '#666666', dashed: true, faint: false });
-
-  // Legend box in the top-right (or bottom-right) corner of the plot area.
-  const shown = legend.filter((l) => l.name);
-  if (shown.length > 0 && (shown.length > 1 || refs.length > 0 || series.length > 1)) {
-    const rowH = 16;
-    const boxW = 34 + Math.max(...shown.map((l) => l.name.length)) * 6.6;
-    const boxH = shown.length * rowH + 8;
-    const bx = left + plotW - boxW - 8;
-    const by = options.legendBottom ? top + plotH - boxH - 8 : top + 8;
-    out.push(`<g><rect x="${fmt(bx)}" y="${by}" width="${fmt(boxW)}" height="${boxH}" fill="#ffffff" fill-opacity="0.85" stroke="#bbbbbb"/>`);
-    shown.forEach((l, i) => {
-      const y = by + 4 + rowH * i + rowH / 2;
-      const dash = l.dashed ? ' stroke-dasharray="6 4"' : '';
-      const opacity = l.faint ? ' stroke-opacity="0.35"' : '';
-      out.push(`<line x1="${fmt(bx + 6)}" y1="${y}" x2="${fmt(bx + 26)}" y2="${y}" stroke="${l.color}" stroke-width="2"${dash}${opacity}/>`);
-      out.push(`<text x="${fmt(bx + 30)}" y="${y}" dominant-baseline="middle">${escapeXml(l.name)}</text>`);
-    });
-    out.push('</g>');
-  }
+  if (corner) out.push(...legendSvg(legend, corner.x, corner.y, 1, 0, true));
+  if (below) out.push(...legendSvg(legend, left, top + plotH + 44 + (xLabel ? 6 : 0), below.columns, below.colW, false));
   out.push('</svg>');
   return `${out.join('\n')}\n`;
 }

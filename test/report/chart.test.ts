@@ -39,6 +39,17 @@ describe('ticks', () => {
     expect(formatTick(0, 0.2)).toBe('0');
     expect(formatTick(1.5e-5, 5e-6)).toBe('1.5e-5');
   });
+
+  it('keeps decimals for a narrow range of ordinary values (collapse std), exponents only for tiny or huge axes', () => {
+    // An axis from 0.1270 to 0.1285: 1.275e-1 reads worse than 0.1275.
+    expect(formatTick(0.1275, 5e-4, 0.1285)).toBe('0.1275');
+    expect(niceTicks(0.1271, 0.1284, 5).values.map((v) => formatTick(v, 5e-4, 0.1285))).toEqual(['0.1270', '0.1275', '0.1280', '0.1285']);
+    const svg = lineChartSvg({ title: 't', series: [{ name: 's', points: [[0, 0.1271], [1, 0.1284]] }] });
+    expect(svg).not.toMatch(/>\d(\.\d+)?e-\d+</);
+    expect(svg).toContain('>0.1275<');
+    expect(formatTick(2e-4, 1e-4, 4e-4)).toBe('2e-4');
+    expect(formatTick(3e6, 1e6, 5e6)).toBe('3e6');
+  });
 });
 
 describe('lineChartSvg', () => {
@@ -173,10 +184,84 @@ describe('chart options', () => {
     expect(svg).toMatch(/>1\.0<\/text>/);
   });
 
-  it('legendBottom moves the legend box to the bottom of the plot area', () => {
-    const opts = { title: 't', series: [{ name: 'a', points: [[0, 0], [1, 1]] as const }, { name: 'b', points: [[0, 1], [1, 0]] as const }] };
-    const boxY = (svg: string) => Number(/<rect x="[\d.]+" y="([\d.]+)" width="[\d.]+" height="[\d.]+" fill="#ffffff" fill-opacity/.exec(svg)![1]);
-    expect(boxY(lineChartSvg({ ...opts, legendBottom: true }))).toBeGreaterThan(boxY(lineChartSvg(opts)) + 150);
+  /** The legend box (x, y, w, h), or undefined when the legend is not boxed inside the plot. */
+  const legendBox = (svg: string) => {
+    const m = /<rect x="([\d.]+)" y="([\d.]+)" width="([\d.]+)" height="([\d.]+)" fill="#ffffff" fill-opacity/.exec(svg);
+    return m ? m.slice(1).map(Number) as [number, number, number, number] : undefined;
+  };
+  /** Whether any polyline (sampled along its segments) or marker passes through the box. */
+  const covers = (svg: string, [x, y, w, h]: readonly number[]) => {
+    const inside = (a: number, b: number) => a >= x! && a <= x! + w! && b >= y! && b <= y! + h!;
+    const markers = [...svg.matchAll(/<circle cx="([\d.]+)" cy="([\d.]+)"/g)].map((m) => [Number(m[1]), Number(m[2])] as const);
+    return (
+      markers.some(([a, b]) => inside(a, b)) ||
+      polylines(svg).some((line) => line.some((p, i) => i > 0 && Array.from({ length: 50 }, (_, k) => k / 50).some((t) => inside(line[i - 1]![0] + (p[0] - line[i - 1]![0]) * t, line[i - 1]![1] + (p[1] - line[i - 1]![1]) * t))))
+    );
+  };
+
+  it('puts the legend in a corner no curve crosses, bottom corners first with legendBottom', () => {
+    // Flat curves in the middle: every corner is free, so the preference decides.
+    const flat = { title: 't', series: [{ name: 'a', points: [[0, 0.45], [1, 0.5]] as const }, { name: 'b', points: [[0, 0.5], [1, 0.55]] as const }], includeY: [0, 1] };
+    expect(legendBox(lineChartSvg({ ...flat, legendBottom: true }))![1]).toBeGreaterThan(legendBox(lineChartSvg(flat))![1] + 150);
+    // Rising curves end top-right: the legend takes the bottom-right corner instead.
+    const rising = { title: 't', series: [{ name: 'a', points: [[0, 0.1], [1, 0.9]] as const }, { name: 'b', points: [[0, 0.15], [1, 0.95]] as const }], includeY: [0, 1] };
+    const box = legendBox(lineChartSvg(rising))!;
+    expect(covers(lineChartSvg(rising), box)).toBe(false);
+    expect(box[1]).toBeGreaterThan(200);
+  });
+
+  it('label fractions scoring 0.1 to 0.5 keep their lines and end markers clear of the legend and the frame', () => {
+    const svg = lineChartSvg({
+      title: 'Linear probe vs label fraction',
+      series: [
+        { name: 'balanced accuracy', points: [[0.01, 0.12], [0.1, 0.31], [1, 0.48]], markers: true },
+        { name: 'macro F1', points: [[0.01, 0.1], [0.1, 0.27], [1, 0.45]], markers: true },
+      ],
+      referenceLines: [{ y: 0.4, label: 'kNN balanced accuracy (all labels)' }],
+      logX: true,
+      includeY: [0, 1],
+      legendBottom: true,
+    });
+    const box = legendBox(svg);
+    expect(box).toBeDefined();
+    expect(covers(svg, box!)).toBe(false);
+    // Every marker wholly inside the plot frame, none on its border.
+    const frame = /<rect x="([\d.]+)" y="([\d.]+)" width="([\d.]+)" height="([\d.]+)" fill="none"/.exec(svg)!.slice(1).map(Number);
+    for (const m of svg.matchAll(/<circle cx="([\d.]+)" cy="([\d.]+)" r="3.5"/g)) {
+      const [cx, cy] = [Number(m[1]), Number(m[2])];
+      expect(cx - 3.5).toBeGreaterThan(frame[0]!);
+      expect(cx + 3.5).toBeLessThan(frame[0]! + frame[2]!);
+      expect(cy - 3.5).toBeGreaterThan(frame[1]!);
+      expect(cy + 3.5).toBeLessThan(frame[1]! + frame[3]!);
+    }
+  });
+
+  it('when curves cross every corner, the legend goes below the plot, which shrinks to make room', () => {
+    const crossing = { title: 't', xLabel: 'step', series: [{ name: 'a', points: [[0, 0], [1, 1]] as const }, { name: 'b', points: [[0, 1], [1, 0]] as const }] };
+    const svg = lineChartSvg(crossing);
+    checkXml(svg);
+    expect(legendBox(svg)).toBeUndefined();
+    const frame = /<rect x="([\d.]+)" y="([\d.]+)" width="([\d.]+)" height="([\d.]+)" fill="none"/.exec(svg)!.slice(1).map(Number);
+    const labelY = Number(/<text x="[\d.]+" y="([\d.]+)" dominant-baseline="middle">a<\/text>/.exec(svg)![1]);
+    const xLabelY = Number(/<text x="[\d.]+" y="([\d.]+)" text-anchor="middle" font-size="12">step<\/text>/.exec(svg)![1]);
+    expect(labelY).toBeGreaterThan(xLabelY);
+    expect(labelY).toBeLessThan(360);
+    expect(frame[1]! + frame[3]!).toBeLessThan(360 - 50 - 16);
+  });
+
+  it('keeps a reference line at the edge of the values off the frame', () => {
+    // Collapse std just under 1/sqrt(256) = 0.0625: the line is the top value but must not be the border.
+    const svg = lineChartSvg({ title: 't', series: [{ name: 'std', points: [[0, 0.06], [10, 0.0621]] }], referenceLines: [{ y: 0.0625, label: '1/sqrt(256)' }] });
+    const frame = /<rect x="([\d.]+)" y="([\d.]+)" width="([\d.]+)" height="([\d.]+)" fill="none"/.exec(svg)!.slice(1).map(Number);
+    const refY = Number(/<line x1="[\d.]+" y1="([\d.]+)" x2="[\d.]+" y2="[\d.]+" stroke="#666666" stroke-width="1.2"/.exec(svg)![1]);
+    expect(refY).toBeGreaterThan(frame[1]! + 5);
+    expect(refY).toBeLessThan(frame[1]! + frame[3]! - 5);
+  });
+
+  it('a subtitle under the title', () => {
+    const svg = lineChartSvg({ title: 'Loss', subtitle: 'different scales & methods', series: [{ name: 'a', points: [[0, 1], [1, 2]] }] });
+    checkXml(svg);
+    expect(svg).toContain('different scales &amp; methods</text>');
   });
 
   it('markers put a dot on every point, outside the clip region so edge points stay whole', () => {
