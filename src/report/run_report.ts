@@ -67,10 +67,44 @@ export function trainingCharts(metrics: RunMetrics, projDim?: number): Chart[] {
   if (accuracy.length > 0) {
     line('knn', 'kNN monitor accuracy', { title: 'kNN monitor accuracy', xLabel: 'epoch', yLabel: 'accuracy', series: [{ name: 'kNN accuracy', points: accuracy }], integerX: true, includeY: [0, 1], legendBottom: true });
   }
+  const drawn = new Set<string>();
   for (const field of terms.other) {
-    line(`train-${field}`, field, { title: field, xLabel: 'step', yLabel: field, series: [{ name: field, points: seriesFrom(train, 'step', field) }], integerX: true });
+    if (drawn.has(field)) continue;
+    const spec = fieldChart(field, terms.other);
+    spec.fields.forEach((f) => drawn.add(f));
+    const series = spec.fields.map((f) => ({ name: FIELD_CHARTS[f]?.series ?? f.replace(/_/g, ' '), points: seriesFrom(train, 'step', f) }));
+    line(`train-${field}`, spec.title, { title: spec.title, xLabel: 'step', yLabel: spec.yLabel, series, integerX: true, ...(spec.includeY ? { includeY: spec.includeY } : {}) });
   }
   return charts;
+}
+
+/** How the other numbers of metrics.jsonl are charted: a title and axis a reader understands. */
+interface FieldChart {
+  title: string;
+  yLabel: string;
+  /** Series name in a chart shared with other fields. */
+  series?: string;
+  /** Fields drawn in the same chart (e.g. GPU memory now and its peak). */
+  with?: string[];
+  includeY?: number[];
+}
+
+const FIELD_CHARTS: Record<string, FieldChart> = {
+  skipped_steps: { title: 'Skipped steps (mixed16 overflows, cumulative)', yLabel: 'steps skipped so far', includeY: [0] },
+  train_accuracy: { title: 'Training accuracy (supervised, per batch)', yLabel: 'accuracy', includeY: [0, 1] },
+  gpu_mib: { title: 'GPU memory', yLabel: 'MiB', series: 'in use', with: ['gpu_peak_mib'], includeY: [0] },
+  gpu_peak_mib: { title: 'GPU memory', yLabel: 'MiB', series: 'peak so far', with: ['gpu_mib'], includeY: [0] },
+  rss_mib: { title: 'Process memory (resident set)', yLabel: 'MiB', includeY: [0] },
+  data_wait_ms: { title: 'Data wait per step (augmentation not ready)', yLabel: 'ms', includeY: [0] },
+  lr_predictor: { title: 'Predictor learning rate', yLabel: 'lr' },
+};
+
+/** A field's chart; a field simtrip does not know gets its name in words ("foo_bar" is "Foo bar"). */
+function fieldChart(field: string, present: readonly string[]): FieldChart & { fields: string[] } {
+  const known = FIELD_CHARTS[field];
+  if (known) return { ...known, fields: [field, ...(known.with ?? []).filter((f) => present.includes(f))].sort((a, b) => present.indexOf(a) - present.indexOf(b)) };
+  const words = field.replace(/_/g, ' ');
+  return { title: words.charAt(0).toUpperCase() + words.slice(1), yLabel: words, fields: [field] };
 }
 
 /** Balanced accuracy and macro F1 of the linear probes against the label fraction; kNN as a reference. */

@@ -195,6 +195,34 @@ describe('writeRunReport on other runs', () => {
     expect(md).toContain('2 malformed line(s) of metrics.jsonl were skipped');
   });
 
+  it('charts the other numbers of metrics.jsonl with titles and axes in words, GPU memory now and peak together', async () => {
+    const parent = tempDir();
+    const dir = writeFakeRun(parent, { name: 'extras', eval: false });
+    const rows = [10, 20, 30].map((step) => ({ kind: 'train', step, loss: -step / 100, skipped_steps: step / 10, gpu_mib: 900, gpu_peak_mib: 1200, some_new_count: 1 }));
+    writeFileSync(join(dir, 'metrics.jsonl'), `${rows.map((r) => JSON.stringify(r)).join('\n')}\n`);
+    const r = await writeRunReport(dir);
+    const names = r.files.map((f) => f.slice(r.dir.length + 1));
+    expect(names).toEqual(['loss.png', 'lr.png', 'train-skipped_steps.png', 'train-gpu_mib.png', 'train-some_new_count.png', 'summary.md']);
+    const skipped = readFileSync(join(r.dir, 'train-skipped_steps.svg'), 'utf8');
+    expect(skipped).toContain('>Skipped steps (mixed16 overflows, cumulative)</text>');
+    expect(skipped).toContain('>steps skipped so far</text>');
+    expect(skipped).not.toContain('>skipped_steps</text>');
+    const gpu = readFileSync(join(r.dir, 'train-gpu_mib.svg'), 'utf8');
+    expect(polylines(gpu)).toHaveLength(2);
+    expect(gpu).toContain('>in use</text>');
+    expect(gpu).toContain('>peak so far</text>');
+    expect(readFileSync(join(r.dir, 'train-some_new_count.svg'), 'utf8')).toContain('>Some new count</text>');
+    expect(readFileSync(r.summary, 'utf8')).toContain('![Skipped steps (mixed16 overflows, cumulative)](train-skipped_steps.png)');
+  });
+
+  it('says under each confusion matrix title that the shading is per row', async () => {
+    const parent = tempDir();
+    const r = await writeRunReport(writeFakeRun(parent, { name: 'cm', eval: { protocol: 'split', fractions: [1] } }));
+    const svg = readFileSync(join(r.dir, 'confusion-linear-100.svg'), 'utf8');
+    expect(svg).toContain('colour: share of the true class (each row sums to 100 %); numbers: counts');
+    expect(svg).toContain('>100 %</text>');
+  });
+
   it('names the missing file of a folder that is not a run', async () => {
     const parent = tempDir();
     const missing = join(parent, 'nope');
