@@ -1,7 +1,8 @@
 /**
  * Confusion-matrix heat map as SVG. Cells are shaded by the row-normalised value (the share of a true
  * class predicted as each class, so the diagonal reads as per-class recall, which imbalanced sets like
- * HAM10000 need) and labelled with the count.
+ * HAM10000 need) and labelled with the count. The chart says so under its title and in a colour scale,
+ * since a reader would otherwise take the shading for the counts.
  */
 import { escapeXml } from './chart.js';
 
@@ -31,10 +32,13 @@ export function confusionHeatmapSvg(options: HeatmapOptions): string {
   const longest = Math.max(1, ...classNames.map((n) => n.length));
   // About 6.6 px per character at 11 px; column labels are rotated 45 degrees, so they need height.
   const left = 40 + Math.ceil(longest * 6.6);
-  const top = 44;
+  const top = 62;
   const bottom = 36 + Math.ceil(longest * 6.6 * Math.SQRT1_2);
-  // The bold 14 px title is about 8.6 px per character; the figure widens rather than clip it.
-  const width = Math.max(left + k * cell + 24, Math.ceil(title.length * 8.6) + 24);
+  const note = 'colour: share of the true class (each row sums to 100 %); numbers: counts';
+  // Room for the colour scale right of the matrix; the bold 14 px title is about 8.6 px per character
+  // and the note 6.6: the figure widens rather than clip them.
+  const scaleX = left + k * cell + 18;
+  const width = Math.max(scaleX + 70, Math.ceil(title.length * 8.6) + 24, Math.ceil(note.length * 6.6) + 24);
   const height = top + k * cell + bottom;
   const out: string[] = [];
   out.push(
@@ -42,6 +46,7 @@ export function confusionHeatmapSvg(options: HeatmapOptions): string {
   );
   out.push(`<rect x="0" y="0" width="${width}" height="${height}" fill="#ffffff"/>`);
   out.push(`<text x="${fmt(width / 2)}" y="22" text-anchor="middle" font-size="14" font-weight="bold">${escapeXml(title)}</text>`);
+  out.push(`<text x="${fmt(width / 2)}" y="40" text-anchor="middle" fill="#444444">${escapeXml(note)}</text>`);
   const countSize = cell >= 40 ? 12 : 10;
   matrix.forEach((row, t) => {
     const total = row.reduce((a, b) => a + b, 0);
@@ -65,6 +70,13 @@ export function confusionHeatmapSvg(options: HeatmapOptions): string {
     out.push(`<text x="${x}" y="${y}" text-anchor="end" dominant-baseline="middle" transform="rotate(-45 ${x} ${y})">${escapeXml(name)}</text>`);
   });
   out.push(`<rect x="${left}" y="${top}" width="${k * cell}" height="${k * cell}" fill="none" stroke="#555555"/>`);
+  // Colour scale: 100 % at the top, 0 % at the bottom, beside the matrix.
+  const scaleH = Math.max(60, k * cell);
+  out.push(`<linearGradient id="row-share" x1="0" y1="1" x2="0" y2="0"><stop offset="0" stop-color="${shade(0)}"/><stop offset="1" stop-color="${shade(1)}"/></linearGradient>`);
+  out.push(`<rect x="${scaleX}" y="${top}" width="12" height="${scaleH}" fill="url(#row-share)" stroke="#555555"/>`);
+  for (const [share, y] of [[100, top], [50, top + scaleH / 2], [0, top + scaleH]] as const) {
+    out.push(`<text x="${scaleX + 18}" y="${fmt(y)}" dominant-baseline="middle" fill="#333333">${share} %</text>`);
+  }
   out.push(`<text x="${fmt(left + (k * cell) / 2)}" y="${height - 8}" text-anchor="middle" font-size="12">predicted</text>`);
   const cy = fmt(top + (k * cell) / 2);
   out.push(`<text x="14" y="${cy}" text-anchor="middle" font-size="12" transform="rotate(-90 14 ${cy})">true</text>`);

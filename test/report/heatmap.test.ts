@@ -40,6 +40,18 @@ describe('confusionHeatmapSvg', () => {
     expect(shade(0)).toBe('rgb(255,255,255)');
   });
 
+  it('says the shading is the row share, with a colour scale from white (0 %) to blue (100 %)', async () => {
+    expect(svg).toContain('colour: share of the true class (each row sums to 100 %); numbers: counts');
+    const { svgToPng } = await import('../../src/report/png.js');
+    const { decodePng } = await import('../../src/report/tile_sheet.js');
+    const png = decodePng(await svgToPng(svg));
+    const [, x, y, h] = /<rect x="([\d.]+)" y="([\d.]+)" width="12" height="([\d.]+)" fill="url\(#row-share\)"/.exec(svg)!.map(Number);
+    const at = (py: number) => Array.from(png.pixels.subarray((py * png.width + x! + 6) * 3, (py * png.width + x! + 6) * 3 + 3));
+    const [top, bottom] = [at(y! + 2), at(y! + h! - 2)];
+    for (const [c, v] of [0, 114, 178].entries()) expect(Math.abs(top[c]! - v)).toBeLessThan(12);
+    for (const c of [0, 1, 2]) expect(bottom[c]!).toBeGreaterThan(240);
+  });
+
   it('rejects a matrix that does not match the classes', () => {
     expect(() => confusionHeatmapSvg({ title: 't', classNames: ['a', 'b'], matrix })).toThrow(/not 2x2/);
   });
