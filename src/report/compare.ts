@@ -7,7 +7,7 @@ import { basename, join, resolve } from 'node:path';
 import { writeFileAtomic } from '../io/atomic.js';
 import { UserError } from '../util/errors.js';
 import { lineChartSvg, smoothSeries, type Series } from './chart.js';
-import { linearResults } from './facts.js';
+import { linearResults, lossScaleNote, runFacts } from './facts.js';
 import { svgTextRenders, writeChart } from './png.js';
 import { readRun, seriesFrom, valueOf, type RunData } from './run_data.js';
 import { writeRunReport, type Chart, type RunReport } from './run_report.js';
@@ -42,14 +42,17 @@ function epochScale(runs: readonly RunData[]): Array<(step: number) => number> |
 
 export function comparisonCharts(labels: readonly string[], runs: readonly RunData[]): Chart[] {
   const scales = epochScale(runs);
+  const methods = runs.map((r) => runFacts(r).method);
+  const note = lossScaleNote(methods);
   const lossSeries: Series[] = runs.map((run, i) => {
     const points = seriesFrom(run.metrics.train, 'step', 'loss').map(([s, y]) => [scales ? scales[i]!(s) : s, y] as const);
     // Overlaid noisy curves are unreadable: each run is drawn as its trend once it has many points.
-    return { name: labels[i]!, points: points.length >= 50 ? smoothSeries(points, Math.ceil(points.length / 100)) : points };
+    const name = note ? `${labels[i]!} (${methods[i]})` : labels[i]!;
+    return { name, points: points.length >= 50 ? smoothSeries(points, Math.ceil(points.length / 100)) : points };
   });
   const charts: Chart[] = [];
   const add = (name: string, title: string, opts: Parameters<typeof lineChartSvg>[0]) => charts.push({ name, title, svg: lineChartSvg(opts) });
-  add('loss', 'Training loss', { title: 'Training loss', xLabel: scales ? 'epoch' : 'step', yLabel: 'loss', series: lossSeries, integerX: !scales });
+  add('loss', 'Training loss', { title: 'Training loss', subtitle: note, xLabel: scales ? 'epoch' : 'step', yLabel: 'loss', series: lossSeries, integerX: !scales });
   const knn = runs.map((run, i) => ({ name: labels[i]!, points: seriesFrom(run.metrics.knn, 'epoch', 'accuracy') }));
   if (knn.some((s) => s.points.length > 0)) {
     add('knn', 'kNN monitor accuracy', { title: 'kNN monitor accuracy', xLabel: 'epoch', yLabel: 'accuracy', series: knn, integerX: true, includeY: [0, 1], legendBottom: true });

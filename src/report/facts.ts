@@ -127,3 +127,16 @@ export function resultLabel(r: EvalResult): string {
 export function confusionChartName(r: EvalResult): string {
   return isLinear(r) ? `confusion-linear-${Number((r.label_fraction * 100).toPrecision(6))}` : 'confusion-knn';
 }
+
+/**
+ * What a reader must know before comparing the runs' loss curves: different methods have losses on
+ * different scales (SimTriplet's adds two SimSiam-type terms). Undefined when all runs share a method.
+ */
+export function lossScaleNote(methods: readonly string[]): string | undefined {
+  const distinct = [...new Set(methods)];
+  if (distinct.length < 2) return undefined;
+  if (distinct.includes('simtriplet') && distinct.includes('simsiam') && distinct.length === 2) {
+    return "SimTriplet's loss adds two SimSiam-type terms (-2 to 0), SimSiam's is one (-1 to 0): compare shapes, not levels";
+  }
+  return `different methods (${distinct.join(', ')}) have losses on different scales: compare shapes, not levels`;
+}

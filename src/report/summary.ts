@@ -5,7 +5,7 @@ import { relative } from 'node:path';
 import type { EvalReport } from '../eval/evaluate.js';
 import type { EvalResult, LinearResult } from '../eval/protocols.js';
 import type { ClassificationMetrics } from '../eval/metrics.js';
-import { fractionLabel, headlineResult, isKnn, isLinear, linearResults, resultLabel, runFacts, type RunFacts } from './facts.js';
+import { fractionLabel, headlineResult, isKnn, isLinear, linearResults, lossScaleNote, resultLabel, runFacts, type RunFacts } from './facts.js';
 import { configValue, type RunData } from './run_data.js';
 
 /** Percent with two decimals; a dash for a missing value. */
@@ -176,6 +176,8 @@ export function comparisonMarkdown(
   const out: string[] = [`# Comparison: ${runs.map((r) => r.label).join(' vs ')}`, ''];
   out.push(markdownTable(header, rows), '');
   out.push('Linear and kNN scores are on each run\'s test data from its eval.json; the kNN monitor is the last value logged during training.', '');
+  const note = lossScaleNote(facts.map((f) => f.method));
+  if (note) out.push(`Note: the loss chart overlays ${note}.`, '');
   out.push('## Runs', '');
   for (const r of runs) out.push(`- ${r.label}: \`${r.run.dir}\` ([report](${r.reportLink}))`);
   out.push('', '## Plots', '');

@@ -59,6 +59,19 @@ describe('compareRuns', () => {
     expect(polylines(readFileSync(join(out, 'label_fraction.svg'), 'utf8')).map((l) => l.length)).toEqual([3, 2]);
   });
 
+  it('notes on the loss chart and in the summary that SimSiam and SimTriplet losses sit on different scales', async () => {
+    const c = await comparison;
+    const loss = readFileSync(join(out, 'loss.svg'), 'utf8');
+    expect(loss).toContain("SimTriplet&apos;s loss adds two SimSiam-type terms (-2 to 0), SimSiam&apos;s is one (-1 to 0): compare shapes, not levels</text>");
+    expect(loss).toContain('>simtriplet (simtriplet)</text>');
+    expect(readFileSync(c.summary, 'utf8')).toContain("Note: the loss chart overlays SimTriplet's loss adds two");
+    // Runs of one method need no note.
+    const p = tempDir();
+    const same = await compareRuns([writeFakeRun(p, { name: 'a' }), writeFakeRun(p, { name: 'b' })], join(p, 'cmp'));
+    expect(readFileSync(join(p, 'cmp', 'loss.svg'), 'utf8')).not.toContain('compare shapes');
+    expect(readFileSync(same.summary, 'utf8')).not.toContain('Note: the loss chart');
+  });
+
   it('refreshes each run\'s own report, which the table links to', async () => {
     await comparison;
     for (const d of [triplet, siam]) expect(existsSync(join(d, 'report', 'summary.md'))).toBe(true);
