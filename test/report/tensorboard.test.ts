@@ -16,7 +16,7 @@ import { datasetMetadata, PROJECTOR_CONFIG } from '../../src/report/tensorboard/
 import { frameRecord, maskedCrc32c, readRecords } from '../../src/report/tensorboard/records.js';
 import { fromTextFormat, tensorBoardTypes } from '../../src/report/tensorboard/schema.js';
 import { scalarsOfEvalResults, TAGS } from '../../src/report/tensorboard/tags.js';
-import { TensorBoardWriter } from '../../src/report/tensorboard/writer.js';
+import { markdownCode, TensorBoardWriter } from '../../src/report/tensorboard/writer.js';
 import { train } from '../../src/train/trainer.js';
 import { scratchDir } from '../data/fixtures.js';
 import { useCpuBackend } from '../helpers.js';
@@ -166,6 +166,7 @@ describe('TensorBoardWriter', () => {
     tb.image(TAGS.views, 1, png);
     tb.text(TAGS.config, 0, 'name: demo');
     tb.text(TAGS.config, 4, 'name: demo2');
+    tb.text(TAGS.runInfo, 0, markdownCode('{\n "name": "demo"\n}\n'));
     expect(() => tb.image('x', 1, Buffer.from('not a png'))).toThrow(/not a PNG/);
     tb.close();
     expect(() => tb.scalar('x', 1, 1)).toThrow(/closed/);
@@ -181,6 +182,8 @@ describe('TensorBoardWriter', () => {
     ]);
     expect(texts[0]!.metadata).toMatchObject({ plugin_data: { plugin_name: 'text' }, data_class: dataClass.DATA_CLASS_TENSOR });
     expect(texts[1]!.metadata).toBeNull();
+    // JSON and YAML go in as a Markdown code block (indented), so TensorBoard shows them verbatim.
+    expect(String(values.find((v) => v.tag === 'run/run.json')!.tensor!.string_val![0])).toBe('    {\n     "name": "demo"\n    }');
   });
 
   it('a resumed writer (purgeStep) removes the steps it logs again; no duplicates, TensorBoard told by START', async () => {
