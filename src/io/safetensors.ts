@@ -36,6 +36,13 @@ const DTYPES: Readonly<Record<SafetensorsDType, DType>> = {
   BOOL: 'bool',
 };
 
+/** The safetensors name of an element type ("F32" for float32, ...). */
+export function safetensorsDtypeOf(dtype: DType): SafetensorsDType {
+  const name = (Object.keys(DTYPES) as SafetensorsDType[]).find((k) => DTYPES[k] === dtype);
+  if (!name) throw new Error(`no safetensors dtype for ${dtype}`);
+  return name;
+}
+
 function isSafetensorsDType(value: unknown): value is SafetensorsDType {
   return typeof value === 'string' && Object.hasOwn(DTYPES, value);
 }

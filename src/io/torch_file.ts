@@ -12,7 +12,6 @@
  * every storage without reading any: tensor data is read when a tensor is asked for, one storage at
  * a time, so a multi-GB checkpoint is never held in one buffer.
  */
-import { basename } from 'node:path';
 import { byteSwapInPlace, shapeSize } from './dtype.js';
 import { FormatError, openRangeReader, withInputFile, type RangeReader } from './source.js';
 import { elementSize, PickleStream, storageResolver, TorchStorage, TorchTensor, unpickleRestricted } from './torch_pickle.js';
@@ -265,9 +264,4 @@ function openLegacy(path: string, source: RangeReader): TorchFile {
     return source.read(first, storage.numel * elementSize(storage));
   };
   return new TorchFile(path, 'legacy', object, storageBytes);
-}
-
-/** "checkpoint_0099.pth.tar" -> true for the extensions torch.save files go by. */
-export function isTorchFileName(path: string): boolean {
-  return /\.(pth|pt|ckpt|bin|pth\.tar|tar)$/i.test(basename(path));
 }

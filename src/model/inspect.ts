@@ -1,19 +1,23 @@
 /**
  * `simtrip weights inspect FILE`: what a weight file holds and the config lines that use it. Reads
- * headers only (the safetensors JSON header; the zip directory and each .npy header), never tensor
- * data, so it answers at once even for multi-GB files.
+ * headers only (the safetensors JSON header; the zip directory and each .npy header; a torch.save
+ * file's pickles), never tensor data, so it answers at once even for multi-GB files.
  */
 import { statSync } from 'node:fs';
 import { extname } from 'node:path';
 import { openNpz } from '../io/npz.js';
-import { readSafetensors, type SafetensorsFile } from '../io/safetensors.js';
+import { readSafetensors } from '../io/safetensors.js';
+import { DTYPE_BYTES } from '../io/dtype.js';
+import { PyRecord, TorchTensor, type TorchStorage } from '../io/torch_pickle.js';
 import { checkpointStateOf, type CheckpointState } from '../train/checkpoint.js';
 import { InputFileError } from '../util/errors.js';
 import { bitConfigLines, bitNpzLayout, depthsOf, describeBitLayout, splitRootWidth, type BitLayout } from './bit_weights.js';
 import { RESNET_SPECS } from './resnet.js';
 import { describeStateDict, resolveWeightsPath } from './weights.js';
+import type { ReleasedLayout } from './released_layouts.js';
+import { isTorchCheckpointPath, openTorchStateDict, withBackboneNames, type StateDictFile } from './state_dicts.js';
 
-export type WeightsFormat = 'safetensors' | 'BiT npz' | 'npz' | 'simtrip checkpoint';
+export type WeightsFormat = 'safetensors' | 'BiT npz' | 'npz' | 'simtrip checkpoint' | 'PyTorch zip' | 'PyTorch legacy';
 
 export interface WeightsSummary {
   path: string;
@@ -29,9 +33,13 @@ export interface WeightsSummary {
   usage: string[];
   /** Why the file cannot be used, when usage is empty. */
   note?: string;
+  /** The released checkpoint layout recognised (SimSiam, MoCo v3, DINO, ...), and where its state dict was. */
+  layout?: string;
+  /** What the file holds beyond the backbone that is not loaded, and caveats of the layout. */
+  layoutNotes?: string[];
 }
 
-type Detected = Pick<WeightsSummary, 'architecture' | 'usage' | 'note'>;
+type Detected = Pick<WeightsSummary, 'architecture' | 'usage' | 'note' | 'layout' | 'layoutNotes'>;
 
 /** Config lines for a layout simtrip builds (plus model.weights), or the reason none does. */
 function usable(architecture: string, lines: string[] | string, path: string): Detected {
@@ -43,7 +51,11 @@ export async function inspectWeights(path: string): Promise<WeightsSummary> {
   const ext = extname(resolved).toLowerCase();
   if (ext === '.npz') return inspectNpz(resolved);
   if (ext === '.safetensors') return inspectSafetensors(resolved);
-  throw new InputFileError(resolved, `unsupported weights format '${ext || '(no extension)'}' (expected .safetensors or .npz)`);
+  if (isTorchCheckpointPath(resolved)) return inspectTorch(resolved);
+  throw new InputFileError(
+    resolved,
+    `unsupported weights format '${ext || '(no extension)'}' (expected .safetensors, .npz, or a torch.save file: .pth, .pth.tar, .pt, .ckpt, .bin)`,
+  );
 }
 
 function countDtypes(dtypes: Iterable<string>): Record<string, number> {
@@ -82,7 +94,38 @@ async function inspectSafetensors(path: string): Promise<WeightsSummary> {
     tensors: names.length,
     dataBytes: names.reduce((n, k) => n + file.byteLength(k), 0),
     dtypes: countDtypes(names.map((k) => file.info(k).dtype)),
-    ...(state ? describeCheckpoint(state, path) : detectStateDict(file)),
+    ...(state ? describeCheckpoint(state, path) : detectStateDict(withBackboneNames(file))),
+  };
+}
+
+/** Every tensor reachable from a torch.save object (shared ones once). */
+function tensorsIn(root: unknown): TorchTensor[] {
+  const out: TorchTensor[] = [];
+  const seen = new Set<unknown>();
+  const visit = (v: unknown): void => {
+    if (typeof v !== 'object' || v === null || seen.has(v)) return;
+    seen.add(v);
+    if (v instanceof TorchTensor) out.push(v);
+    else if (v instanceof Map) v.forEach((x) => visit(x));
+    else if (Array.isArray(v)) v.forEach(visit);
+    else if (v instanceof PyRecord) v.fields.forEach((x) => visit(x));
+  };
+  visit(root);
+  return out;
+}
+
+async function inspectTorch(path: string): Promise<WeightsSummary> {
+  const opened = await openTorchStateDict(path);
+  const tensors = tensorsIn(opened.torch.root);
+  const storages = new Set<TorchStorage>(tensors.map((t) => t.storage.view?.root ?? t.storage));
+  return {
+    path,
+    format: opened.torch.format === 'zip' ? 'PyTorch zip' : 'PyTorch legacy',
+    fileBytes: statSync(path).size,
+    tensors: tensors.length,
+    dataBytes: [...storages].reduce((n, st) => n + st.numel * DTYPE_BYTES[st.dtype], 0),
+    dtypes: countDtypes(tensors.map((t) => t.dtype)),
+    ...detectStateDict(opened),
   };
 }
 
@@ -96,21 +139,23 @@ function describeCheckpoint(state: CheckpointState, path: string): Detected {
   };
 }
 
-/** The key prefix in front of the backbone ("module.encoder.", ...), found from the stem conv. */
-function backbonePrefix(names: readonly string[]): string {
-  const stem = names.find((k) => /(^|\.)(stem\.conv|conv1)\.weight$/.test(k) && !/(^|\.)(layer\d+|stages|blocks)\./.test(k));
-  return stem ? stem.replace(/(stem\.conv|conv1)\.weight$/, '') : '';
+/** "MoCo v3 checkpoint (the base encoder), state dict in 'state_dict'" and the layout's notes. */
+function layoutFields(layout: ReleasedLayout): Pick<WeightsSummary, 'layout' | 'layoutNotes'> {
+  const where = layout.entry ? `, state dict in '${layout.entry}'` : '';
+  return { layout: `${layout.name}${where}`, ...(layout.notes.length > 0 ? { layoutNotes: layout.notes } : {}) };
 }
 
-function detectStateDict(file: SafetensorsFile): Detected {
-  const names = file.names();
-  const prefix = backbonePrefix(names);
-  const local = new Map(names.filter((k) => k.startsWith(prefix)).map((k) => [k.slice(prefix.length), k]));
-  const shapeOf = (k: string) => file.info(local.get(k)!).shape;
-  const behind = prefix ? ` behind prefix '${prefix}' (stripped when loading)` : '';
-  const detected = local.has('stem.conv.weight') ? timmBit(local, shapeOf) : local.has('conv1.weight') ? torchvisionResnet(local, shapeOf) : null;
-  if (!detected) return usable(describeStateDict(names), 'no simtrip model.arch matches this file', file.path);
-  return usable(detected.architecture + behind, detected.lines, file.path);
+/** The architecture of the backbone the released layout holds (its tensors under simtrip's names). */
+function detectStateDict({ tensors, layout, backbone }: StateDictFile): Detected {
+  if (!layout) {
+    const original = tensors.names().map((n) => tensors.fileName(n));
+    return usable(describeStateDict(original), 'no simtrip model.arch matches this file', tensors.path);
+  }
+  const local = new Set(backbone);
+  const shapeOf = (k: string) => tensors.info(k).shape;
+  const behind = layout.prefix ? ` behind prefix '${layout.prefix}' (stripped when loading)` : '';
+  const detected = layout.naming === 'torchvision' ? torchvisionResnet(local, shapeOf) : timmBit(local, shapeOf, layout.naming === 'bit-pytorch' ? 'bit_pytorch ResNetV2' : 'timm resnetv2 (BiT names)');
+  return { ...usable(detected.architecture + behind, detected.lines, tensors.path), ...layoutFields(layout) };
 }
 
 /** bitConfigLines, or the reason as a string when no arch has the layout. */
@@ -131,7 +176,7 @@ function indexPairs(keys: Iterable<string>, re: RegExp): [number, number][] {
 }
 
 /** timm resnetv2_*_bit names: stem.conv, stages.S.blocks.J.*, norm, head.fc (a 1x1 conv). Kernels OIHW. */
-function timmBit(local: Map<string, string>, shapeOf: ShapeOf): { architecture: string; lines: string[] | string } {
+function timmBit(local: ReadonlySet<string>, shapeOf: ShapeOf, label: string): { architecture: string; lines: string[] | string } {
   const stem = shapeOf('stem.conv.weight');
   const layout: BitLayout = {
     depths: depthsOf(indexPairs(local.keys(), /^stages\.(\d+)\.blocks\.(\d+)\./)),
@@ -140,7 +185,7 @@ function timmBit(local: Map<string, string>, shapeOf: ShapeOf): { architecture: 
     numClasses: local.has('head.fc.weight') ? shapeOf('head.fc.weight')[0] : undefined,
     norm: local.has('norm.running_mean') ? 'batch' : 'group',
   };
-  return { architecture: `timm resnetv2 (BiT names): ${describeBitLayout(layout)}`, lines: bitUsage(layout) };
+  return { architecture: `${label}: ${describeBitLayout(layout)}`, lines: bitUsage(layout) };
 }
 
 const TORCHVISION_NAMES: Record<'basic' | 'bottleneck', Record<string, string>> = {
@@ -149,7 +194,7 @@ const TORCHVISION_NAMES: Record<'basic' | 'bottleneck', Record<string, string>> 
 };
 
 /** torchvision/timm BatchNorm ResNets: conv1, bn1, layerL.B.*, fc. */
-function torchvisionResnet(local: Map<string, string>, shapeOf: ShapeOf): { architecture: string; lines: string[] | string } {
+function torchvisionResnet(local: ReadonlySet<string>, shapeOf: ShapeOf): { architecture: string; lines: string[] | string } {
   const block = [...local.keys()].some((k) => /^layer\d+\.\d+\.conv3\.weight$/.test(k)) ? 'bottleneck' : 'basic';
   const depths = depthsOf(indexPairs(local.keys(), /^layer(\d+)\.(\d+)\./));
   const conv1 = shapeOf('conv1.weight'); // [width, 3, k, k]
@@ -185,6 +230,8 @@ const FORMAT_TEXT: Record<WeightsFormat, string> = {
   'BiT npz': 'BiT npz (zip of .npy arrays)',
   npz: 'npz (zip of .npy arrays)',
   'simtrip checkpoint': 'simtrip checkpoint (safetensors)',
+  'PyTorch zip': 'PyTorch checkpoint (torch.save zip format, torch >= 1.6)',
+  'PyTorch legacy': 'PyTorch checkpoint (torch.save legacy format)',
 };
 
 export function formatWeightsSummary(s: WeightsSummary): string {
@@ -198,6 +245,8 @@ export function formatWeightsSummary(s: WeightsSummary): string {
     ['size', `${humanBytes(s.dataBytes)} of tensor data; file ${humanBytes(s.fileBytes)}`],
     ['dtypes', dtypes || '(none)'],
     ['architecture', s.architecture],
+    ...(s.layout ? [['layout', s.layout] as [string, string]] : []),
+    ...(s.layoutNotes ?? []).map((n, i): [string, string] => [i === 0 ? 'notes' : '', n]),
     ...(s.usage.length > 0 ? s.usage : [s.note ?? '']).map((u, i): [string, string] => [i === 0 ? 'use with' : '', u]),
   ];
   return `${rows.map(([k, v]) => `${k.padEnd(13)}${v}`.trimEnd()).join('\n')}\n`;

@@ -4,6 +4,9 @@
  *   .safetensors  simtrip checkpoints, torchvision/timm ResNet and timm resnetv2_*_bit state dicts,
  *                 and released SSL checkpoints whose backbone sits behind a prefix ("module.encoder.",
  *                 "backbone.", ...), loaded by parameter name
+ *   .pth .pth.tar .pt .ckpt .bin   torch.save checkpoints (read without Python, nothing in them
+ *                 executed: src/io/torch_file.ts), their released layout recognised (SimSiam, MoCo,
+ *                 DINO, Lightning, ...: released_layouts.ts), then loaded by name like safetensors
  * Loading is all-or-nothing and loud: shape mismatches and files that match nothing in the backbone
  * are errors, because silently training from scratch wastes a run.
  *
@@ -13,7 +16,8 @@
  */
 import { extname } from 'node:path';
 import { tf } from '../engine/tf.js';
-import { readSafetensors, type SafetensorsFile } from '../io/safetensors.js';
+import { readSafetensors } from '../io/safetensors.js';
+import type { TensorFile } from '../io/tensor_file.js';
 import { resolveCheckpointPath, tensorFromTorch } from '../train/checkpoint.js';
 import { listSome, shapeText } from '../util/text.js';
 import { InputFileError } from '../util/errors.js';
@@ -23,6 +27,7 @@ import { onlyKernelSizeDiffers, permuteShape, toTorchPerm, type Param, type Para
 import { openNpz } from '../io/npz.js';
 import { isDirectory, isFile } from '../util/fs.js';
 import { sameShape } from '../util/values.js';
+import { isTorchCheckpointPath, openTorchStateDict, withBackboneNames } from './state_dicts.js';
 
 export interface WeightsMismatch {
   name: string;
@@ -109,14 +114,14 @@ function isConvHeadForLinear(param: Param, fileShape: readonly number[]): boolea
  * A BatchNorm weight/bias whose file lacks the layer's running statistics: the file's layer is a
  * GroupNorm (BiT), whose per-sample affine parameters do not carry over to a BatchNorm.
  */
-function isNormWithoutStats(file: SafetensorsFile, store: ParamStore, key: string, name: string): boolean {
+function isNormWithoutStats(file: TensorFile, store: ParamStore, key: string, name: string): boolean {
   const m = /^(.*)\.(weight|bias)$/.exec(name);
   const k = /^(.*)\.(weight|bias)$/.exec(key);
   return m !== null && k !== null && store.has(`${m[1]}.running_mean`) && !file.has(`${k[1]}.running_mean`);
 }
 
 /** Reads a file tensor into the param's layout, reshaping a 1x1 conv head into a linear weight. */
-function readParam(file: SafetensorsFile, key: string, param: Param): tf.Tensor {
+function readParam(file: TensorFile, key: string, param: Param): tf.Tensor {
   const shape = file.info(key).shape;
   if (!isConvHeadForLinear(param, shape)) return tensorFromTorch(file, key, param);
   const asConv = tensorFromTorch(file, key, { ...param, layout: 'vector' });
@@ -125,7 +130,7 @@ function readParam(file: SafetensorsFile, key: string, param: Param): tf.Tensor 
   return out;
 }
 
-function planLoad(file: SafetensorsFile, store: ParamStore, opts: LoadWeightsOptions) {
+function planLoad(file: TensorFile, store: ParamStore, opts: LoadWeightsOptions) {
   const prefix = opts.prefix ?? BACKBONE_PREFIX;
   const assignments: Assignment[] = [];
   const claimed = new Set<string>();
@@ -133,14 +138,14 @@ function planLoad(file: SafetensorsFile, store: ParamStore, opts: LoadWeightsOpt
   const mismatched: WeightsMismatch[] = [];
   for (const key of file.names()) {
     if (isAlwaysIgnored(key)) {
-      ignored.push(key);
+      ignored.push(fileName(file, key));
       continue;
     }
     const name = candidates(key, prefix).find((c) => store.has(c));
     // A second file key for the same parameter (e.g. both "conv1.weight" and "backbone.conv1.weight")
     // is ambiguous; the first one in file order wins.
     if (name === undefined || claimed.has(name)) {
-      ignored.push(key);
+      ignored.push(fileName(file, key));
       continue;
     }
     claimed.add(name);
@@ -149,7 +154,7 @@ function planLoad(file: SafetensorsFile, store: ParamStore, opts: LoadWeightsOpt
     const fileShape = [...file.info(key).shape];
     const isStem = name === `${prefix}conv1.weight` || name === `${prefix}stem.conv.weight`;
     if ((isStem && onlyKernelSizeDiffers(fileShape, modelShape, 'torch')) || isNormWithoutStats(file, store, key, name)) {
-      ignored.push(key);
+      ignored.push(fileName(file, key));
       continue;
     }
     const comparable = isConvHeadForLinear(param, fileShape) ? fileShape.slice(0, 2) : fileShape;
@@ -190,23 +195,31 @@ export async function loadWeights(
   const resolved = resolveWeightsPath(path);
   const ext = extname(resolved).toLowerCase();
   if (ext === '.npz') return loadNpzWeights(store, resolved, opts);
-  if (ext === '.pth' || ext === '.pt' || ext === '.tar' || ext === '.ckpt' || ext === '.bin') {
+  if (isTorchCheckpointPath(resolved)) return loadSafetensorsWeights(store, (await openTorchStateDict(resolved)).tensors, opts);
+  if (ext !== '.safetensors') {
     throw new InputFileError(
       resolved,
-      `PyTorch pickle files (${ext}) cannot be read; convert the state dict with safetensors.torch.save_file(state_dict, "weights.safetensors")`,
+      `unsupported weights format '${ext || '(no extension)'}' (expected .safetensors, a BiT .npz, or a torch.save file: .pth, .pth.tar, .pt, .ckpt, .bin)`,
     );
   }
-  if (ext !== '.safetensors') {
-    throw new InputFileError(resolved, `unsupported weights format '${ext || '(no extension)'}' (expected .safetensors)`);
-  }
-  return loadSafetensorsWeights(store, await readSafetensors(resolved), opts);
+  return loadSafetensorsWeights(store, withBackboneNames(await readSafetensors(resolved)).tensors, opts);
+}
+
+/** A tensor's name in the file itself (a renamed view shows the backbone under simtrip's names). */
+function fileName(file: TensorFile, name: string): string {
+  return file.fileName?.(name) ?? name;
+}
+
+function fileNames(file: TensorFile): string[] {
+  return file.names().map((n) => fileName(file, n));
 }
 
 /**
- * The safetensors half of loadWeights, for a file already open (eval reads a checkpoint's metadata
- * first to build its model, then loads the weights from the same file).
+ * The by-name half of loadWeights, for a state dict already open: a .safetensors file (eval reads a
+ * checkpoint's metadata first to build its model, then loads the weights from the same file) or any
+ * TensorFile.
  */
-export function loadSafetensorsWeights(store: ParamStore, file: SafetensorsFile, opts: LoadWeightsOptions = {}): WeightsReport {
+export function loadSafetensorsWeights(store: ParamStore, file: TensorFile, opts: LoadWeightsOptions = {}): WeightsReport {
   const resolved = file.path;
   const { prefix, assignments, ignored, mismatched } = planLoad(file, store, opts);
 
@@ -215,7 +228,7 @@ export function loadSafetensorsWeights(store: ParamStore, file: SafetensorsFile,
     const arch = opts.arch ? ` ${opts.arch}` : '';
     throw new InputFileError(
       resolved,
-      `weights do not fit the${arch} model: ${mismatched.length} shape mismatch(es): ${listSome(items, 3)}; the file holds ${describeStateDict(file.names())}`,
+      `weights do not fit the${arch} model: ${mismatched.length} shape mismatch(es): ${listSome(items, 3)}; the file holds ${describeStateDict(fileNames(file))}`,
     );
   }
   const backboneLoaded = assignments.some((a) => a.param.name.startsWith(prefix));
@@ -224,7 +237,7 @@ export function loadSafetensorsWeights(store: ParamStore, file: SafetensorsFile,
     const arch = opts.arch ? ` (${opts.arch})` : '';
     throw new InputFileError(
       resolved,
-      `no tensor matches the model's backbone${arch}; the file looks like ${describeStateDict(file.names())}`,
+      `no tensor matches the model's backbone${arch}; the file looks like ${describeStateDict(fileNames(file))}`,
     );
   }
 

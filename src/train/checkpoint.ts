@@ -17,6 +17,7 @@ import type { Normalization } from '../data/augment.js';
 import { tf } from '../engine/tf.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { encodeSafetensors, readSafetensors, type SafetensorsFile, type TensorToWrite } from '../io/safetensors.js';
+import type { TensorFile } from '../io/tensor_file.js';
 import { fromTorchPerm, permuteShape, toTorchPerm, type Param, type ParamStore } from '../model/params.js';
 import type { Sgd } from '../optim/sgd.js';
 import { LossScalerStateSchema } from '../optim/loss_scale.js';
@@ -283,7 +284,7 @@ export interface RestoreReport {
   momentum: number;
 }
 
-function checkFloat(file: SafetensorsFile, key: string): void {
+function checkFloat(file: TensorFile, key: string): void {
   const { dtype } = file.info(key);
   if (dtype !== 'F32' && dtype !== 'F16' && dtype !== 'BF16' && dtype !== 'F64') {
     throw new InputFileError(file.path, `tensor '${key}' is ${dtype}, expected a float type`);
@@ -291,7 +292,7 @@ function checkFloat(file: SafetensorsFile, key: string): void {
 }
 
 /** Reads a file tensor (PyTorch layout) as a tfjs tensor in the param's layout. */
-export function tensorFromTorch(file: SafetensorsFile, key: string, param: Param): tf.Tensor {
+export function tensorFromTorch(file: TensorFile, key: string, param: Param): tf.Tensor {
   checkFloat(file, key);
   const shape = [...file.info(key).shape];
   const data = file.getFloat32(key);

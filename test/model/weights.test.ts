@@ -200,7 +200,7 @@ describe('loadWeights', () => {
     m.store.dispose();
   });
 
-  it('gives clear errors for BiT .npz, pickles, unknown formats and missing files', async () => {
+  it('gives clear errors for BiT .npz, files that are not torch checkpoints, unknown formats and missing files', async () => {
     const dir = tempDir();
     const m = tinyModel(2, tinyConfig());
     const npz = join(dir, 'bit.npz');
@@ -209,7 +209,7 @@ describe('loadWeights', () => {
     expect(e).toBeInstanceOf(UserError);
     const pth = join(dir, 'r50.pth');
     writeFileSync(pth, 'x');
-    await expectInputFileError(loadWeights(m.store, pth), pth, /pickle.*safetensors/);
+    await expectInputFileError(loadWeights(m.store, pth), pth, /not a PyTorch checkpoint/);
     const h5 = join(dir, 'w.h5');
     writeFileSync(h5, 'x');
     await expectInputFileError(loadWeights(m.store, h5), h5, /unsupported weights format '\.h5'/);
