@@ -18,6 +18,11 @@ export type Normalization = 'imagenet' | 'bit';
 
 const IMAGENET_MEAN = [0.485, 0.456, 0.406] as const;
 const IMAGENET_STD = [0.229, 0.224, 0.225] as const;
+
+/** Per-channel (R, G, B) mean and std of x/255 that a normalisation subtracts and divides by ([-1, 1] is 0.5, 0.5). */
+export function normalizationStats(norm: Normalization): { mean: readonly number[]; std: readonly number[] } {
+  return norm === 'bit' ? { mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] } : { mean: IMAGENET_MEAN, std: IMAGENET_STD };
+}
 /** ITU-R 601 luma, as PIL's "L" conversion and torchvision's grayscale use. */
 const LUMA_R = 0.299;
 const LUMA_G = 0.587;

@@ -19,6 +19,7 @@ import { groupNorm } from '../ops/group_norm.js';
 import { standardizeWeight } from '../ops/weight_standardization.js';
 import { BatchNorm, Context, Conv2d, Linear, globalAvgPool, residualSum, type Precision } from './layers.js';
 import type { Backbone } from './resnet.js';
+import { torchValues, type InferenceEmitter } from './emitter.js';
 import { gcd } from '../util/values.js';
 
 export type BitNorm = 'group' | 'batch';
@@ -64,6 +65,7 @@ export function groupsFor(channels: number): number {
 /** A norm layer of the unit: GroupNorm ignores `training`, BatchNorm switches batch/running stats. */
 interface Norm {
   apply(x: tf.Tensor4D, training: boolean): tf.Tensor4D;
+  emit(g: InferenceEmitter, x: string): string;
 }
 
 /** GroupNorm with affine weight/bias (timm names `<name>.weight`, `<name>.bias`). */
@@ -87,6 +89,10 @@ export class GroupNorm implements Norm {
   apply(x: tf.Tensor4D, _training = false): tf.Tensor4D {
     return groupNorm(x, this.gamma, this.beta, this.groups, this.eps);
   }
+
+  emit(g: InferenceEmitter, x: string): string {
+    return g.groupNorm(x, { name: this.name, groups: this.groups, scale: torchValues(this.gamma, null), bias: torchValues(this.beta, null), eps: this.eps });
+  }
 }
 
 function makeNorm(ctx: Context, kind: BitNorm, name: string, channels: number, gammaInit = 1): Norm {
@@ -100,6 +106,16 @@ export class StdConv2d extends Conv2d {
     const y = super.apply(x, w);
     w.dispose();
     return y;
+  }
+
+  /** The standardised kernel is a constant at inference: it goes into the graph as such. */
+  override emit(g: InferenceEmitter, x: string): string {
+    const w = standardizeWeight(this.weight as tf.Tensor4D, BIT_WS_EPS);
+    try {
+      return super.emit(g, x, w);
+    } finally {
+      w.dispose();
+    }
   }
 }
 
@@ -142,6 +158,15 @@ class PreActBottleneck {
       y = this.conv3.apply(tf.relu(this.norm3.apply(y, training)));
       return residualSum(this.precision, y, shortcut);
     });
+  }
+
+  emit(g: InferenceEmitter, x: string): string {
+    const pre = g.relu(this.norm1.emit(g, x));
+    const shortcut = this.downsample ? this.downsample.emit(g, pre) : x;
+    let y = this.conv1.emit(g, pre);
+    y = this.conv2.emit(g, g.relu(this.norm2.emit(g, y)));
+    y = this.conv3.emit(g, g.relu(this.norm3.emit(g, y)));
+    return g.add(y, shortcut);
   }
 }
 
@@ -199,6 +224,13 @@ export class BitResNet implements Backbone {
       for (const stage of this.stages) for (const unit of stage) y = unit.apply(y, training);
       return globalAvgPool(tf.relu(this.norm.apply(y, training)));
     });
+  }
+
+  emitFeatures(g: InferenceEmitter, x: string): string {
+    let y = this.stemConv.emit(g, x);
+    if (this.spec.stem === 'bit') y = g.zeroPaddedMaxPool(y, 3, 2, 1);
+    for (const stage of this.stages) for (const unit of stage) y = unit.emit(g, y);
+    return g.globalAvgPool(g.relu(this.norm.emit(g, y)));
   }
 
   /** The 1x1 head conv with bias, as a linear layer on the pooled features. */

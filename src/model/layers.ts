@@ -23,6 +23,7 @@ import { ParamStore } from './params.js';
 import { kaimingNormalConv, linearUniform } from './init.js';
 import { batchNormTrain } from '../ops/batch_norm.js';
 import { roundToHalf } from '../ops/fp16_round.js';
+import { torchValues, type InferenceEmitter } from './emitter.js';
 
 /** engine.precision: 'mixed16' emulates float16 autocast (see the top of this file). */
 export type Precision = 'fp32' | 'mixed16';
@@ -60,7 +61,7 @@ export class Conv2d {
     cout: number,
     readonly kernel: number,
     readonly stride = 1,
-    padding = 0,
+    readonly padding = 0,
     withBias = false,
   ) {
     this.precision = ctx.precision ?? 'fp32';
@@ -94,6 +95,19 @@ export class Conv2d {
   private convolve(x: tf.Tensor4D, weight: tf.Tensor4D, bias: tf.Tensor | undefined): tf.Tensor4D {
     const y = tf.conv2d(x, weight, this.stride, this.pad);
     return bias ? (tf.add(y, bias) as tf.Tensor4D) : y;
+  }
+
+  /** `apply` (float32) as an inference-graph op; `weight` as in apply. */
+  emit(g: InferenceEmitter, x: string, weight: tf.Tensor4D = this.weight as tf.Tensor4D): string {
+    const [kh, kw, cin, cout] = weight.shape;
+    return g.conv(x, {
+      name: this.name,
+      weight: torchValues(weight, [3, 2, 0, 1]),
+      shape: [cout, cin, kh, kw],
+      stride: this.stride,
+      pad: this.padding,
+      bias: this.bias && torchValues(this.bias, null),
+    });
   }
 }
 
@@ -157,6 +171,18 @@ export class BatchNorm {
     this.updateRunningStats(mean, variance, x.size / this.channels);
     tf.dispose([mean, variance]);
     return y;
+  }
+
+  /** Inference-mode `apply` (running statistics) as an inference-graph op. */
+  emit(g: InferenceEmitter, x: string): string {
+    return g.batchNorm(x, {
+      name: this.name,
+      scale: torchValues(this.scale, null),
+      bias: torchValues(this.offset, null),
+      mean: torchValues(this.runningMean, null),
+      variance: torchValues(this.runningVar, null),
+      eps: this.eps,
+    });
   }
 
   private updateRunningStats(mean: tf.Tensor, variance: tf.Tensor, count: number): void {

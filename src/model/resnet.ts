@@ -6,6 +6,7 @@
  */
 import { tf } from '../engine/tf.js';
 import { BatchNorm, Context, Conv2d, Linear, globalAvgPool, residualSum, type Precision } from './layers.js';
+import type { InferenceEmitter } from './emitter.js';
 
 export type BlockKind = 'basic' | 'bottleneck';
 
@@ -30,10 +31,19 @@ export const RESNET_SPECS = {
 export interface Backbone {
   readonly featureDim: number;
   features(x: tf.Tensor4D, training: boolean): tf.Tensor2D;
+  /** Inference-mode `features` described to a graph builder: NCHW images in, [N, featureDim] out. */
+  emitFeatures(g: InferenceEmitter, x: string): string;
 }
 
 interface Block {
   apply(x: tf.Tensor4D, training: boolean): tf.Tensor4D;
+  emit(g: InferenceEmitter, x: string): string;
+}
+
+type Downsample = { conv: Conv2d; bn: BatchNorm } | undefined;
+
+function emitShortcut(g: InferenceEmitter, x: string, downsample: Downsample): string {
+  return downsample ? downsample.bn.emit(g, downsample.conv.emit(g, x)) : x;
 }
 
 class BasicBlock implements Block {
@@ -60,6 +70,12 @@ class BasicBlock implements Block {
     y = this.bn2.apply(this.conv2.apply(y), training);
     const shortcut = this.downsample ? this.downsample.bn.apply(this.downsample.conv.apply(x), training) : x;
     return tf.relu(residualSum(this.precision, y, shortcut)) as tf.Tensor4D;
+  }
+
+  emit(g: InferenceEmitter, x: string): string {
+    let y = g.relu(this.bn1.emit(g, this.conv1.emit(g, x)));
+    y = this.bn2.emit(g, this.conv2.emit(g, y));
+    return g.relu(g.add(y, emitShortcut(g, x, this.downsample)));
   }
 }
 
@@ -93,6 +109,13 @@ class Bottleneck implements Block {
     y = this.bn3.apply(this.conv3.apply(y), training);
     const shortcut = this.downsample ? this.downsample.bn.apply(this.downsample.conv.apply(x), training) : x;
     return tf.relu(residualSum(this.precision, y, shortcut)) as tf.Tensor4D;
+  }
+
+  emit(g: InferenceEmitter, x: string): string {
+    let y = g.relu(this.bn1.emit(g, this.conv1.emit(g, x)));
+    y = g.relu(this.bn2.emit(g, this.conv2.emit(g, y)));
+    y = this.bn3.emit(g, this.conv3.emit(g, y));
+    return g.relu(g.add(y, emitShortcut(g, x, this.downsample)));
   }
 }
 
@@ -144,6 +167,13 @@ export class ResNet implements Backbone {
     if (this.spec.stem === 'imagenet') y = tf.maxPool(y, 3, 2, 1);
     for (const stage of this.stages) for (const block of stage) y = block.apply(y, training);
     return globalAvgPool(y);
+  }
+
+  emitFeatures(g: InferenceEmitter, x: string): string {
+    let y = g.relu(this.bn1.emit(g, this.conv1.emit(g, x)));
+    if (this.spec.stem === 'imagenet') y = g.maxPool(y, 3, 2, 1);
+    for (const stage of this.stages) for (const block of stage) y = block.emit(g, y);
+    return g.globalAvgPool(y);
   }
 
   logits(features: tf.Tensor2D): tf.Tensor2D {
