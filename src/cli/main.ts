@@ -12,6 +12,7 @@ import { writeJsonAtomic } from '../io/atomic.js';
 import { resolveCheckpointPath } from '../train/checkpoint.js';
 import { UserError } from '../util/errors.js';
 import { runDoctor } from './doctor.js';
+import { addExportCommand } from './export.js';
 import { addSynthCommand } from './synth.js';
 
 /** One message per line on stderr; stdout stays for results (JSON, summaries) that scripts read. */
@@ -221,6 +222,7 @@ export function buildProgram(): Command {
     });
 
   addSynthCommand(program, log);
+  addExportCommand(program);
 
   const config = program.command('config').description('inspect configurations');
   configOptions(config.command('show').description('print the resolved config (extends and --set applied, defaults filled) as YAML')).action(

@@ -7,12 +7,10 @@
  */
 import type { ModelConfig } from '../config/schema.js';
 import { BACKBONE_PREFIX, isBitArch } from '../model/build.js';
-import { inspectWeights } from '../model/inspect.js';
+import { inspectWeights, usageModelSettings } from '../model/inspect.js';
 import type { WeightsReport } from '../model/weights.js';
 import { UserError } from '../util/errors.js';
 import { listSome } from '../util/text.js';
-
-const MODEL_LINE = /^model\.(arch|stem|width|norm): (\S+)$/;
 
 /**
  * The config lines under which the file fills the whole backbone: where the model settings that
@@ -21,9 +19,8 @@ const MODEL_LINE = /^model\.(arch|stem|width|norm): (\S+)$/;
  */
 export async function fixingLines(path: string, model: ModelConfig, fresh: readonly string[]): Promise<string[]> {
   const lines: string[] = [];
-  for (const line of (await inspectWeights(path)).usage) {
-    const m = MODEL_LINE.exec(line);
-    if (m && String(model[m[1] as keyof ModelConfig]) !== m[2]) lines.push(line);
+  for (const [key, value] of Object.entries(usageModelSettings((await inspectWeights(path)).usage))) {
+    if (String(model[key as keyof ModelConfig]) !== value) lines.push(`model.${key}: ${value}`);
   }
   const freshNorm = fresh.some((n) => /(^|\.)norm\d?\.(weight|bias|running_mean|running_var)$/.test(n));
   if (isBitArch(model.arch) && model.norm === 'batch' && freshNorm && !lines.some((l) => l.startsWith('model.norm:'))) {

@@ -41,6 +41,18 @@ export interface WeightsSummary {
 
 type Detected = Pick<WeightsSummary, 'architecture' | 'usage' | 'note' | 'layout' | 'layoutNotes'>;
 
+const MODEL_LINE = /^model\.(arch|stem|width|norm): (\S+)$/;
+
+/** The model settings in a summary's usage lines: { arch: 'resnet18', stem: 'cifar', width: '1' }. */
+export function usageModelSettings(usage: readonly string[]): Partial<Record<'arch' | 'stem' | 'width' | 'norm', string>> {
+  const settings: Partial<Record<'arch' | 'stem' | 'width' | 'norm', string>> = {};
+  for (const line of usage) {
+    const m = MODEL_LINE.exec(line);
+    if (m) settings[m[1] as 'arch'] = m[2]!;
+  }
+  return settings;
+}
+
 /** Config lines for a layout simtrip builds (plus model.weights), or the reason none does. */
 function usable(architecture: string, lines: string[] | string, path: string): Detected {
   return typeof lines === 'string' ? { architecture, usage: [], note: lines } : { architecture, usage: [...lines, `model.weights: ${path}`] };

@@ -1,0 +1,33 @@
+/**
+ * `simtrip export`: registers the command; the work is in src/export/export.ts, loaded when it runs.
+ */
+import { Command, InvalidArgumentError } from 'commander';
+import { initEngine } from '../engine/engine.js';
+
+function positiveInteger(value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < 1) throw new InvalidArgumentError('expected a positive integer');
+  return n;
+}
+
+export function addExportCommand(program: Command): void {
+  program
+    .command('export')
+    .description(
+      'write an encoder for PyTorch or ONNX Runtime: a torchvision or timm state dict (.safetensors, backbone only, loads with strict=True) ' +
+        'or an ONNX model of the pooled features (dynamic batch; the preprocessing in its metadata)',
+    )
+    .requiredOption('--checkpoint <path>', 'a simtrip run, checkpoint (.safetensors), or any weight file simtrip reads (.pth/.pth.tar/.ckpt/.bin, .safetensors, BiT .npz)')
+    .requiredOption('--format <format>', 'torchvision | timm (state dict in .safetensors) | onnx (.onnx)')
+    .requiredOption('--out <file>', 'where to write: FILE.safetensors for torchvision/timm, FILE.onnx for onnx')
+    .option('--image-size <px>', "input side of the ONNX model (default: the run's data.image_size; for a weight file 32 with the CIFAR stem, else 224)", positiveInteger)
+    .action(async (opts: { checkpoint: string; format: string; out: string; imageSize?: number }) => {
+      const { checkExportOptions, exportEncoder } = await import('../export/export.js');
+      const options = { checkpoint: opts.checkpoint, format: opts.format as 'onnx', out: opts.out, imageSize: opts.imageSize };
+      checkExportOptions(options);
+      // Exporting reads and lays out weights: the pure-JS cpu engine does it everywhere, the same way.
+      await initEngine('cpu');
+      const result = await exportEncoder(options);
+      process.stdout.write(`${result.lines.join('\n')}\n`);
+    });
+}
