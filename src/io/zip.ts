@@ -93,13 +93,22 @@ function readZip64Directory(source: RangeReader, locator: Fields, locatorAt: num
   return { entryCount: record.u64(32), size: record.u64(40), offset: record.u64(48), limit: recordAt };
 }
 
-function readDirectoryLocation(source: RangeReader): Directory {
+/** The end of the file, where the end record is: first without an archive comment (one small read), else the largest tail a comment allows. */
+function readTail(source: RangeReader): { tail: Uint8Array; tailStart: number; at: number } {
   const size = source.stamp.size;
-  const tailLength = Math.min(size, EOCD_SIZE + U16_MAX + ZIP64_LOCATOR_SIZE);
-  const tailStart = size - tailLength;
-  const tail = source.read(tailStart, tailLength);
-  const at = findEocd(tail);
-  if (at < 0) throw new FormatError(notFoundReason(source));
+  for (const wanted of [EOCD_SIZE + ZIP64_LOCATOR_SIZE, EOCD_SIZE + U16_MAX + ZIP64_LOCATOR_SIZE]) {
+    const tailLength = Math.min(size, wanted);
+    const tailStart = size - tailLength;
+    const tail = source.read(tailStart, tailLength);
+    const at = findEocd(tail);
+    if (at >= 0) return { tail, tailStart, at };
+    if (tailLength === size) break;
+  }
+  throw new FormatError(notFoundReason(source));
+}
+
+function readDirectoryLocation(source: RangeReader): Directory {
+  const { tail, tailStart, at } = readTail(source);
   const eocd = new Fields(tail.subarray(at, at + EOCD_SIZE));
   // The tail is long enough that a ZIP64 locator, when there is one, lies inside it.
   if (at >= ZIP64_LOCATOR_SIZE) {
