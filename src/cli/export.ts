@@ -25,8 +25,8 @@ export function addExportCommand(program: Command): void {
       const { checkExportOptions, exportEncoder } = await import('../export/export.js');
       const options = { checkpoint: opts.checkpoint, format: opts.format as 'onnx', out: opts.out, imageSize: opts.imageSize };
       checkExportOptions(options);
-      // Exporting reads and lays out weights: the pure-JS cpu engine does it everywhere, the same way.
-      await initEngine('cpu');
+      // Exporting reads weights and lays them out (transposes, BiT's standardisation): any engine will do.
+      await initEngine('auto');
       const result = await exportEncoder(options);
       process.stdout.write(`${result.lines.join('\n')}\n`);
     });
