@@ -189,7 +189,7 @@ export function buildProgram(): Command {
     .description('pretrained weight files')
     .command('inspect')
     .description('format, tensor count, size, dtypes and detected architecture of a weight file (headers only), and the config lines that use it')
-    .argument('<file>', '.safetensors, BiT .npz, or a simtrip checkpoint / run directory')
+    .argument('<file>', '.safetensors, BiT .npz, a PyTorch checkpoint (.pth, .pth.tar, .pt, .ckpt, .bin; read without running any code from it), or a simtrip checkpoint / run directory')
     .option('--json', 'print the summary as JSON')
     .action(async (file: string, opts: { json?: boolean }) => {
       const { inspectWeights, formatWeightsSummary } = await import('../model/inspect.js');
