@@ -184,7 +184,7 @@ export const ModelSchema = z
     norm: z.enum(['group', 'batch']).default('group'),
     /** Base channel count (64 in the papers); every stage scales with it. Small values for tests. */
     width: posInt.max(512).default(64),
-    /** Pretrained weights (.safetensors / .npz / simtrip checkpoint) loaded by parameter name. */
+    /** Pretrained weights (.safetensors / .npz / PyTorch .pth, .pth.tar, .pt, .ckpt, .bin / simtrip checkpoint) loaded by parameter name. */
     weights: z.string().min(1).optional(),
     zero_init_residual: z.boolean().default(true),
   })
