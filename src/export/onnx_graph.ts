@@ -102,28 +102,19 @@ export class OnnxGraph {
     return this.initializer(name, [values.length], BigInt64Array.from(values, (v) => BigInt(v)));
   }
 
-  /**
-   * Adds an operator node and returns its output value names (one per `outputs` entry, named after
-   * the node). Inputs may be '' for an omitted optional input.
-   */
-  nodeOutputs(op: string, name: string, inputs: readonly string[], outputs: number, attributes: Readonly<Record<string, OnnxAttribute>> = {}): string[] {
+  /** Adds an operator node; its one output value has the node's name, which is returned. Inputs may be '' for an omitted optional input. */
+  node(op: string, name: string, inputs: readonly string[], attributes: Readonly<Record<string, OnnxAttribute>> = {}): string {
     const nodeName = this.unique(name);
-    const out = Array.from({ length: outputs }, (_, i) => (outputs === 1 ? nodeName : this.unique(`${nodeName}:${i}`)));
     this.nodes.push(
       onnx.NodeProto.create({
         name: nodeName,
         opType: op,
         input: [...inputs],
-        output: out,
+        output: [nodeName],
         attribute: Object.entries(attributes).map(([k, v]) => attribute(k, v)),
       }),
     );
-    return out;
-  }
-
-  /** A single-output node; its output value has the node's name. */
-  node(op: string, name: string, inputs: readonly string[], attributes: Readonly<Record<string, OnnxAttribute>> = {}): string {
-    return this.nodeOutputs(op, name, inputs, 1, attributes)[0]!;
+    return nodeName;
   }
 
   /** The model file: the graph, the opset, and the metadata. */

@@ -6,7 +6,6 @@
  * sees in the file.
  */
 import { extname } from 'node:path';
-import { readSafetensors } from '../io/safetensors.js';
 import { withInputFile } from '../io/source.js';
 import { RenamedTensorFile, type TensorFile } from '../io/tensor_file.js';
 import { openTorchFile, type TorchFile } from '../io/torch_file.js';
@@ -47,10 +46,4 @@ export async function openTorchStateDict(path: string): Promise<TorchStateDictFi
   const torch = await openTorchFile(path);
   const { tensors, context } = withInputFile(path, () => findStateDict(torch.root));
   return { ...withBackboneNames(new TorchStateDict(torch, tensors), context), torch };
-}
-
-/** A .safetensors file or a torch.save checkpoint, by extension. */
-export async function openStateDict(path: string): Promise<StateDictFile> {
-  if (isTorchCheckpointPath(path)) return openTorchStateDict(path);
-  return withBackboneNames(await readSafetensors(path));
 }
