@@ -110,19 +110,20 @@ async function inspectSafetensors(path: string): Promise<WeightsSummary> {
   };
 }
 
-/** Every tensor reachable from a torch.save object (shared ones once). */
+/** Every tensor reachable from a torch.save object (shared ones once; no recursion, so any nesting depth). */
 function tensorsIn(root: unknown): TorchTensor[] {
   const out: TorchTensor[] = [];
   const seen = new Set<unknown>();
-  const visit = (v: unknown): void => {
-    if (typeof v !== 'object' || v === null || seen.has(v)) return;
+  const pending: unknown[] = [root];
+  for (let i = 0; i < pending.length; i++) {
+    const v = pending[i];
+    if (typeof v !== 'object' || v === null || seen.has(v)) continue;
     seen.add(v);
     if (v instanceof TorchTensor) out.push(v);
-    else if (v instanceof Map) v.forEach((x) => visit(x));
-    else if (Array.isArray(v)) v.forEach(visit);
-    else if (v instanceof PyRecord) v.fields.forEach((x) => visit(x));
-  };
-  visit(root);
+    else if (v instanceof Map) pending.push(...v.values());
+    else if (Array.isArray(v)) pending.push(...v);
+    else if (v instanceof PyRecord) pending.push(...v.fields.values());
+  }
   return out;
 }
 
