@@ -13,6 +13,7 @@ import { buildEncoder, buildSslModel } from '../../src/model/build.js';
 import { formatWeightsSummary, humanBytes, inspectWeights } from '../../src/model/inspect.js';
 import { checkpointTensors, saveCheckpoint } from '../../src/train/checkpoint.js';
 import { expectInputFileError, tempDir } from '../io/tmp.js';
+import { buildZip } from '../io/zip-builder.js';
 import { bitNpzArrays, npzBytes, randomValues, timmBitArrays, writeSparseNpz, type ArraySpec } from './bit_files.js';
 
 beforeAll(useCpuBackend);
@@ -147,5 +148,29 @@ describe('errors and formatting', () => {
   it('sizes in bytes and binary units', () => {
     expect(humanBytes(512)).toBe('512 bytes');
     expect(humanBytes(94_371_840)).toBe('94,371,840 bytes (90.0 MiB)');
+  });
+});
+
+describe('PyTorch checkpoints', () => {
+  /** A zip-format torch.save file by hand: {'state_dict': {'w': tensor [1]}, 'deep': a list nested `depth` deep}. */
+  function deepCheckpoint(depth: number): Buffer {
+    const str = (s: string) => Buffer.concat([Buffer.from('X'), Buffer.from(new Uint32Array([s.length]).buffer), Buffer.from(s)]);
+    const op = (s: string) => Buffer.from(s, 'latin1');
+    const tensor = Buffer.concat([
+      op('ctorch._utils\n_rebuild_tensor_v2\n(('), str('storage'), op('ctorch\nFloatStorage\n'), str('0'), str('cpu'), op('K\x01tQ'),
+      op('K\x00K\x01\x85K\x01\x85\x89ccollections\nOrderedDict\n)RtR'),
+    ]);
+    const pickle = Buffer.concat([
+      op('\x80\x02}('), str('state_dict'), op('}'), str('w'), tensor, op('s'),
+      str('deep'), op(']'.repeat(depth) + 'a'.repeat(depth - 1)), op('u.'),
+    ]);
+    return Buffer.from(buildZip([{ name: 'deep/data.pkl', data: pickle }, { name: 'deep/data/0', data: new Uint8Array(new Float32Array([2.5]).buffer) }]));
+  }
+
+  it('a pickle nested far deeper than the JS stack is inspected, not overflowed', async () => {
+    const path = join(tempDir(), 'deep.pth');
+    writeFileSync(path, deepCheckpoint(200_000));
+    const s = await inspectWeights(path);
+    expect(s).toMatchObject({ format: 'PyTorch zip', tensors: 1, dtypes: { float32: 1 }, dataBytes: 4 });
   });
 });
