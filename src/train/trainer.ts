@@ -208,210 +208,331 @@ function gpuMemory(): { gpu_mib?: number; gpu_peak_mib?: number } {
   return { gpu_mib: m.numBytesInGPU / 2 ** 20, gpu_peak_mib: m.peakBytesInGPU / 2 ** 20 };
 }
 
-/** The per-step numbers of the metrics log, under their metrics.jsonl names. */
-function stepMetrics(out: StepResult): Record<string, number | undefined> {
-  return { loss: out.loss, collapse_std: out.collapseStd, train_accuracy: out.accuracy, ...out.terms };
+/** Where a run starts: a fresh run directory, or the checkpoint `--resume` continues from. */
+interface StartPoint {
+  resumeFrom?: ResumePoint['checkpoint'];
+  resumePath: string;
 }
 
-export async function train(opts: TrainOptions): Promise<TrainResult> {
-  const cfg = opts.config;
-  const run = new RunDir(opts.runDir);
-  let resumeFrom: ResumePoint['checkpoint'] | undefined;
-  let resumePath = '';
+async function startingPoint(opts: TrainOptions, run: RunDir): Promise<StartPoint> {
   if (opts.resume) {
     const point = await findResumePoint(run);
     if (point.note) opts.log(point.note);
-    resumeFrom = point.checkpoint;
-    resumePath = point.path;
-    checkResumable(resumeFrom.state.config, cfg);
-  } else if (existsSync(run.lastCheckpoint)) {
+    checkResumable(point.checkpoint.state.config, opts.config);
+    return { resumeFrom: point.checkpoint, resumePath: point.path };
+  }
+  if (existsSync(run.lastCheckpoint)) {
     throw new UserError(
       `${opts.runDir} already holds a run (${run.lastCheckpoint}); continue it with --resume, or pick another --run-dir or name`,
     );
   }
+  return { resumePath: '' };
+}
 
-  // The data layer logs what it found (bad files, isolated patches) and writes the run's split.json
-  // when it draws or reuses a split (HAM10000).
+/** The data, checked against what the method needs. The data layer logs what it found and may write split.json. */
+async function loadTrainingData(opts: TrainOptions): Promise<DataSplits> {
+  const cfg = opts.config;
   const data = await loadDataSplits(cfg.data, cfg.seed, { runDir: opts.runDir, log: opts.log });
   checkDataForMethod(cfg, data);
+  return data;
+}
+
+/** A training run in progress: what it was built from, and where it has got to. */
+interface RunState {
+  readonly cfg: Config;
+  readonly opts: TrainOptions;
+  readonly run: RunDir;
+  readonly data: DataSplits;
+  readonly model: SslModel;
+  readonly optimizer: Sgd;
+  readonly scaler?: LossScaler;
+  readonly schedule: ScheduleSpec;
+  readonly stepsPerEpoch: number;
+  readonly metrics: MetricsLog;
+  readonly stop: ReturnType<typeof stopSwitch>;
+  readonly pool: Awaited<ReturnType<typeof createAugmentPool>>;
+  /** Global optimiser steps done. */
+  step: number;
+  skippedSteps: number;
+  lastLoss: number;
+  knnAccuracy?: number;
+  /** The newest checkpoint written (or resumed from); '' before the first. */
+  checkpoint: string;
+  /** The next batch, augmenting on the worker pool while the current step runs. */
+  ahead?: Promise<Float32Array[]>;
+}
+
+function scheduleOf(cfg: Config, stepsPerEpoch: number): ScheduleSpec {
+  return {
+    baseLr: cfg.train.base_lr,
+    batchSize: cfg.train.batch_size,
+    batchRef: cfg.train.lr_batch_ref,
+    warmupEpochs: cfg.train.warmup_epochs,
+    epochs: cfg.train.epochs,
+    stepsPerEpoch,
+    decay: cfg.train.schedule,
+  };
+}
+
+/** Model, optimiser and loss scaler for the config, on the loaded data. */
+function buildModel(cfg: Config, data: DataSplits): Pick<RunState, 'model' | 'optimizer' | 'scaler'> {
   const model = buildSslModel(cfg.model, cfg.method, cfg.seed, { numClasses: data.train.classNames.length, precision: cfg.engine.precision });
-  const method = model.method;
   const optimizer = new Sgd(model.store.trainable(), {
     momentum: cfg.train.momentum,
     weightDecay: cfg.train.weight_decay,
     decayNormAndBias: cfg.train.wd_on_norm_and_bias,
   });
   const scaler = cfg.engine.precision === 'mixed16' ? new LossScaler({ initScale: cfg.engine.loss_scale_init }) : undefined;
-  let skippedSteps = 0;
+  return { model, optimizer, scaler };
+}
+
+/** The weights a run starts from: the resumed checkpoint's (with momentum and loss scale), else model.weights, else the seeded init. */
+async function restoreOrInitialise(state: RunState, start: StartPoint): Promise<void> {
+  const { cfg, opts } = state;
+  if (start.resumeFrom) {
+    restoreCheckpoint(start.resumeFrom, state.model.store, state.optimizer);
+    state.step = start.resumeFrom.state.step;
+    const saved = start.resumeFrom.state.loss_scaling;
+    if (state.scaler && saved) state.scaler.load(saved.scaler);
+    state.skippedSteps = saved?.skipped_steps ?? 0;
+  } else if (cfg.model.weights) {
+    opts.log(`weights: ${formatWeightsReport(await loadWeights(state.model.store, cfg.model.weights, { arch: cfg.model.arch }))}`);
+  }
+}
+
+/** metrics.jsonl continued (resume) or started afresh, and config.yaml and run.json written. */
+async function recordRunStart(state: RunState, start: StartPoint): Promise<void> {
+  const { cfg, opts, run } = state;
+  if (start.resumeFrom) await state.metrics.truncateAfter(state.step);
+  else await state.metrics.reset();
+  await run.writeText('config.yaml', configToYaml(cfg));
+  await run.writeJson('run.json', {
+    name: cfg.name,
+    engine: opts.engine.engine,
+    engine_detail: opts.engine.detail,
+    precision: cfg.engine.precision,
+    node: process.version,
+    started: new Date().toISOString(),
+    resumed_from_step: start.resumeFrom ? state.step : null,
+    data: state.data.description,
+    steps_per_epoch: state.stepsPerEpoch,
+  });
+}
+
+function logHeader(state: RunState, resumed: boolean): void {
+  const { cfg, opts, stepsPerEpoch, step } = state;
+  const startEpoch = Math.floor(step / stepsPerEpoch);
+  const decay = cfg.train.schedule === 'steps' ? 'x0.1 at 30/60/90 % of steps' : 'cosine';
+  opts.log(`run      ${opts.runDir}${resumed ? ` (resumed at epoch ${startEpoch}, step ${step})` : ''}`);
+  opts.log(`engine   ${opts.engine.engine} (${opts.engine.detail}), ${cfg.engine.precision}`);
+  opts.log(`data     ${state.data.description}`);
+  opts.log(`model    ${describeModel(cfg, state.model)}`);
+  opts.log(
+    `schedule ${cfg.train.epochs} epochs x ${stepsPerEpoch} steps, batch ${cfg.train.batch_size}, lr ${initialLr(state.schedule).toPrecision(3)}` +
+      ` (base ${cfg.train.base_lr} x batch/${cfg.train.lr_batch_ref}), warm-up ${cfg.train.warmup_epochs} epochs, ${decay}`,
+  );
+}
+
+/** Writes `last` (and the epoch file when `keep`) at the current step; returns the path of `last`. */
+async function saveState(state: RunState, epochsDone: number, keep: boolean, extra: Record<string, unknown>): Promise<string> {
+  const { cfg, opts, scaler } = state;
+  const checkpointState: CheckpointState = {
+    format: 1,
+    epoch: epochsDone,
+    step: state.step,
+    config: cfg,
+    normalization: state.model.normalization,
+    engine: opts.engine.engine,
+    created: new Date().toISOString(),
+    metrics: extra,
+    ...(scaler ? { loss_scaling: { scaler: scaler.state(), skipped_steps: state.skippedSteps } } : {}),
+  };
+  const path = await saveCheckpoint(opts.runDir, { store: state.model.store, optimizer: state.optimizer, state: checkpointState, keep });
+  if (keep) await pruneCheckpoints(opts.runDir, cfg.train.keep_last);
+  state.checkpoint = path;
+  return path;
+}
+
+/** The numbers the loop needs from one step: the one place that reads trainStep's result. */
+interface StepNumbers {
+  loss: number;
+  skipped: boolean;
+  accuracy?: number;
+  /** The per-step numbers of the metrics log, under their metrics.jsonl names. */
+  logged: Record<string, number | undefined>;
+}
+
+function runStep(state: RunState, views: Float32Array[], labels: Int32Array | undefined, lr: (group: string) => number): StepNumbers {
+  const { cfg, model } = state;
+  const out: StepResult = withGpuMemoryHint(
+    () => trainStep(model.method, model.store, state.optimizer, views, cfg.data.image_size, lr, { labels, scaler: state.scaler }),
+    'train.batch_size',
+    cfg.train.batch_size,
+  );
+  return {
+    loss: out.loss,
+    skipped: out.skipped,
+    accuracy: out.accuracy,
+    logged: { loss: out.loss, collapse_std: out.collapseStd, train_accuracy: out.accuracy, ...out.terms },
+  };
+}
+
+/** The divergence error, saying what is kept and what to do next. */
+function divergence(state: RunState, loss: number, epoch: number, lr: (group: string) => number): DivergedError {
+  const { checkpoint, step } = state;
+  // Before the first checkpoint there is nothing to resume; --resume would only be refused.
+  const kept = checkpoint ? `the last good checkpoint ${checkpoint} is kept` : 'no checkpoint had been written yet';
+  const next = checkpoint ? 'then resume with --resume' : 'then start the run again (without --resume: there is no checkpoint to continue from)';
+  return new DivergedError(
+    `loss is ${loss} at epoch ${epoch + 1}, step ${step} (lr ${lr('default').toPrecision(3)}); the update was skipped and ${kept}. ` +
+      `Lower train.base_lr or raise train.warmup_epochs, ${next}.`,
+  );
+}
+
+/** What an epoch's steps came to: the epoch's mean loss, or the signal that stopped it. */
+type EpochOutcome = { interrupted: string } | { meanLoss: number };
+
+/** The steps of one epoch, from where the run stands; a stop request saves `last` at the step reached. */
+async function trainEpoch(state: RunState, epoch: number): Promise<EpochOutcome> {
+  const { cfg, opts, data, model, metrics, scaler, pool } = state;
+  const method = model.method;
+  const side = cfg.data.image_size;
+  const augment = method.augment?.(cfg.data.augment) ?? cfg.data.augment;
+  const batches = epochBatches(data.train.size, cfg.train.batch_size, cfg.seed, epoch);
+  const progress = createProgress({
+    label: `epoch ${epoch + 1}/${cfg.train.epochs}`,
+    total: batches.length,
+    unit: 'step',
+    stream: opts.progressStream,
+  });
+  const prepare = (b: number): Promise<Float32Array[]> => {
+    const { source, items } = batchViews(method, data, batches[b]!, cfg.seed, epoch);
+    return augmentViewsParallel(source, items, side, augment, model.normalization, { seed: cfg.seed, epoch }, pool);
+  };
+  const firstBatch = state.step - epoch * state.stepsPerEpoch;
+  state.ahead = pool && firstBatch < batches.length ? prepare(firstBatch) : undefined;
+  const window = new Window();
+  let epochLoss = 0;
+  let epochSteps = 0;
+  for (let b = firstBatch; b < batches.length; b++) {
+    // Steps are synchronous; without a turn of the event loop a Ctrl-C would wait for the epoch's end.
+    await new Promise((resolve) => setImmediate(resolve));
+    const why = state.stop.reason();
+    if (why !== undefined) {
+      progress.finish();
+      await saveState(state, epoch, false, { loss: state.lastLoss, interrupted: why });
+      await metrics.flush();
+      return { interrupted: why };
+    }
+    const batch = batches[b]!;
+    const views = await (state.ahead ?? prepare(b));
+    state.ahead = pool && b + 1 < batches.length ? prepare(b + 1) : undefined;
+    const labels = method.needsLabels ? batch.map((i) => data.train.labels[i]!) : undefined;
+    const lr = groupLr(cfg, state.schedule, state.step);
+    const out = runStep(state, views, labels, lr);
+    // Only a non-finite (unscaled) loss is divergence; mixed16's overflow skips are routine.
+    if (!Number.isFinite(out.loss)) {
+      progress.finish();
+      await metrics.flush();
+      throw divergence(state, out.loss, epoch, lr);
+    }
+    if (out.skipped) state.skippedSteps++;
+    state.step++;
+    state.lastLoss = out.loss;
+    epochLoss += out.loss;
+    epochSteps++;
+    window.add(out.logged, cfg.train.batch_size);
+    if (window.steps === cfg.train.log_every || b === batches.length - 1) {
+      metrics.append({
+        kind: 'train',
+        step: state.step,
+        epoch: epoch + 1,
+        lr: lr('default'),
+        ...window.take(),
+        ...(scaler ? { loss_scale: scaler.scale, skipped_steps: state.skippedSteps } : {}),
+        ...gpuMemory(),
+        time: new Date().toISOString(),
+      });
+    }
+    const fields: Record<string, string> = { loss: out.loss.toFixed(4), lr: lr('default').toPrecision(3) };
+    if (out.accuracy !== undefined) fields.acc = out.accuracy.toFixed(3);
+    if (scaler) fields.scale = String(scaler.scale);
+    progress.update(b + 1, fields);
+    opts.onStep?.(state.step);
+  }
+  progress.finish();
+  // A resumed epoch averages only the steps this process ran.
+  return { meanLoss: epochLoss / Math.max(epochSteps, 1) };
+}
+
+/** The end of an epoch: the kNN monitor when due, the checkpoint, and the epoch's line. */
+async function finishEpoch(state: RunState, epochsDone: number, meanLoss: number): Promise<void> {
+  const { cfg, opts, metrics, scaler } = state;
+  const summary: Record<string, unknown> = { loss: meanLoss };
+  const lastEpoch = epochsDone === cfg.train.epochs;
+  if (cfg.train.knn_every > 0 && (epochsDone % cfg.train.knn_every === 0 || lastEpoch)) {
+    state.knnAccuracy = knnMonitor(cfg, state.model, state.data);
+    if (state.knnAccuracy !== undefined) {
+      summary.knn_accuracy = state.knnAccuracy;
+      metrics.append({ kind: 'knn', step: state.step, epoch: epochsDone, accuracy: state.knnAccuracy, k: cfg.eval.knn.k });
+    }
+  }
+  await saveState(state, epochsDone, epochsDone % cfg.train.checkpoint_every === 0 || lastEpoch, summary);
+  await metrics.flush();
+  const knnText = summary.knn_accuracy === undefined ? '' : `  knn ${(100 * (summary.knn_accuracy as number)).toFixed(2)}%`;
+  const scaleText = scaler ? `  loss scale ${scaler.scale} (${state.skippedSteps} skipped steps)` : '';
+  const gpu = gpuMemory();
+  const gpuText = gpu.gpu_peak_mib === undefined ? '' : `  GPU memory peak ${(gpu.gpu_peak_mib / 1024).toFixed(2)} GiB`;
+  opts.log(`epoch ${epochsDone}/${cfg.train.epochs}  loss ${meanLoss.toFixed(4)}${knnText}${scaleText}  tensors ${tf.memory().numTensors}${gpuText}`);
+}
+
+export async function train(opts: TrainOptions): Promise<TrainResult> {
+  const cfg = opts.config;
+  const run = new RunDir(opts.runDir);
+  const start = await startingPoint(opts, run);
+  const data = await loadTrainingData(opts);
+  const { model, optimizer, scaler } = buildModel(cfg, data);
   const stop = stopSwitch(opts);
   // data.workers > 0: augmentation runs on worker threads, one batch ahead of the step, so it overlaps
   // the engine's work. Results are bit-identical to the in-process path (same per-item streams).
   const pool = await createAugmentPool(cfg.data.workers);
-  let ahead: Promise<Float32Array[]> | undefined;
+  const stepsPerEpoch = epochBatches(data.train.size, cfg.train.batch_size, cfg.seed, 0).length;
+  const state: RunState = {
+    cfg,
+    opts,
+    run,
+    data,
+    model,
+    optimizer,
+    scaler,
+    schedule: scheduleOf(cfg, stepsPerEpoch),
+    stepsPerEpoch,
+    metrics: new MetricsLog(run.metrics),
+    stop,
+    pool,
+    step: 0,
+    skippedSteps: 0,
+    lastLoss: Number.NaN,
+    checkpoint: start.resumePath,
+  };
   try {
-    const stepsPerEpoch = epochBatches(data.train.size, cfg.train.batch_size, cfg.seed, 0).length;
-    const schedule: ScheduleSpec = {
-      baseLr: cfg.train.base_lr,
-      batchSize: cfg.train.batch_size,
-      batchRef: cfg.train.lr_batch_ref,
-      warmupEpochs: cfg.train.warmup_epochs,
-      epochs: cfg.train.epochs,
-      stepsPerEpoch,
-      decay: cfg.train.schedule,
-    };
-    let step = 0;
-    if (resumeFrom) {
-      restoreCheckpoint(resumeFrom, model.store, optimizer);
-      step = resumeFrom.state.step;
-      const saved = resumeFrom.state.loss_scaling;
-      if (scaler && saved) scaler.load(saved.scaler);
-      skippedSteps = saved?.skipped_steps ?? 0;
-    } else if (cfg.model.weights) {
-      opts.log(`weights: ${formatWeightsReport(await loadWeights(model.store, cfg.model.weights, { arch: cfg.model.arch }))}`);
-    }
-    const metrics = new MetricsLog(run.metrics);
-    if (resumeFrom) await metrics.truncateAfter(step);
-    else await metrics.reset();
-    await run.writeText('config.yaml', configToYaml(cfg));
-    await run.writeJson('run.json', {
-      name: cfg.name,
-      engine: opts.engine.engine,
-      engine_detail: opts.engine.detail,
-      precision: cfg.engine.precision,
-      node: process.version,
-      started: new Date().toISOString(),
-      resumed_from_step: resumeFrom ? step : null,
-      data: data.description,
-      steps_per_epoch: stepsPerEpoch,
-    });
-
-    const startEpoch = Math.floor(step / stepsPerEpoch);
-    const decay = cfg.train.schedule === 'steps' ? 'x0.1 at 30/60/90 % of steps' : 'cosine';
-    opts.log(`run      ${opts.runDir}${resumeFrom ? ` (resumed at epoch ${startEpoch}, step ${step})` : ''}`);
-    opts.log(`engine   ${opts.engine.engine} (${opts.engine.detail}), ${cfg.engine.precision}`);
-    opts.log(`data     ${data.description}`);
-    opts.log(`model    ${describeModel(cfg, model)}`);
-    opts.log(
-      `schedule ${cfg.train.epochs} epochs x ${stepsPerEpoch} steps, batch ${cfg.train.batch_size}, lr ${initialLr(schedule).toPrecision(3)}` +
-        ` (base ${cfg.train.base_lr} x batch/${cfg.train.lr_batch_ref}), warm-up ${cfg.train.warmup_epochs} epochs, ${decay}`,
-    );
-
-    const save = async (epochsDone: number, keep: boolean, extra: Record<string, unknown>): Promise<string> => {
-      const state: CheckpointState = {
-        format: 1,
-        epoch: epochsDone,
-        step,
-        config: cfg,
-        normalization: model.normalization,
-        engine: opts.engine.engine,
-        created: new Date().toISOString(),
-        metrics: extra,
-        ...(scaler ? { loss_scaling: { scaler: scaler.state(), skipped_steps: skippedSteps } } : {}),
-      };
-      const path = await saveCheckpoint(opts.runDir, { store: model.store, optimizer, state, keep });
-      if (keep) await pruneCheckpoints(opts.runDir, cfg.train.keep_last);
-      return path;
-    };
-
-    const side = cfg.data.image_size;
-    const augment = method.augment?.(cfg.data.augment) ?? cfg.data.augment;
-    let lastLoss = Number.NaN;
-    let knnAccuracy: number | undefined;
-    let checkpoint = resumePath;
-    for (let epoch = startEpoch; epoch < cfg.train.epochs; epoch++) {
-      const batches = epochBatches(data.train.size, cfg.train.batch_size, cfg.seed, epoch);
-      const progress = createProgress({
-        label: `epoch ${epoch + 1}/${cfg.train.epochs}`,
-        total: batches.length,
-        unit: 'step',
-        stream: opts.progressStream,
-      });
-      const prepare = (b: number): Promise<Float32Array[]> => {
-        const { source, items } = batchViews(method, data, batches[b]!, cfg.seed, epoch);
-        return augmentViewsParallel(source, items, side, augment, model.normalization, { seed: cfg.seed, epoch }, pool);
-      };
-      const firstBatch = step - epoch * stepsPerEpoch;
-      ahead = pool && firstBatch < batches.length ? prepare(firstBatch) : undefined;
-      const window = new Window();
-      let epochLoss = 0;
-      let epochSteps = 0;
-      for (let b = firstBatch; b < batches.length; b++) {
-        // Steps are synchronous; without a turn of the event loop a Ctrl-C would wait for the epoch's end.
-        await new Promise((resolve) => setImmediate(resolve));
-        const why = stop.reason();
-        if (why !== undefined) {
-          progress.finish();
-          checkpoint = await save(epoch, false, { loss: lastLoss, interrupted: why });
-          await metrics.flush();
-          return { runDir: opts.runDir, epochs: epoch, steps: step, lastLoss, knnAccuracy, checkpoint, interrupted: why };
-        }
-        const batch = batches[b]!;
-        const views = await (ahead ?? prepare(b));
-        ahead = pool && b + 1 < batches.length ? prepare(b + 1) : undefined;
-        const labels = method.needsLabels ? batch.map((i) => data.train.labels[i]!) : undefined;
-        const lr = groupLr(cfg, schedule, step);
-        const out = withGpuMemoryHint(() => trainStep(method, model.store, optimizer, views, side, lr, { labels, scaler }), 'train.batch_size', cfg.train.batch_size);
-        // Only a non-finite (unscaled) loss is divergence; mixed16's overflow skips are routine.
-        if (!Number.isFinite(out.loss)) {
-          progress.finish();
-          await metrics.flush();
-          // Before the first checkpoint there is nothing to resume; --resume would only be refused.
-          const kept = checkpoint ? `the last good checkpoint ${checkpoint} is kept` : 'no checkpoint had been written yet';
-          const next = checkpoint ? 'then resume with --resume' : 'then start the run again (without --resume: there is no checkpoint to continue from)';
-          throw new DivergedError(
-            `loss is ${out.loss} at epoch ${epoch + 1}, step ${step} (lr ${lr('default').toPrecision(3)}); the update was skipped and ${kept}. ` +
-              `Lower train.base_lr or raise train.warmup_epochs, ${next}.`,
-          );
-        }
-        if (out.skipped) skippedSteps++;
-        step++;
-        lastLoss = out.loss;
-        epochLoss += out.loss;
-        epochSteps++;
-        window.add(stepMetrics(out), cfg.train.batch_size);
-        if (window.steps === cfg.train.log_every || b === batches.length - 1) {
-          metrics.append({
-            kind: 'train',
-            step,
-            epoch: epoch + 1,
-            lr: lr('default'),
-            ...window.take(),
-            ...(scaler ? { loss_scale: scaler.scale, skipped_steps: skippedSteps } : {}),
-            ...gpuMemory(),
-            time: new Date().toISOString(),
-          });
-        }
-        const fields: Record<string, string> = { loss: out.loss.toFixed(4), lr: lr('default').toPrecision(3) };
-        if (out.accuracy !== undefined) fields.acc = out.accuracy.toFixed(3);
-        if (scaler) fields.scale = String(scaler.scale);
-        progress.update(b + 1, fields);
-        opts.onStep?.(step);
+    await restoreOrInitialise(state, start);
+    await recordRunStart(state, start);
+    logHeader(state, start.resumeFrom !== undefined);
+    for (let epoch = Math.floor(state.step / stepsPerEpoch); epoch < cfg.train.epochs; epoch++) {
+      const outcome = await trainEpoch(state, epoch);
+      if ('interrupted' in outcome) {
+        const { step, lastLoss, knnAccuracy, checkpoint } = state;
+        return { runDir: opts.runDir, epochs: epoch, steps: step, lastLoss, knnAccuracy, checkpoint, interrupted: outcome.interrupted };
       }
-      progress.finish();
-      const epochsDone = epoch + 1;
-      // A resumed epoch averages only the steps this process ran.
-      const summary: Record<string, unknown> = { loss: epochLoss / Math.max(epochSteps, 1) };
-      const lastEpoch = epochsDone === cfg.train.epochs;
-      if (cfg.train.knn_every > 0 && (epochsDone % cfg.train.knn_every === 0 || lastEpoch)) {
-        knnAccuracy = knnMonitor(cfg, model, data);
-        if (knnAccuracy !== undefined) {
-          summary.knn_accuracy = knnAccuracy;
-          metrics.append({ kind: 'knn', step, epoch: epochsDone, accuracy: knnAccuracy, k: cfg.eval.knn.k });
-        }
-      }
-      checkpoint = await save(epochsDone, epochsDone % cfg.train.checkpoint_every === 0 || lastEpoch, summary);
-      await metrics.flush();
-      const knnText = summary.knn_accuracy === undefined ? '' : `  knn ${(100 * (summary.knn_accuracy as number)).toFixed(2)}%`;
-      const scaleText = scaler ? `  loss scale ${scaler.scale} (${skippedSteps} skipped steps)` : '';
-      const gpu = gpuMemory();
-      const gpuText = gpu.gpu_peak_mib === undefined ? '' : `  GPU memory peak ${(gpu.gpu_peak_mib / 1024).toFixed(2)} GiB`;
-      opts.log(`epoch ${epochsDone}/${cfg.train.epochs}  loss ${(summary.loss as number).toFixed(4)}${knnText}${scaleText}  tensors ${tf.memory().numTensors}${gpuText}`);
+      await finishEpoch(state, epoch + 1, outcome.meanLoss);
     }
     await writeRunReport(opts.runDir, { projDim: cfg.method.proj_dim });
+    const { step, lastLoss, knnAccuracy, checkpoint } = state;
     return { runDir: opts.runDir, epochs: cfg.train.epochs, steps: step, lastLoss, knnAccuracy, checkpoint };
   } finally {
     // A batch still being augmented when the run stops (signal, divergence, error) is not needed.
-    await ahead?.catch(() => undefined);
+    await state.ahead?.catch(() => undefined);
     await pool?.close();
     stop.dispose();
     optimizer.dispose();
