@@ -11,6 +11,7 @@ import { initEngine, type EngineInfo } from '../engine/engine.js';
 import { writeJsonAtomic } from '../io/atomic.js';
 import { resolveCheckpointPath } from '../train/checkpoint.js';
 import { UserError } from '../util/errors.js';
+import { plural } from '../util/text.js';
 import { runDoctor } from './doctor.js';
 import { addExportCommand } from './export.js';
 import { addSynthCommand } from './synth.js';
@@ -100,7 +101,7 @@ export function buildProgram(): Command {
         return;
       }
       const knn = result.knnAccuracy === undefined ? '' : `, kNN accuracy ${(100 * result.knnAccuracy).toFixed(2)}%`;
-      process.stdout.write(`trained ${result.epochs} epochs (${result.steps} steps): loss ${result.lastLoss.toFixed(4)}${knn}; checkpoint ${result.checkpoint}\n`);
+      process.stdout.write(`trained ${plural(result.epochs, 'epoch')} (${plural(result.steps, 'step')}): loss ${result.lastLoss.toFixed(4)}${knn}; checkpoint ${result.checkpoint}\n`);
     });
 
   configOptions(

@@ -53,6 +53,8 @@ export interface Progress {
   update(done: number, fields?: ProgressFields): void;
   /** Prints the final line (always, unthrottled); later calls are ignored. */
   finish(fields?: ProgressFields): void;
+  /** Like finish, for a loop that ends early (a stop request, an error): the line says "stopped after", not "done in". */
+  stop(fields?: ProgressFields): void;
   /** Prints a message on its own line without breaking the redrawn one. */
   log(message: string): void;
   state(): ProgressState;
@@ -147,11 +149,14 @@ export function createProgress(options: ProgressOptions): Progress {
 
   const percent = (): string => (known ? `${Math.floor((100 * Math.min(done, total)) / total)}%` : '');
 
+  /** How the loop ended, once it has: all done, or stopped part-way. */
+  let ending: 'done' | 'stopped' | undefined;
+
   /** The self-contained form, for logs: every line can be read without the ones before it. */
   const plainLine = (t: number, final: boolean): string => {
     const s = state(t);
     const timing = final
-      ? `done in ${formatDuration(s.elapsedS)}`
+      ? `${ending === 'stopped' ? 'stopped after' : 'done in'} ${formatDuration(s.elapsedS)}`
       : `elapsed ${formatDuration(s.elapsedS)}${known ? ` eta ${formatDuration(s.etaS)}` : ''}`;
     // The final line reports the average over the whole loop, the meaningful figure once it is over.
     const shownRate = final && s.elapsedS > 0 ? done / s.elapsedS : s.rate;
@@ -167,7 +172,9 @@ export function createProgress(options: ProgressOptions): Progress {
 
   const ttyLine = (t: number, final: boolean): string => {
     const s = state(t);
-    const timing = final ? formatDuration(s.elapsedS) : `${formatDuration(s.elapsedS)}${known ? `<${formatDuration(s.etaS)}` : ''}`;
+    const timing = final
+      ? `${ending === 'stopped' ? 'stopped after ' : ''}${formatDuration(s.elapsedS)}`
+      : `${formatDuration(s.elapsedS)}${known ? `<${formatDuration(s.etaS)}` : ''}`;
     const shownRate = final && s.elapsedS > 0 ? done / s.elapsedS : s.rate;
     const line = [label, bar(), counter(), percent(), formatFields(fields), formatRate(shownRate, unitName), timing].filter(Boolean).join(' ');
     const width = stream.columns;
@@ -180,6 +187,17 @@ export function createProgress(options: ProgressOptions): Progress {
     stream.write(`\r\x1b[2K${line}${final ? '\n' : ''}`);
     drawnLength = final ? 0 : line.length;
     lastDrawAt = t;
+  };
+
+  const end = (how: 'done' | 'stopped', newFields: ProgressFields | undefined): void => {
+    if (finished) return;
+    finished = true;
+    ending = how;
+    if (newFields) fields = { ...fields, ...newFields };
+    const t = now();
+    sampleRate(t);
+    if (isTTY) redraw(t, true);
+    else stream.write(`${plainLine(t, true)}\n`);
   };
 
   return {
@@ -203,13 +221,10 @@ export function createProgress(options: ProgressOptions): Progress {
       lastMilestone = Math.max(lastMilestone, milestone);
     },
     finish(newFields) {
-      if (finished) return;
-      finished = true;
-      if (newFields) fields = { ...fields, ...newFields };
-      const t = now();
-      sampleRate(t);
-      if (isTTY) redraw(t, true);
-      else stream.write(`${plainLine(t, true)}\n`);
+      end('done', newFields);
+    },
+    stop(newFields) {
+      end('stopped', newFields);
     },
     log(message) {
       if (isTTY && drawnLength > 0 && !finished) {

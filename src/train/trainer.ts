@@ -25,6 +25,7 @@ import { initialLr, learningRate, type ScheduleSpec } from '../optim/schedule.js
 import { createProgress } from '../report/progress.js';
 import { writeRunReport } from '../report/run_report.js';
 import { UserError } from '../util/errors.js';
+import { plural } from '../util/text.js';
 import { withGpuMemoryHint } from '../engine/out_of_memory.js';
 import { pruneCheckpoints, restoreCheckpoint, saveCheckpoint, type CheckpointState } from './checkpoint.js';
 import { MetricsLog } from './metrics_log.js';
@@ -146,7 +147,8 @@ function checkResumable(saved: Config, now: Config): void {
   ];
   const changed = fixed.filter(([, a, b]) => JSON.stringify(a) !== JSON.stringify(b)).map(([k]) => k);
   if (changed.length > 0) {
-    throw new UserError(`--resume: ${changed.join(', ')} differ from the checkpoint's config; resume with the run's config.yaml or start a new run`);
+    const verb = changed.length === 1 ? 'differs' : 'differ';
+    throw new UserError(`--resume: ${changed.join(', ')} ${verb} from the checkpoint's config; resume with the run's config.yaml or start a new run`);
   }
 }
 
@@ -419,7 +421,7 @@ async function trainEpoch(state: RunState, epoch: number): Promise<EpochOutcome>
     await new Promise((resolve) => setImmediate(resolve));
     const why = state.stop.reason();
     if (why !== undefined) {
-      progress.finish();
+      progress.stop();
       await saveState(state, epoch, false, { loss: state.lastLoss, interrupted: why });
       await metrics.flush();
       return { interrupted: why };
@@ -432,7 +434,7 @@ async function trainEpoch(state: RunState, epoch: number): Promise<EpochOutcome>
     const out = runStep(state, views, labels, lr);
     // Only a non-finite (unscaled) loss is divergence; mixed16's overflow skips are routine.
     if (!Number.isFinite(out.loss)) {
-      progress.finish();
+      progress.stop();
       await metrics.flush();
       throw divergence(state, out.loss, epoch, lr);
     }
@@ -480,7 +482,7 @@ async function finishEpoch(state: RunState, epochsDone: number, meanLoss: number
   await saveState(state, epochsDone, epochsDone % cfg.train.checkpoint_every === 0 || lastEpoch, summary);
   await metrics.flush();
   const knnText = summary.knn_accuracy === undefined ? '' : `  knn ${(100 * (summary.knn_accuracy as number)).toFixed(2)}%`;
-  const scaleText = scaler ? `  loss scale ${scaler.scale} (${state.skippedSteps} skipped steps)` : '';
+  const scaleText = scaler ? `  loss scale ${scaler.scale} (${plural(state.skippedSteps, 'skipped step')})` : '';
   const gpu = gpuMemory();
   const gpuText = gpu.gpu_peak_mib === undefined ? '' : `  GPU memory peak ${(gpu.gpu_peak_mib / 1024).toFixed(2)} GiB`;
   opts.log(`epoch ${epochsDone}/${cfg.train.epochs}  loss ${meanLoss.toFixed(4)}${knnText}${scaleText}  tensors ${tf.memory().numTensors}${gpuText}`);

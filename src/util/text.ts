@@ -26,3 +26,8 @@ export function wrapText(text: string, width: number): string[] {
   if (line) lines.push(line);
   return lines;
 }
+
+/** "1 epoch", "3 epochs", "0 skipped steps": a count with its noun, plural unless it is 1. */
+export function plural(n: number, noun: string, many = `${noun}s`): string {
+  return `${n} ${n === 1 ? noun : many}`;
+}

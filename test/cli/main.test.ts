@@ -160,6 +160,12 @@ describe('train, eval, embed end to end', () => {
     expect(r.stdout).toMatch(/trained 2 epochs \(8 steps\)/);
   });
 
+  it('train counts one epoch as "1 epoch"', async () => {
+    const r = await run('train', '--config', config, '--run-dir', join(dir, 'one-epoch'), '--set', 'train.epochs=1');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/trained 1 epoch \(4 steps\)/);
+  });
+
   it('train refuses to overwrite the run', async () => {
     const r = await run('train', '--config', config, '--run-dir', runDir());
     expect(r.code).toBe(2);

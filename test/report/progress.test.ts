@@ -120,6 +120,21 @@ describe('createProgress in a log (not a terminal)', () => {
     expect(lines[9]).toBe('train epoch 3/10 step 100/100 100% loss -0.5 lr 0.05 5 step/s done in 20s');
   });
 
+  it('stop() ends a loop cut short with "stopped after", never "done in"', () => {
+    const h = harness({ isTTY: false, logIntervalS: 0 });
+    h.advance(1000);
+    h.progress.update(50, { loss: 0.5 });
+    h.progress.stop();
+    const last = h.lines().at(-1)!;
+    expect(last).toBe('train epoch 3/10 step 50/100 50% loss 0.5 50 step/s stopped after 1s');
+    const tty = harness({ isTTY: true });
+    tty.advance(2000);
+    tty.progress.update(30);
+    tty.progress.stop();
+    expect(tty.writes.at(-1)).toMatch(/step 30\/100 30% .*stopped after 2s\n$/);
+    expect(tty.writes.join('')).not.toContain('done in');
+  });
+
   it('prints at most one line per interval between milestones', () => {
     const h = harness({ isTTY: false, total: 10_000, logIntervalS: 5, logEveryFraction: 0 });
     for (let i = 1; i <= 200; i++) {

@@ -106,7 +106,7 @@ describe('train', () => {
   it('refuses to resume with a different model', async () => {
     const cfg = tinyConfig();
     const changed = { ...cfg, model: { ...cfg.model, width: 8 } };
-    await expect(train(options(changed, full, { resume: true }))).rejects.toThrow(/model differ/);
+    await expect(train(options(changed, full, { resume: true }))).rejects.toThrow(/--resume: model differs from the checkpoint's config/);
   });
 
   it('stops on a non-finite loss without touching the last good checkpoint', async () => {

@@ -256,10 +256,18 @@ describe('train: mixed16 with a forced overflow', () => {
   const mixed = (): Config => config({ engine: { precision: 'mixed16', loss_scale_init: INIT }, train: { epochs: 2 } });
   let full: string;
   let records: Array<Record<string, number | string>>;
+  let log: string[];
   beforeAll(async () => {
     full = await runDir();
-    await train(options(mixed(), full));
+    log = [];
+    await train(options(mixed(), full, { log: (l) => log.push(l) }));
     records = (await metricsOf(full)).filter((m) => m.kind === 'train');
+  });
+
+  it('counts the skipped steps in the epoch lines in words that agree with the number', () => {
+    const counts = log.filter((l) => l.startsWith('epoch ')).map((l) => /\((\d+) skipped steps?\)/.exec(l));
+    expect(counts).toHaveLength(2);
+    for (const m of counts) expect(m![0]).toBe(m![1] === '1' ? '(1 skipped step)' : `(${m![1]} skipped steps)`);
   });
 
   it('skips overflowing steps and halves the scale, without calling it divergence', () => {
