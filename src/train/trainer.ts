@@ -321,11 +321,18 @@ async function recordRunStart(state: RunState, start: StartPoint): Promise<void>
   });
 }
 
+/** Where a resumed run picks up, in the 1-based epochs the progress lines use. */
+export function resumedAt(step: number, stepsPerEpoch: number, epochs: number): string {
+  const epoch = Math.floor(step / stepsPerEpoch) + 1;
+  const within = step % stepsPerEpoch;
+  if (within === 0) return `resumed at the start of epoch ${epoch}/${epochs}, step ${step}`;
+  return `resumed in epoch ${epoch}/${epochs} after its step ${within} of ${stepsPerEpoch}, step ${step} overall`;
+}
+
 function logHeader(state: RunState, resumed: boolean): void {
   const { cfg, opts, stepsPerEpoch, step } = state;
-  const startEpoch = Math.floor(step / stepsPerEpoch);
   const decay = cfg.train.schedule === 'steps' ? 'x0.1 at 30/60/90 % of steps' : 'cosine';
-  opts.log(`run      ${opts.runDir}${resumed ? ` (resumed at epoch ${startEpoch}, step ${step})` : ''}`);
+  opts.log(`run      ${opts.runDir}${resumed ? ` (${resumedAt(step, stepsPerEpoch, cfg.train.epochs)})` : ''}`);
   opts.log(`engine   ${opts.engine.engine} (${opts.engine.detail}), ${cfg.engine.precision}`);
   opts.log(`data     ${state.data.description}`);
   opts.log(`model    ${describeModel(cfg, state.model)}`);

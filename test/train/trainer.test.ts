@@ -2,7 +2,7 @@ import { readFile, readdir, truncate } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { tf } from '../../src/engine/tf.js';
-import { DivergedError, train } from '../../src/train/trainer.js';
+import { DivergedError, resumedAt, train } from '../../src/train/trainer.js';
 import { UserError } from '../../src/util/errors.js';
 import { useCpuBackend } from '../helpers.js';
 import { metricsOf, options, runDir, tensorsOf, tinyConfig } from './helpers.js';
@@ -78,7 +78,7 @@ describe('train', () => {
     const note = lines.filter((l) => l.startsWith('--resume:'));
     expect(note).toHaveLength(1);
     expect(note[0]).toMatch(/^--resume: .*last\.safetensors is damaged \(header length \d+ exceeds the 56 bytes after the length field\); resuming from .*epoch-0002\.safetensors \(epoch 2, step 8\); the run goes back 2 steps, from step 10/);
-    expect(lines).toContain(`run      ${dir} (resumed at epoch 2, step 8)`);
+    expect(lines).toContain(`run      ${dir} (resumed at the start of epoch 3/4, step 8)`);
 
     const a = await tensorsOf(join(full, 'checkpoints', 'last.safetensors'));
     const b = await tensorsOf(last);
@@ -134,5 +134,12 @@ describe('train', () => {
     const controller = new AbortController();
     const again = await train(options(tinyConfig(), dir, { signal: controller.signal, onStep: () => controller.abort() }));
     expect(again.interrupted).toBe('aborted');
+  });
+});
+
+describe('resumedAt', () => {
+  it('names the 1-based epoch and the step within it', () => {
+    expect(resumedAt(15, 6, 3)).toBe('resumed in epoch 3/3 after its step 3 of 6, step 15 overall');
+    expect(resumedAt(12, 6, 3)).toBe('resumed at the start of epoch 3/3, step 12');
   });
 });
