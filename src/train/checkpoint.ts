@@ -21,6 +21,7 @@ import type { TensorFile } from '../io/tensor_file.js';
 import { fromTorchPerm, permuteShape, toTorchPerm, type Param, type ParamStore } from '../model/params.js';
 import type { Sgd } from '../optim/sgd.js';
 import { LossScalerStateSchema } from '../optim/loss_scale.js';
+import { RunningStateSchema } from './running_means.js';
 import { HALF_MAX } from '../ops/fp16_round.js';
 import { listSome, shapeText } from '../util/text.js';
 import { InputFileError } from '../util/errors.js';
@@ -57,6 +58,11 @@ export const CheckpointStateSchema = z.object({
   engine: z.string(),
   created: z.string(),
   metrics: z.record(z.unknown()).default({}),
+  /**
+   * A checkpoint inside an epoch (a stop): the sums behind the metrics window and the epoch mean not
+   * yet logged, so that the resumed run's metrics.jsonl equals an uninterrupted run's.
+   */
+  running: RunningStateSchema.optional(),
   /** engine.precision mixed16: the dynamic loss scaler, so a resumed run keeps its scale. */
   loss_scaling: z
     .object({
@@ -169,6 +175,7 @@ export async function saveCheckpoint(runDir: string, opts: SaveCheckpointOptions
     engine: state.engine,
     created: state.created ?? new Date().toISOString(),
     metrics: state.metrics ?? {},
+    ...(state.running ? { running: state.running } : {}),
     ...(state.loss_scaling ? { loss_scaling: state.loss_scaling } : {}),
   };
   const weightDtype: WeightDtype = state.config.train.save_dtype === 'f16' ? 'F16' : 'F32';

@@ -1,7 +1,8 @@
 /**
  * metrics.jsonl: one JSON object per line, appended as training goes. Lines are buffered and written
- * at flush points (epoch ends, stops) so a step costs no I/O. A resumed run first drops the lines
- * logged after its checkpoint, so the file reads as one uninterrupted run.
+ * at flush points (before every checkpoint, at a stop, and at least every half minute) so a step
+ * costs no I/O. A resumed run first drops the lines logged after its checkpoint, so the file reads as
+ * one uninterrupted run.
  */
 import { appendFile, mkdir, readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
@@ -10,7 +11,24 @@ import { isRecord } from '../util/values.js';
 
 export type MetricsRecord = { kind: string; step: number } & Record<string, unknown>;
 
-export class MetricsLog {
+/**
+ * A log the trainer writes as it trains (metrics.jsonl; any other record of the steps, such as
+ * TensorBoard events). Every such log follows one rule, which keeps it equal to an uninterrupted
+ * run's across Ctrl-C, kill -9 and --resume:
+ *
+ * - `resumeAt(step)` is called once before the first step: the run continues after `step` (0 for a
+ *   fresh run), so everything logged after `step` is dropped (or marked superseded) first;
+ * - `flush()` is called before every checkpoint is written and at a stop, so whatever a checkpoint
+ *   covers is on disk before the checkpoint says it happened; lines written after the newest
+ *   checkpoint are the ones the next `resumeAt` drops.
+ */
+export interface TrainingLog {
+  resumeAt(step: number): Promise<void>;
+  append(record: MetricsRecord): void;
+  flush(): Promise<void>;
+}
+
+export class MetricsLog implements TrainingLog {
   private pending: string[] = [];
 
   constructor(readonly path: string) {}
@@ -25,6 +43,12 @@ export class MetricsLog {
     this.pending = [];
     await mkdir(dirname(this.path), { recursive: true });
     await appendFile(this.path, text);
+  }
+
+  /** Drops the records after `step` (a fresh run: step 0, every record). */
+  async resumeAt(step: number): Promise<void> {
+    if (step === 0) await this.reset();
+    else await this.truncateAfter(step);
   }
 
   /** Starts an empty log. */

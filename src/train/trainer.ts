@@ -28,7 +28,8 @@ import { UserError } from '../util/errors.js';
 import { plural } from '../util/text.js';
 import { withGpuMemoryHint } from '../engine/out_of_memory.js';
 import { pruneCheckpoints, restoreCheckpoint, saveCheckpoint, type CheckpointState } from './checkpoint.js';
-import { MetricsLog } from './metrics_log.js';
+import { MetricsLog, type MetricsRecord, type TrainingLog } from './metrics_log.js';
+import { RunningSums, Window, type RunningState } from './running_means.js';
 import { findResumePoint, type ResumePoint } from './resume.js';
 import { RunDir } from './run_dir.js';
 import { trainStep, type StepResult } from './step.js';
@@ -48,6 +49,11 @@ export interface TrainOptions {
   handleSignals?: boolean;
   /** Called after every completed step with the global step count. */
   onStep?: (step: number) => void;
+  /**
+   * Logs the run writes beside metrics.jsonl (e.g. TensorBoard events). Each gets every record
+   * metrics.jsonl gets and follows the same resume rule (see TrainingLog in metrics_log.ts).
+   */
+  logs?: TrainingLog[];
 }
 
 export interface TrainResult {
@@ -173,36 +179,6 @@ function stopSwitch(opts: TrainOptions): { reason(): string | undefined; dispose
   };
 }
 
-/** Per-step numbers averaged over a metrics window (train.log_every steps). */
-class Window {
-  private sums = new Map<string, number>();
-  private n = 0;
-  private images = 0;
-  private t0 = performance.now();
-
-  add(values: Record<string, number | undefined>, images: number): void {
-    for (const [k, v] of Object.entries(values)) if (v !== undefined) this.sums.set(k, (this.sums.get(k) ?? 0) + v);
-    this.n++;
-    this.images += images;
-  }
-
-  get steps(): number {
-    return this.n;
-  }
-
-  /** Means of the window, img/s over its wall time; then starts a new window. */
-  take(): Record<string, number> {
-    const out: Record<string, number> = {};
-    for (const [k, v] of this.sums) out[k] = v / this.n;
-    out.img_per_s = this.images / ((performance.now() - this.t0) / 1000);
-    this.sums = new Map();
-    this.n = 0;
-    this.images = 0;
-    this.t0 = performance.now();
-    return out;
-  }
-}
-
 /** On a GPU engine: device memory held now and its peak so far, in MiB, for metrics.jsonl. */
 function gpuMemory(): { gpu_mib?: number; gpu_peak_mib?: number } {
   const m = tf.memory() as tf.MemoryInfo & { numBytesInGPU?: number; peakBytesInGPU?: number };
@@ -250,7 +226,8 @@ interface RunState {
   readonly scaler?: LossScaler;
   readonly schedule: ScheduleSpec;
   readonly stepsPerEpoch: number;
-  readonly metrics: MetricsLog;
+  /** metrics.jsonl first, then the caller's logs (TrainOptions.logs). */
+  readonly logs: readonly TrainingLog[];
   readonly stop: ReturnType<typeof stopSwitch>;
   readonly pool: Awaited<ReturnType<typeof createAugmentPool>>;
   /** Global optimiser steps done. */
@@ -262,6 +239,22 @@ interface RunState {
   checkpoint: string;
   /** The next batch, augmenting on the worker pool while the current step runs. */
   ahead?: Promise<Float32Array[]>;
+  /** Resumed inside an epoch: the sums that epoch had reached, taken up by its first step here. */
+  running?: RunningState;
+  /** performance.now() of the last flush of the logs. */
+  flushedAt: number;
+}
+
+/** Logs flush at least this often, so that eval and report see a long epoch's progress. */
+const FLUSH_EVERY_MS = 30_000;
+
+function appendRecord(state: RunState, record: MetricsRecord): void {
+  for (const log of state.logs) log.append(record);
+}
+
+async function flushLogs(state: RunState): Promise<void> {
+  for (const log of state.logs) await log.flush();
+  state.flushedAt = performance.now();
 }
 
 function scheduleOf(cfg: Config, stepsPerEpoch: number): ScheduleSpec {
@@ -294,6 +287,9 @@ async function restoreOrInitialise(state: RunState, start: StartPoint): Promise<
   if (start.resumeFrom) {
     restoreCheckpoint(start.resumeFrom, state.model.store, state.optimizer);
     state.step = start.resumeFrom.state.step;
+    state.running = start.resumeFrom.state.running;
+    const lastStepLoss = start.resumeFrom.state.metrics.last_step_loss;
+    if (typeof lastStepLoss === 'number') state.lastLoss = lastStepLoss;
     const saved = start.resumeFrom.state.loss_scaling;
     if (state.scaler && saved) state.scaler.load(saved.scaler);
     state.skippedSteps = saved?.skipped_steps ?? 0;
@@ -305,8 +301,8 @@ async function restoreOrInitialise(state: RunState, start: StartPoint): Promise<
 /** metrics.jsonl continued (resume) or started afresh, and config.yaml and run.json written. */
 async function recordRunStart(state: RunState, start: StartPoint): Promise<void> {
   const { cfg, opts, run } = state;
-  if (start.resumeFrom) await state.metrics.truncateAfter(state.step);
-  else await state.metrics.reset();
+  // Every log drops what was logged after the checkpoint the run continues from (all of it when fresh).
+  for (const log of state.logs) await log.resumeAt(state.step);
   await run.writeText('config.yaml', configToYaml(cfg));
   await run.writeJson('run.json', {
     name: cfg.name,
@@ -342,9 +338,13 @@ function logHeader(state: RunState, resumed: boolean): void {
   );
 }
 
-/** Writes `last` (and the epoch file when `keep`) at the current step; returns the path of `last`. */
-async function saveState(state: RunState, epochsDone: number, keep: boolean, extra: Record<string, unknown>): Promise<string> {
+/**
+ * Writes `last` (and the epoch file when `keep`) at the current step; returns the path of `last`.
+ * The logs are flushed first: what a checkpoint covers is on disk before the checkpoint exists.
+ */
+async function saveState(state: RunState, epochsDone: number, keep: boolean, extra: Record<string, unknown>, running?: RunningState): Promise<string> {
   const { cfg, opts, scaler } = state;
+  await flushLogs(state);
   const checkpointState: CheckpointState = {
     format: 1,
     epoch: epochsDone,
@@ -353,7 +353,8 @@ async function saveState(state: RunState, epochsDone: number, keep: boolean, ext
     normalization: state.model.normalization,
     engine: opts.engine.engine,
     created: new Date().toISOString(),
-    metrics: extra,
+    metrics: { ...extra, last_step_loss: state.lastLoss },
+    ...(running ? { running } : {}),
     ...(scaler ? { loss_scaling: { scaler: scaler.state(), skipped_steps: state.skippedSteps } } : {}),
   };
   const path = await saveCheckpoint(opts.runDir, { store: state.model.store, optimizer: state.optimizer, state: checkpointState, keep });
@@ -403,7 +404,7 @@ type EpochOutcome = { interrupted: string } | { meanLoss: number };
 
 /** The steps of one epoch, from where the run stands; a stop request saves `last` at the step reached. */
 async function trainEpoch(state: RunState, epoch: number): Promise<EpochOutcome> {
-  const { cfg, opts, data, model, metrics, scaler, pool } = state;
+  const { cfg, opts, data, model, scaler, pool } = state;
   const method = model.method;
   const side = cfg.data.image_size;
   const augment = method.augment?.(cfg.data.augment) ?? cfg.data.augment;
@@ -420,17 +421,18 @@ async function trainEpoch(state: RunState, epoch: number): Promise<EpochOutcome>
   };
   const firstBatch = state.step - epoch * state.stepsPerEpoch;
   state.ahead = pool && firstBatch < batches.length ? prepare(firstBatch) : undefined;
-  const window = new Window();
-  let epochLoss = 0;
-  let epochSteps = 0;
+  // Resumed inside this epoch: the window and the epoch go on from the sums the checkpoint carried.
+  const resumed = state.running;
+  state.running = undefined;
+  const window = new Window(resumed?.window);
+  const epochSums = new RunningSums(resumed?.epoch);
   for (let b = firstBatch; b < batches.length; b++) {
     // Steps are synchronous; without a turn of the event loop a Ctrl-C would wait for the epoch's end.
     await new Promise((resolve) => setImmediate(resolve));
     const why = state.stop.reason();
     if (why !== undefined) {
       progress.stop();
-      await saveState(state, epoch, false, { loss: state.lastLoss, interrupted: why });
-      await metrics.flush();
+      await saveState(state, epoch, false, { interrupted: why }, { window: window.state(), epoch: epochSums.state() });
       return { interrupted: why };
     }
     const batch = batches[b]!;
@@ -442,17 +444,16 @@ async function trainEpoch(state: RunState, epoch: number): Promise<EpochOutcome>
     // Only a non-finite (unscaled) loss is divergence; mixed16's overflow skips are routine.
     if (!Number.isFinite(out.loss)) {
       progress.stop();
-      await metrics.flush();
+      await flushLogs(state);
       throw divergence(state, out.loss, epoch, lr);
     }
     if (out.skipped) state.skippedSteps++;
     state.step++;
     state.lastLoss = out.loss;
-    epochLoss += out.loss;
-    epochSteps++;
+    epochSums.add(out.logged);
     window.add(out.logged, cfg.train.batch_size);
     if (window.steps === cfg.train.log_every || b === batches.length - 1) {
-      metrics.append({
+      appendRecord(state, {
         kind: 'train',
         step: state.step,
         epoch: epoch + 1,
@@ -462,6 +463,7 @@ async function trainEpoch(state: RunState, epoch: number): Promise<EpochOutcome>
         ...gpuMemory(),
         time: new Date().toISOString(),
       });
+      if (performance.now() - state.flushedAt >= FLUSH_EVERY_MS) await flushLogs(state);
     }
     const fields: Record<string, string> = { loss: out.loss.toFixed(4), lr: lr('default').toPrecision(3) };
     if (out.accuracy !== undefined) fields.acc = out.accuracy.toFixed(3);
@@ -470,24 +472,22 @@ async function trainEpoch(state: RunState, epoch: number): Promise<EpochOutcome>
     opts.onStep?.(state.step);
   }
   progress.finish();
-  // A resumed epoch averages only the steps this process ran.
-  return { meanLoss: epochLoss / Math.max(epochSteps, 1) };
+  return { meanLoss: epochSums.means().loss! };
 }
 
 /** The end of an epoch: the kNN monitor when due, the checkpoint, and the epoch's line. */
 async function finishEpoch(state: RunState, epochsDone: number, meanLoss: number): Promise<void> {
-  const { cfg, opts, metrics, scaler } = state;
+  const { cfg, opts, scaler } = state;
   const summary: Record<string, unknown> = { loss: meanLoss };
   const lastEpoch = epochsDone === cfg.train.epochs;
   if (cfg.train.knn_every > 0 && (epochsDone % cfg.train.knn_every === 0 || lastEpoch)) {
     state.knnAccuracy = knnMonitor(cfg, state.model, state.data);
     if (state.knnAccuracy !== undefined) {
       summary.knn_accuracy = state.knnAccuracy;
-      metrics.append({ kind: 'knn', step: state.step, epoch: epochsDone, accuracy: state.knnAccuracy, k: cfg.eval.knn.k });
+      appendRecord(state, { kind: 'knn', step: state.step, epoch: epochsDone, accuracy: state.knnAccuracy, k: cfg.eval.knn.k });
     }
   }
   await saveState(state, epochsDone, epochsDone % cfg.train.checkpoint_every === 0 || lastEpoch, summary);
-  await metrics.flush();
   const knnText = summary.knn_accuracy === undefined ? '' : `  knn ${(100 * (summary.knn_accuracy as number)).toFixed(2)}%`;
   const scaleText = scaler ? `  loss scale ${scaler.scale} (${plural(state.skippedSteps, 'skipped step')})` : '';
   const gpu = gpuMemory();
@@ -516,13 +516,14 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     scaler,
     schedule: scheduleOf(cfg, stepsPerEpoch),
     stepsPerEpoch,
-    metrics: new MetricsLog(run.metrics),
+    logs: [new MetricsLog(run.metrics), ...(opts.logs ?? [])],
     stop,
     pool,
     step: 0,
     skippedSteps: 0,
     lastLoss: Number.NaN,
     checkpoint: start.resumePath,
+    flushedAt: performance.now(),
   };
   try {
     await restoreOrInitialise(state, start);

@@ -1,7 +1,10 @@
-import { readFile, readdir, truncate } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { appendFile, readFile, readdir, truncate } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { tf } from '../../src/engine/tf.js';
+import { readCheckpoint } from '../../src/train/checkpoint.js';
+import type { MetricsRecord, TrainingLog } from '../../src/train/metrics_log.js';
 import { DivergedError, resumedAt, train } from '../../src/train/trainer.js';
 import { UserError } from '../../src/util/errors.js';
 import { useCpuBackend } from '../helpers.js';
@@ -134,6 +137,74 @@ describe('train', () => {
     const controller = new AbortController();
     const again = await train(options(tinyConfig(), dir, { signal: controller.signal, onStep: () => controller.abort() }));
     expect(again.interrupted).toBe('aborted');
+  });
+});
+
+describe('metrics.jsonl across a stop and --resume', () => {
+  // log_every 3 over 4-step epochs: a stop at step 6 falls inside a metrics window (steps 5-7) and
+  // inside epoch 2, whose mean the epoch line reports.
+  const cfg = () => tinyConfig({ epochs: 2, log_every: 3 });
+  const timingless = (m: Record<string, unknown>) => ({ ...m, time: 0, img_per_s: 0 });
+  const epochLines = (lines: string[]) => lines.filter((l) => l.startsWith('epoch ')).map((l) => l.replace(/ {2}tensors.*/, ''));
+  let full: string;
+  let fullLog: string[];
+
+  beforeAll(async () => {
+    full = await runDir();
+    fullLog = [];
+    await train(options(cfg(), full, { log: (l) => fullLog.push(l) }));
+  });
+
+  it('a stop inside a window and an epoch, then --resume: every line equals the uninterrupted run\'s, timings aside, and so do the epoch means', async () => {
+    const dir = await runDir();
+    const controller = new AbortController();
+    const log: string[] = [];
+    await train(options(cfg(), dir, { log: (l) => log.push(l), signal: controller.signal, onStep: (s) => s === 6 && controller.abort() }));
+    expect((await readCheckpoint(join(dir, 'checkpoints', 'last.safetensors'))).state.running?.window.steps).toBe(2);
+    await train(options(cfg(), dir, { resume: true, log: (l) => log.push(l) }));
+    expect((await metricsOf(dir)).map(timingless)).toEqual((await metricsOf(full)).map(timingless));
+    expect(epochLines(log)).toEqual(epochLines(fullLog));
+    expect(log).toContain(`run      ${dir} (resumed in epoch 2/2 after its step 2 of 4, step 6 overall)`);
+  });
+
+  it('lines a killed run wrote after its last checkpoint (and a line torn mid-write) are dropped on resume: no step is logged twice', async () => {
+    const dir = await runDir();
+    const controller = new AbortController();
+    await train(options(cfg(), dir, { signal: controller.signal, onStep: (s) => s === 6 && controller.abort() }));
+    // What a process killed after step 6 may have left: later lines, the last one cut short.
+    const later = (await readFile(join(full, 'metrics.jsonl'), 'utf8')).split('\n').filter((l) => l && JSON.parse(l).step > 6);
+    await appendFile(join(dir, 'metrics.jsonl'), `${later.join('\n')}\n${later[0]!.slice(0, 30)}`);
+    await train(options(cfg(), dir, { resume: true }));
+    const steps = (await metricsOf(dir)).map((m) => `${m.kind}@${m.step}`);
+    expect(new Set(steps).size).toBe(steps.length);
+    expect((await metricsOf(dir)).map(timingless)).toEqual((await metricsOf(full)).map(timingless));
+  });
+
+  it('every log is flushed before the checkpoint that covers it, and a caller\'s log follows the resume rule', async () => {
+    const dir = await runDir();
+    const last = join(dir, 'checkpoints', 'last.safetensors');
+    const seen: { resumeAt: number[]; records: MetricsRecord[]; violations: string[] } = { resumeAt: [], records: [], violations: [] };
+    let flushedUpTo = 0;
+    const spy: TrainingLog = {
+      resumeAt: async (step) => {
+        seen.resumeAt.push(step);
+        seen.records = seen.records.filter((r) => r.step <= step);
+        flushedUpTo = step;
+      },
+      append: (r) => seen.records.push(r),
+      flush: async () => {
+        // The checkpoint on disk may not be ahead of what this log had flushed before this call.
+        const onDisk = existsSync(last) ? (await readCheckpoint(last)).state.step : 0;
+        if (onDisk > flushedUpTo) seen.violations.push(`checkpoint at step ${onDisk} before the log reached it (${flushedUpTo})`);
+        flushedUpTo = Math.max(flushedUpTo, ...seen.records.map((r) => r.step));
+      },
+    };
+    const controller = new AbortController();
+    await train(options(cfg(), dir, { logs: [spy], signal: controller.signal, onStep: (s) => s === 6 && controller.abort() }));
+    await train(options(cfg(), dir, { logs: [spy], resume: true }));
+    expect(seen.resumeAt).toEqual([0, 6]);
+    expect(seen.violations).toEqual([]);
+    expect(seen.records.map(timingless)).toEqual((await metricsOf(full)).map(timingless));
   });
 });
 
