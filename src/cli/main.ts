@@ -101,7 +101,8 @@ export function buildProgram(): Command {
         return;
       }
       const knn = result.knnAccuracy === undefined ? '' : `, kNN accuracy ${(100 * result.knnAccuracy).toFixed(2)}%`;
-      process.stdout.write(`trained ${plural(result.epochs, 'epoch')} (${plural(result.steps, 'step')}): loss ${result.lastLoss.toFixed(4)}${knn}; checkpoint ${result.checkpoint}\n`);
+      const loss = result.epochLoss === undefined ? `last step loss ${result.lastLoss.toFixed(4)}` : `loss ${result.epochLoss.toFixed(4)} (mean of epoch ${result.epochs}; last step ${result.lastLoss.toFixed(4)})`;
+      process.stdout.write(`trained ${plural(result.epochs, 'epoch')} (${plural(result.steps, 'step')}): ${loss}${knn}; checkpoint ${result.checkpoint}\n`);
     });
 
   configOptions(

@@ -31,9 +31,8 @@ export interface RunFacts {
   epochs?: number;
   epochsDone?: number;
   steps?: number;
-  finalLoss?: number;
-  /** Last value of each loss term. */
-  finalTerms: Record<string, number>;
+  /** The loss the report states: the mean over the last epoch (see finalLossOf). */
+  finalLoss?: FinalLoss;
   finalKnn?: { accuracy: number; epoch: number };
   bestKnn?: { accuracy: number; epoch: number };
   finalLossScale?: number;
@@ -72,10 +71,39 @@ function describeData(run: RunData): string {
   return typeof size === 'number' ? `${kind} ${size}px` : kind;
 }
 
+/** A run's final loss with its terms, and what it is the mean of. */
+export interface FinalLoss {
+  loss: number;
+  terms: Record<string, number>;
+  /** "epoch 4", or for logs without epoch records "the last logged window, steps 39–40". */
+  over: string;
+}
+
+/**
+ * The one loss a report calls final: the mean over the last epoch's steps (the figure the epoch
+ * lines print). Logs written before epoch records existed give the last logged window's mean instead,
+ * and say so.
+ */
+export function finalLossOf(metrics: RunData['metrics']): FinalLoss | undefined {
+  const { terms } = extraTrainFields(metrics.train);
+  const pick = (r: MetricsRecord) => Object.fromEntries(terms.map((t) => [t, valueOf(r, t)] as const).filter((e): e is [string, number] => e[1] !== undefined && Number.isFinite(e[1])));
+  const epoch = [...metrics.epoch].reverse().find((r) => Number.isFinite(valueOf(r, 'loss') ?? Number.NaN));
+  if (epoch) return { loss: valueOf(epoch, 'loss')!, terms: pick(epoch), over: `epoch ${valueOf(epoch, 'epoch') ?? '?'}` };
+  const windows = [...metrics.train].sort((a, b) => (valueOf(a, 'step') ?? 0) - (valueOf(b, 'step') ?? 0));
+  for (let i = windows.length - 1; i >= 0; i--) {
+    const r = windows[i]!;
+    const loss = valueOf(r, 'loss');
+    if (loss === undefined || !Number.isFinite(loss)) continue;
+    const to = valueOf(r, 'step')!;
+    const from = i > 0 ? valueOf(windows[i - 1]!, 'step')! + 1 : 1;
+    return { loss, terms: pick(r), over: `the last logged window, ${from === to ? `step ${to}` : `steps ${from}–${to}`}` };
+  }
+  return undefined;
+}
+
 export function runFacts(run: RunData): RunFacts {
   const { train, knn } = run.metrics;
   const loss = seriesFrom(train, 'step', 'loss');
-  const { terms } = extraTrainFields(train);
   const knnPoints = seriesFrom(knn, 'epoch', 'accuracy').filter((p) => Number.isFinite(p[1]));
   const best = knnPoints.reduce<(typeof knnPoints)[number] | undefined>((b, p) => (!b || p[1] > b[1] ? p : b), undefined);
   const last = knnPoints.at(-1);
@@ -89,10 +117,7 @@ export function runFacts(run: RunData): RunFacts {
     epochs: typeof configured === 'number' ? configured : undefined,
     epochsDone: epochs.length ? Math.max(...epochs) : undefined,
     steps: loss.at(-1)?.[0],
-    finalLoss: lastFinite(loss),
-    finalTerms: Object.fromEntries(
-      terms.map((t) => [t, lastFinite(seriesFrom(train, 'step', t))] as const).filter((e): e is [string, number] => e[1] !== undefined),
-    ),
+    finalLoss: finalLossOf(run.metrics),
     finalKnn: last && { accuracy: last[1], epoch: last[0] },
     bestKnn: best && { accuracy: best[1], epoch: best[0] },
     finalLossScale: lastFinite(seriesFrom(train, 'step', 'loss_scale')),

@@ -16,10 +16,13 @@ import { isRecord } from '../util/values.js';
 export type MetricsRecord = Record<string, unknown>;
 
 export interface RunMetrics {
+  /** Means over each metrics window (train.log_every steps). */
   train: MetricsRecord[];
+  /** Means over each whole epoch (runs from before these records have none). */
+  epoch: MetricsRecord[];
   knn: MetricsRecord[];
   /** Lines of metrics.jsonl by what became of them. */
-  lines: { train: number; knn: number; other: number; malformed: number };
+  lines: { train: number; epoch: number; knn: number; other: number; malformed: number };
 }
 
 export interface RunEval {
@@ -79,10 +82,11 @@ export function seriesFrom(records: readonly MetricsRecord[], xKey: string, yKey
   return [...byX.entries()].sort((a, b) => a[0] - b[0]);
 }
 
-/** Splits metrics.jsonl into train and kNN records; malformed lines are counted, not fatal. */
+/** Splits metrics.jsonl into train, epoch and kNN records; malformed lines are counted, not fatal. */
 export function parseMetricsLog(text: string): RunMetrics {
-  const lines = { train: 0, knn: 0, other: 0, malformed: 0 };
+  const lines = { train: 0, epoch: 0, knn: 0, other: 0, malformed: 0 };
   const train: MetricsRecord[] = [];
+  const epoch: MetricsRecord[] = [];
   const knn: MetricsRecord[] = [];
   for (const line of text.split('\n')) {
     if (!line.trim()) continue;
@@ -101,6 +105,9 @@ export function parseMetricsLog(text: string): RunMetrics {
     if (r.kind === 'train') {
       lines.train++;
       train.push(r);
+    } else if (r.kind === 'epoch') {
+      lines.epoch++;
+      epoch.push(r);
     } else if (r.kind === 'knn') {
       lines.knn++;
       knn.push(r);
@@ -108,7 +115,7 @@ export function parseMetricsLog(text: string): RunMetrics {
       lines.other++;
     }
   }
-  return { train, knn, lines };
+  return { train, epoch, knn, lines };
 }
 
 export async function readMetricsLog(runDir: string): Promise<RunMetrics> {

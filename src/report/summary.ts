@@ -51,8 +51,8 @@ function configTable(run: RunData, facts: RunFacts): string {
 function trainingTable(facts: RunFacts): string {
   const rows: string[][] = [
     ['steps', facts.steps === undefined ? '–' : `${facts.steps} (epoch ${facts.epochsDone ?? '–'} of ${facts.epochs ?? '–'})`],
-    ['final loss', num(facts.finalLoss)],
-    ...Object.entries(facts.finalTerms).map(([k, v]) => [`final ${k}`, num(v)]),
+    [`final loss${facts.finalLoss ? ` (mean over ${facts.finalLoss.over})` : ''}`, num(facts.finalLoss?.loss)],
+    ...Object.entries(facts.finalLoss?.terms ?? {}).map(([k, v]) => [`final ${k}`, num(v)]),
     [
       'kNN monitor',
       facts.finalKnn ? `${pct(facts.finalKnn.accuracy)} at epoch ${facts.finalKnn.epoch} (best ${pct(facts.bestKnn!.accuracy)} at epoch ${facts.bestKnn!.epoch})` : '–',
@@ -159,13 +159,14 @@ export function comparisonMarkdown(
   const facts = runs.map((r) => runFacts(r.run));
   const mains = runs.map((r) => r.run.evals[0]?.report);
   const fractions = [...new Set(mains.flatMap((m) => (m ? linearResults(m).map((r) => r.label_fraction) : [])))].sort((a, b) => a - b);
-  const header = ['run', 'method', 'backbone', 'data', 'epochs', 'final loss', 'kNN monitor', 'protocol'];
+  const header = ['run', 'method', 'backbone', 'data', 'epochs', 'final loss (epoch mean)', 'kNN monitor', 'protocol'];
   for (const f of fractions) header.push(`linear ${fractionLabel(f)} bal. acc.`, `linear ${fractionLabel(f)} macro F1`);
   header.push('kNN bal. acc.');
   const rows = runs.map((r, i) => {
     const f = facts[i]!;
     const main = mains[i];
-    const row = [r.label, f.method, f.arch, f.data, String(f.epochsDone ?? '–'), num(f.finalLoss), pct(f.finalKnn?.accuracy), main?.protocol ?? '–'];
+    const loss = f.finalLoss && (f.finalLoss.over.startsWith('epoch') ? num(f.finalLoss.loss) : `${num(f.finalLoss.loss)} (over ${f.finalLoss.over})`);
+    const row = [r.label, f.method, f.arch, f.data, String(f.epochsDone ?? '–'), loss ?? '–', pct(f.finalKnn?.accuracy), main?.protocol ?? '–'];
     for (const fraction of fractions) {
       const res = main ? linearResults(main).find((x) => x.label_fraction === fraction) : undefined;
       row.push(pct(res?.metrics.balanced_accuracy), pct(res?.metrics.macro_f1));

@@ -60,7 +60,10 @@ export interface TrainResult {
   runDir: string;
   epochs: number;
   steps: number;
+  /** The loss of the last step. */
   lastLoss: number;
+  /** The mean loss over the steps of the last epoch trained (what the epoch lines and the report call the loss). */
+  epochLoss?: number;
   knnAccuracy?: number;
   checkpoint: string;
   /** Set when the run stopped early on a signal; `last` then holds the state at that step. */
@@ -234,6 +237,7 @@ interface RunState {
   step: number;
   skippedSteps: number;
   lastLoss: number;
+  epochLoss?: number;
   knnAccuracy?: number;
   /** The newest checkpoint written (or resumed from); '' before the first. */
   checkpoint: string;
@@ -400,7 +404,7 @@ function divergence(state: RunState, loss: number, epoch: number, lr: (group: st
 }
 
 /** What an epoch's steps came to: the epoch's mean loss, or the signal that stopped it. */
-type EpochOutcome = { interrupted: string } | { meanLoss: number };
+type EpochOutcome = { interrupted: string } | { means: Record<string, number> };
 
 /** The steps of one epoch, from where the run stands; a stop request saves `last` at the step reached. */
 async function trainEpoch(state: RunState, epoch: number): Promise<EpochOutcome> {
@@ -465,19 +469,25 @@ async function trainEpoch(state: RunState, epoch: number): Promise<EpochOutcome>
       });
       if (performance.now() - state.flushedAt >= FLUSH_EVERY_MS) await flushLogs(state);
     }
-    const fields: Record<string, string> = { loss: out.loss.toFixed(4), lr: lr('default').toPrecision(3) };
+    const fields: Record<string, string> = { 'step loss': out.loss.toFixed(4), lr: lr('default').toPrecision(3) };
     if (out.accuracy !== undefined) fields.acc = out.accuracy.toFixed(3);
     if (scaler) fields.scale = String(scaler.scale);
     progress.update(b + 1, fields);
     opts.onStep?.(state.step);
   }
   progress.finish();
-  return { meanLoss: epochSums.means().loss! };
+  return { means: epochSums.means() };
 }
 
-/** The end of an epoch: the kNN monitor when due, the checkpoint, and the epoch's line. */
-async function finishEpoch(state: RunState, epochsDone: number, meanLoss: number): Promise<void> {
+/**
+ * The end of an epoch: its mean loss (and other per-step numbers) as an `epoch` record, the kNN
+ * monitor when due, the checkpoint, and the epoch's line.
+ */
+async function finishEpoch(state: RunState, epochsDone: number, means: Record<string, number>): Promise<void> {
   const { cfg, opts, scaler } = state;
+  const meanLoss = means.loss!;
+  state.epochLoss = meanLoss;
+  appendRecord(state, { kind: 'epoch', step: state.step, epoch: epochsDone, ...means });
   const summary: Record<string, unknown> = { loss: meanLoss };
   const lastEpoch = epochsDone === cfg.train.epochs;
   if (cfg.train.knn_every > 0 && (epochsDone % cfg.train.knn_every === 0 || lastEpoch)) {
@@ -492,7 +502,7 @@ async function finishEpoch(state: RunState, epochsDone: number, meanLoss: number
   const scaleText = scaler ? `  loss scale ${scaler.scale} (${plural(state.skippedSteps, 'skipped step')})` : '';
   const gpu = gpuMemory();
   const gpuText = gpu.gpu_peak_mib === undefined ? '' : `  GPU memory peak ${(gpu.gpu_peak_mib / 1024).toFixed(2)} GiB`;
-  opts.log(`epoch ${epochsDone}/${cfg.train.epochs}  loss ${meanLoss.toFixed(4)}${knnText}${scaleText}  tensors ${tf.memory().numTensors}${gpuText}`);
+  opts.log(`epoch ${epochsDone}/${cfg.train.epochs}  mean loss ${meanLoss.toFixed(4)}${knnText}${scaleText}  tensors ${tf.memory().numTensors}${gpuText}`);
 }
 
 export async function train(opts: TrainOptions): Promise<TrainResult> {
@@ -535,11 +545,11 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
         const { step, lastLoss, knnAccuracy, checkpoint } = state;
         return { runDir: opts.runDir, epochs: epoch, steps: step, lastLoss, knnAccuracy, checkpoint, interrupted: outcome.interrupted };
       }
-      await finishEpoch(state, epoch + 1, outcome.meanLoss);
+      await finishEpoch(state, epoch + 1, outcome.means);
     }
     await writeRunReport(opts.runDir, { projDim: cfg.method.proj_dim });
-    const { step, lastLoss, knnAccuracy, checkpoint } = state;
-    return { runDir: opts.runDir, epochs: cfg.train.epochs, steps: step, lastLoss, knnAccuracy, checkpoint };
+    const { step, lastLoss, epochLoss, knnAccuracy, checkpoint } = state;
+    return { runDir: opts.runDir, epochs: cfg.train.epochs, steps: step, lastLoss, epochLoss, knnAccuracy, checkpoint };
   } finally {
     // A batch still being augmented when the run stops (signal, divergence, error) is not needed.
     await state.ahead?.catch(() => undefined);

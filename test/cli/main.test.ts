@@ -157,7 +157,7 @@ describe('train, eval, embed end to end', () => {
     const r = await run('train', '--config', config, '--run-dir', runDir());
     expect(r.stderr).not.toMatch(/failed/);
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/trained 2 epochs \(8 steps\)/);
+    expect(r.stdout).toMatch(/trained 2 epochs \(8 steps\): loss -?[\d.]+ \(mean of epoch 2; last step -?[\d.]+\)/);
   });
 
   it('train counts one epoch as "1 epoch"', async () => {

@@ -94,12 +94,21 @@ export function writeFakeRun(parent: string, opts: FakeRunOptions): string {
   const steps = opts.steps ?? 40;
   const perEpoch = opts.stepsPerEpoch ?? 10;
   const lines: string[] = [];
+  const epochWindows: Record<string, unknown>[] = [];
   for (let step = 2; step <= steps; step += 2) {
     const epoch = Math.ceil(step / perEpoch);
     const loss = -0.9 * (step / steps);
     const record: Record<string, unknown> = { kind: 'train', step, epoch, loss, lr: 0.05 * (1 - step / (steps + 1)), collapse_std: 0.02, img_per_s: 100 + (step % 3) };
     if (opts.simtriplet) Object.assign(record, { loss_inter: loss / 2 - 0.1, loss_intra: loss / 2 + 0.1, loss_scale: step < steps / 2 ? 65536 : 32768 });
     lines.push(JSON.stringify(record));
+    epochWindows.push(record);
+    if (step % perEpoch === 0) {
+      // The epoch's mean, as the trainer logs it (here: the mean of its windows).
+      const mean = (k: string) => epochWindows.reduce((a, r) => a + (r[k] as number), 0) / epochWindows.length;
+      const terms = opts.simtriplet ? { loss_inter: mean('loss_inter'), loss_intra: mean('loss_intra') } : {};
+      lines.push(JSON.stringify({ kind: 'epoch', step, epoch, loss: mean('loss'), collapse_std: 0.02, ...terms }));
+      epochWindows.length = 0;
+    }
     if (step % perEpoch === 0 && opts.knn !== undefined) {
       lines.push(JSON.stringify({ kind: 'knn', step, epoch, accuracy: opts.knn * (step / steps), k: 20 }));
     }

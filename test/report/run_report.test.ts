@@ -62,7 +62,7 @@ describe('writeRunReport on a SimTriplet run with a leave-one-group-out eval', (
       expect(meta.width).toBeGreaterThan(200);
     }
     expect(readdirSync(r.dir).filter((f) => f.endsWith('.svg'))).toHaveLength(10);
-    expect(r.lines).toEqual({ train: 20, knn: 4, other: 0, malformed: 0 });
+    expect(r.lines).toEqual({ train: 20, epoch: 4, knn: 4, other: 0, malformed: 0 });
   });
 
   it('draws the loss with its terms, and the loss scale on a log axis', async () => {
@@ -94,9 +94,10 @@ describe('writeRunReport on a SimTriplet run with a leave-one-group-out eval', (
     expect(md).toContain('| backbone | resnet18 (cifar stem, width 8) |');
     expect(md).toContain('| precision | mixed16 |');
     expect(md).toContain('| steps | 40 (epoch 4 of 4) |');
-    expect(md).toContain('| final loss | -0.9000 |');
-    expect(md).toContain('| final loss_inter | -0.5500 |');
-    expect(md).toContain('| final loss_intra | -0.3500 |');
+    // The epoch mean (the figure the epoch lines print), not the last window's -0.9.
+    expect(md).toContain('| final loss (mean over epoch 4) | -0.8100 |');
+    expect(md).toContain('| final loss_inter | -0.5050 |');
+    expect(md).toContain('| final loss_intra | -0.3050 |');
     expect(md).toContain('| kNN monitor | 60.00% at epoch 4 (best 60.00% at epoch 4) |');
     expect(md).toContain('| loss scale (final) | 32768 |');
     expect(md).toContain('protocol: logo (leave one group out over slideA, slideB');
@@ -182,7 +183,7 @@ describe('writeRunReport on other runs', () => {
       { kind: 'eval', step: 50 },
     ];
     writeFileSync(join(dir, 'metrics.jsonl'), `${rows.map((r) => JSON.stringify(r)).join('\n')}\n{"kind": "train"\n[1]\n`);
-    expect(parseMetricsLog(readFileSync(join(dir, 'metrics.jsonl'), 'utf8')).lines).toEqual({ train: 6, knn: 0, other: 1, malformed: 2 });
+    expect(parseMetricsLog(readFileSync(join(dir, 'metrics.jsonl'), 'utf8')).lines).toEqual({ train: 6, epoch: 0, knn: 0, other: 1, malformed: 2 });
     const r = await writeRunReport(dir);
     const lines = polylines(readFileSync(join(r.dir, 'loss.svg'), 'utf8'));
     expect(lines.map((l) => l.length)).toEqual([2, 2]);
@@ -191,7 +192,8 @@ describe('writeRunReport on other runs', () => {
     const [[, y40]] = lines[1]!;
     expect(y10! - y20!).toBeCloseTo(y20! - y40!, 1);
     const md = readFileSync(r.summary, 'utf8');
-    expect(md).toContain('| final loss | 4.0000 |');
+    // A log without epoch records: the last window's mean, labelled as such.
+    expect(md).toContain('| final loss (mean over the last logged window, steps 41–50) | 4.0000 |');
     expect(md).toContain('2 malformed line(s) of metrics.jsonl were skipped');
   });
 

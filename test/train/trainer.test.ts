@@ -148,11 +148,25 @@ describe('metrics.jsonl across a stop and --resume', () => {
   const epochLines = (lines: string[]) => lines.filter((l) => l.startsWith('epoch ')).map((l) => l.replace(/ {2}tensors.*/, ''));
   let full: string;
   let fullLog: string[];
+  let fullResult: Awaited<ReturnType<typeof train>>;
 
   beforeAll(async () => {
     full = await runDir();
     fullLog = [];
-    await train(options(cfg(), full, { log: (l) => fullLog.push(l) }));
+    fullResult = await train(options(cfg(), full, { log: (l) => fullLog.push(l) }));
+  });
+
+  it('one loss is "the loss": the epoch mean, in the epoch line, the epoch record, the result and the report alike', async () => {
+    const epochs = (await metricsOf(full)).filter((m) => m.kind === 'epoch');
+    expect(epochs.map((m) => [m.step, m.epoch])).toEqual([[4, 1], [8, 2]]);
+    const windows = (await metricsOf(full)).filter((m) => m.kind === 'train' && m.epoch === 2);
+    // Windows of 3 and 1 steps (steps 5-7, 8): the epoch mean weighs every step once.
+    const mean = ((windows[0]!.loss as number) * 3 + (windows[1]!.loss as number)) / 4;
+    expect(epochs[1]!.loss as number).toBeCloseTo(mean, 12);
+    const shown = (epochs[1]!.loss as number).toFixed(4);
+    expect(fullLog).toContainEqual(expect.stringMatching(new RegExp(`^epoch 2/2  mean loss ${shown}  `)));
+    expect(fullResult.epochLoss).toBe(epochs[1]!.loss);
+    expect(await readFile(join(full, 'report', 'summary.md'), 'utf8')).toContain(`| final loss (mean over epoch 2) | ${shown} |`);
   });
 
   it('a stop inside a window and an epoch, then --resume: every line equals the uninterrupted run\'s, timings aside, and so do the epoch means', async () => {
