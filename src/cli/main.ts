@@ -95,6 +95,10 @@ export function buildProgram(): Command {
         log,
         handleSignals: true,
       });
+      if (result.complete) {
+        process.stdout.write(`${result.complete}\n`);
+        return;
+      }
       if (result.interrupted) {
         log(`stopped (${result.interrupted}) at step ${result.steps}; saved ${result.checkpoint}; continue with --resume`);
         process.exitCode = 130;

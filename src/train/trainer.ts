@@ -68,6 +68,8 @@ export interface TrainResult {
   checkpoint: string;
   /** Set when the run stopped early on a signal; `last` then holds the state at that step. */
   interrupted?: string;
+  /** Set when --resume found every epoch already trained: what to tell the user (nothing was touched). */
+  complete?: string;
 }
 
 /** A run that stopped because its loss stopped being a number. Exit code 1; the checkpoint is kept. */
@@ -210,6 +212,31 @@ async function startingPoint(opts: TrainOptions, run: RunDir): Promise<StartPoin
   return { resumePath: '' };
 }
 
+/**
+ * --resume of a run that has trained every epoch its config asks for: there is nothing to do, so
+ * nothing is written (run.json, config.yaml, metrics.jsonl, split.json stay as they are); the answer
+ * names the setting that would extend the run.
+ */
+function completeRun(opts: TrainOptions, start: StartPoint): TrainResult | undefined {
+  const saved = start.resumeFrom?.state;
+  const wanted = opts.config.train.epochs;
+  if (!saved || saved.epoch < wanted) return undefined;
+  const number = (v: unknown) => (typeof v === 'number' ? v : undefined);
+  const asked = saved.epoch === wanted ? `all ${plural(wanted, 'epoch')} of train.epochs` : `${plural(saved.epoch, 'epoch')}, more than train.epochs ${wanted}`;
+  return {
+    runDir: opts.runDir,
+    epochs: saved.epoch,
+    steps: saved.step,
+    lastLoss: number(saved.metrics.last_step_loss) ?? Number.NaN,
+    epochLoss: number(saved.metrics.loss),
+    knnAccuracy: number(saved.metrics.knn_accuracy),
+    checkpoint: start.resumePath,
+    complete:
+      `${opts.runDir} is complete: it has trained ${asked} (${plural(saved.step, 'step')}); nothing was resumed or changed. ` +
+      `To train it longer, resume with --set train.epochs=N for an N above ${saved.epoch} (the lr schedule then spans N epochs, so the lr rises again).`,
+  };
+}
+
 /** The data, checked against what the method needs. The data layer logs what it found and may write split.json. */
 async function loadTrainingData(opts: TrainOptions): Promise<DataSplits> {
   const cfg = opts.config;
@@ -308,14 +335,19 @@ async function recordRunStart(state: RunState, start: StartPoint): Promise<void>
   // Every log drops what was logged after the checkpoint the run continues from (all of it when fresh).
   for (const log of state.logs) await log.resumeAt(state.step);
   await run.writeText('config.yaml', configToYaml(cfg));
+  const now = new Date().toISOString();
+  // A resumed run keeps when the run started, and adds this resumption to the list.
+  const before = start.resumeFrom ? await run.readJson('run.json') : undefined;
+  const resumes = Array.isArray(before?.resumes) ? before.resumes : [];
   await run.writeJson('run.json', {
     name: cfg.name,
     engine: opts.engine.engine,
     engine_detail: opts.engine.detail,
     precision: cfg.engine.precision,
     node: process.version,
-    started: new Date().toISOString(),
+    started: typeof before?.started === 'string' ? before.started : now,
     resumed_from_step: start.resumeFrom ? state.step : null,
+    ...(start.resumeFrom ? { resumes: [...resumes, { step: state.step, time: now, engine: opts.engine.engine }] } : {}),
     data: state.data.description,
     steps_per_epoch: state.stepsPerEpoch,
   });
@@ -509,6 +541,8 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const cfg = opts.config;
   const run = new RunDir(opts.runDir);
   const start = await startingPoint(opts, run);
+  const complete = completeRun(opts, start);
+  if (complete) return complete;
   const data = await loadTrainingData(opts);
   const { model, optimizer, scaler } = buildModel(cfg, data);
   const stop = stopSwitch(opts);

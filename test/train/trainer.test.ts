@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { appendFile, readFile, readdir, truncate } from 'node:fs/promises';
+import { appendFile, readFile, readdir, stat, truncate } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { tf } from '../../src/engine/tf.js';
@@ -11,6 +11,17 @@ import { useCpuBackend } from '../helpers.js';
 import { metricsOf, options, runDir, tensorsOf, tinyConfig } from './helpers.js';
 
 beforeAll(useCpuBackend);
+
+/** Every file under `dir` with its bytes and modification time. */
+async function snapshot(dir: string): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  for (const name of await readdir(dir, { recursive: true })) {
+    const path = join(dir, name);
+    const info = await stat(path);
+    if (info.isFile()) out[name] = `${info.mtimeMs} ${(await readFile(path)).toString('base64')}`;
+  }
+  return out;
+}
 
 describe('train', () => {
   let full: string;
@@ -106,6 +117,18 @@ describe('train', () => {
     await expect(train(options(tinyConfig(), await runDir(), { resume: true }))).rejects.toThrow(/no checkpoint/);
   });
 
+  it('--resume on a finished run says it is complete, names --set train.epochs=N, and touches nothing', async () => {
+    const before = await snapshot(full);
+    const result = await train(options(tinyConfig(), full, { resume: true }));
+    expect(result.complete).toMatch(
+      /is complete: it has trained all 4 epochs of train\.epochs \(16 steps\); nothing was resumed or changed\. To train it longer, resume with --set train\.epochs=N for an N above 4 /,
+    );
+    expect(result.steps).toBe(16);
+    expect(Number.isFinite(result.epochLoss!)).toBe(true);
+    expect(Number.isFinite(result.lastLoss)).toBe(true);
+    expect(await snapshot(full)).toEqual(before);
+  });
+
   it('refuses to resume with a different model', async () => {
     const cfg = tinyConfig();
     const changed = { ...cfg, model: { ...cfg.model, width: 8 } };
@@ -175,7 +198,12 @@ describe('metrics.jsonl across a stop and --resume', () => {
     const log: string[] = [];
     await train(options(cfg(), dir, { log: (l) => log.push(l), signal: controller.signal, onStep: (s) => s === 6 && controller.abort() }));
     expect((await readCheckpoint(join(dir, 'checkpoints', 'last.safetensors'))).state.running?.window.steps).toBe(2);
+    const started = JSON.parse(await readFile(join(dir, 'run.json'), 'utf8')).started;
     await train(options(cfg(), dir, { resume: true, log: (l) => log.push(l) }));
+    // run.json keeps when the run started and records the resumption.
+    const info = JSON.parse(await readFile(join(dir, 'run.json'), 'utf8'));
+    expect(info.started).toBe(started);
+    expect(info.resumes).toEqual([{ step: 6, time: expect.any(String), engine: 'cpu' }]);
     expect((await metricsOf(dir)).map(timingless)).toEqual((await metricsOf(full)).map(timingless));
     expect(epochLines(log)).toEqual(epochLines(fullLog));
     expect(log).toContain(`run      ${dir} (resumed in epoch 2/2 after its step 2 of 4, step 6 overall)`);
