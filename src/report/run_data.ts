@@ -82,13 +82,18 @@ export function seriesFrom(records: readonly MetricsRecord[], xKey: string, yKey
   return [...byX.entries()].sort((a, b) => a[0] - b[0]);
 }
 
-/** Splits metrics.jsonl into train, epoch and kNN records; malformed lines are counted, not fatal. */
+/**
+ * Splits metrics.jsonl into train, epoch and kNN records; malformed lines are counted, not fatal. A
+ * last line without its newline is being appended by a training run right now (readers do not take
+ * the run's lock): it is left for the next read, not counted as malformed.
+ */
 export function parseMetricsLog(text: string): RunMetrics {
   const lines = { train: 0, epoch: 0, knn: 0, other: 0, malformed: 0 };
   const train: MetricsRecord[] = [];
   const epoch: MetricsRecord[] = [];
   const knn: MetricsRecord[] = [];
-  for (const line of text.split('\n')) {
+  const whole = text.endsWith('\n') ? text : text.slice(0, text.lastIndexOf('\n') + 1);
+  for (const line of whole.split('\n')) {
     if (!line.trim()) continue;
     let record: unknown;
     try {

@@ -32,6 +32,7 @@ import { MetricsLog, type MetricsRecord, type TrainingLog } from './metrics_log.
 import { RunningSums, Window, type RunningState } from './running_means.js';
 import { findResumePoint, type ResumePoint } from './resume.js';
 import { RunDir } from './run_dir.js';
+import { lockRunDir, type RunLock } from './run_lock.js';
 import { trainStep, type StepResult } from './step.js';
 
 export interface TrainOptions {
@@ -260,6 +261,8 @@ interface RunState {
   readonly logs: readonly TrainingLog[];
   readonly stop: ReturnType<typeof stopSwitch>;
   readonly pool: Awaited<ReturnType<typeof createAugmentPool>>;
+  /** The run directory's lock; checked before each step and each write, so a lost lock stops the run. */
+  readonly lock?: RunLock;
   /** Global optimiser steps done. */
   step: number;
   skippedSteps: number;
@@ -380,6 +383,7 @@ function logHeader(state: RunState, resumed: boolean): void {
  */
 async function saveState(state: RunState, epochsDone: number, keep: boolean, extra: Record<string, unknown>, running?: RunningState): Promise<string> {
   const { cfg, opts, scaler } = state;
+  state.lock?.check();
   await flushLogs(state);
   const checkpointState: CheckpointState = {
     format: 1,
@@ -465,6 +469,7 @@ async function trainEpoch(state: RunState, epoch: number): Promise<EpochOutcome>
   for (let b = firstBatch; b < batches.length; b++) {
     // Steps are synchronous; without a turn of the event loop a Ctrl-C would wait for the epoch's end.
     await new Promise((resolve) => setImmediate(resolve));
+    state.lock?.check();
     const why = state.stop.reason();
     if (why !== undefined) {
       progress.stop();
@@ -537,7 +542,21 @@ async function finishEpoch(state: RunState, epochsDone: number, means: Record<st
   opts.log(`epoch ${epochsDone}/${cfg.train.epochs}  mean loss ${meanLoss.toFixed(4)}${knnText}${scaleText}  tensors ${tf.memory().numTensors}${gpuText}`);
 }
 
+/**
+ * Trains (or with `resume`, continues) the run in opts.runDir, holding the run directory's lock
+ * throughout: a second writer is refused with the holder's PID, host and start time (run_lock.ts).
+ */
 export async function train(opts: TrainOptions): Promise<TrainResult> {
+  // --resume of a folder that does not exist: nothing to lock, and startingPoint says what is wrong.
+  const lock = opts.resume && !existsSync(opts.runDir) ? undefined : await lockRunDir(opts.runDir, { create: !opts.resume, log: opts.log });
+  try {
+    return await trainLocked(opts, lock);
+  } finally {
+    await lock?.release();
+  }
+}
+
+async function trainLocked(opts: TrainOptions, lock: RunLock | undefined): Promise<TrainResult> {
   const cfg = opts.config;
   const run = new RunDir(opts.runDir);
   const start = await startingPoint(opts, run);
@@ -563,6 +582,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     logs: [new MetricsLog(run.metrics), ...(opts.logs ?? [])],
     stop,
     pool,
+    lock,
     step: 0,
     skippedSteps: 0,
     lastLoss: Number.NaN,

@@ -225,6 +225,12 @@ describe('writeRunReport on other runs', () => {
     expect(svg).toContain('>100 %</text>');
   });
 
+  it('a last line still being appended (no newline yet) is not read: neither a record nor malformed', () => {
+    const text = `${JSON.stringify({ kind: 'train', step: 1, loss: 1 })}\n{"kind":"train","step":2,"lo`;
+    expect(parseMetricsLog(text).lines).toEqual({ train: 1, epoch: 0, knn: 0, other: 0, malformed: 0 });
+    expect(parseMetricsLog(`${text}ss":2}\n`).train.map((r) => r.step)).toEqual([1, 2]);
+  });
+
   it('names the missing file of a folder that is not a run', async () => {
     const parent = tempDir();
     const missing = join(parent, 'nope');

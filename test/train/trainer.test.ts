@@ -250,6 +250,21 @@ describe('metrics.jsonl across a stop and --resume', () => {
   });
 });
 
+describe('one writer per run directory', () => {
+  it('a second train --resume while the first runs is refused (UserError: exit 2), naming the holder; the first is undisturbed', async () => {
+    const dir = await runDir();
+    let second: Promise<unknown> | undefined;
+    const cfg = tinyConfig({ epochs: 1 });
+    await train(options(cfg, dir, { onStep: (s) => void (s === 2 && (second = train(options(cfg, dir, { resume: true })).catch((e: unknown) => e))) }));
+    const err = await second;
+    expect(err).toBeInstanceOf(UserError);
+    expect((err as Error).message).toMatch(new RegExp(`^${dir} is being trained by another process \\(PID ${process.pid} on host .+, started \\d{4}-.*\\)`));
+    const steps = (await metricsOf(dir)).filter((m) => m.kind === 'train').map((m) => m.step);
+    expect(steps).toEqual([1, 2, 3, 4]);
+    expect((await readdir(dir)).filter((f) => f.startsWith('train.lock'))).toEqual([]);
+  });
+});
+
 describe('resumedAt', () => {
   it('names the 1-based epoch and the step within it', () => {
     expect(resumedAt(15, 6, 3)).toBe('resumed in epoch 3/3 after its step 3 of 6, step 15 overall');
