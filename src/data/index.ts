@@ -2,10 +2,12 @@
  * Entry points of the data layer: build the train/test splits a config asks for, and the per-epoch
  * batch order.
  */
+import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { DataConfig } from '../config/schema.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { UserError } from '../util/errors.js';
+import { isDirectory } from '../util/fs.js';
 import { Rng } from '../util/rng.js';
 import { BadItems } from './bad_items.js';
 import { readCifar10 } from './cifar10.js';
@@ -44,9 +46,17 @@ export interface LoadDataOptions {
   keepOnDiskAbove?: number;
 }
 
+/** A configured folder that must exist: a missing one is named by its config key as well as its path. */
+function existingFolder(key: string, path: string, what: string): string {
+  if (!isDirectory(path)) {
+    throw new UserError(`${key}: ${path}: ${existsSync(path) ? 'not a directory' : 'no such directory'} (expected ${what})`);
+  }
+  return path;
+}
+
 function requireRoot(cfg: DataConfig, what: string): string {
   if (cfg.root === undefined) throw new UserError(`data.root: required for data.kind '${cfg.kind}' (${what})`);
-  return cfg.root;
+  return existingFolder('data.root', cfg.root, what);
 }
 
 /**
@@ -113,9 +123,11 @@ export async function loadDataSplits(cfg: DataConfig, seed: number, options: Loa
     });
   }
   const root = requireRoot(cfg, 'the patch folder');
+  // Both folders are checked before anything is decoded.
+  const labelledRoot = cfg.labelled.root === undefined ? undefined : existingFolder('data.labelled.root', cfg.labelled.root, 'the labelled folder for the probes, <root>/<group>/<class>/* or <root>/<class>/*');
   const p = await loadPatches(root, cfg.patches, ctx, cfg.limit);
   logIsolated(p.neighbours, log);
-  const labelled = cfg.labelled.root === undefined ? undefined : await loadLabelledFolder(cfg.labelled.root, cfg.labelled, seed, ctx, { test: testLimit });
+  const labelled = labelledRoot === undefined ? undefined : await loadLabelledFolder(labelledRoot, cfg.labelled, seed, ctx, { test: testLimit });
   const test = labelled?.test ?? emptyDataset(cfg.image_size, cfg.image_size);
   return finish({
     train: p.train,

@@ -30,6 +30,21 @@ describe('loadDataSplits', () => {
     expect((err as Error).message).toBe("data.root: required for data.kind 'cifar10' (the cifar-10-batches-bin folder)");
   });
 
+  it('a configured folder that does not exist is named by its key as well as its path', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'simtrip-index-'));
+    try {
+      const missing = join(dir, 'labelled');
+      const patches = DataSchema.parse({ kind: 'patches', root: dir, labelled: { root: missing } });
+      await expect(loadDataSplits(patches, 0)).rejects.toThrow(new UserError(`data.labelled.root: ${missing}: no such directory (expected the labelled folder for the probes, <root>/<group>/<class>/* or <root>/<class>/*)`));
+      const folder = DataSchema.parse({ kind: 'folder', root: join(dir, 'nope') });
+      await expect(loadDataSplits(folder, 0)).rejects.toThrow(/^data\.root: .*nope: no such directory \(expected the labelled folder/);
+      writeFileSync(join(dir, 'file'), '');
+      await expect(loadDataSplits(DataSchema.parse({ kind: 'ham10000', root: join(dir, 'file') }), 0)).rejects.toThrow(/^data\.root: .*file: not a directory/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('requires data.root for the file-based medical kinds', async () => {
     for (const [kind, what] of [
       ['ham10000', /data\.root: required for data\.kind 'ham10000' \(the folder with HAM10000_metadata\.csv and the images\)/],
