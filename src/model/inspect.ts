@@ -16,6 +16,7 @@ import { RESNET_SPECS } from './resnet.js';
 import { describeStateDict, resolveWeightsPath } from './weights.js';
 import type { ReleasedLayout } from './released_layouts.js';
 import { isTorchCheckpointPath, openTorchStateDict, withBackboneNames, type StateDictFile } from './state_dicts.js';
+import { unsupportedWeightsFormat } from './weights_format.js';
 
 export type WeightsFormat = 'safetensors' | 'BiT npz' | 'npz' | 'simtrip checkpoint' | 'PyTorch zip' | 'PyTorch legacy';
 
@@ -64,10 +65,7 @@ export async function inspectWeights(path: string): Promise<WeightsSummary> {
   if (ext === '.npz') return inspectNpz(resolved);
   if (ext === '.safetensors') return inspectSafetensors(resolved);
   if (isTorchCheckpointPath(resolved)) return inspectTorch(resolved);
-  throw new InputFileError(
-    resolved,
-    `unsupported weights format '${ext || '(no extension)'}' (expected .safetensors, .npz, or a torch.save file: .pth, .pth.tar, .pt, .ckpt, .bin)`,
-  );
+  throw unsupportedWeightsFormat(resolved);
 }
 
 function countDtypes(dtypes: Iterable<string>): Record<string, number> {

@@ -18,6 +18,7 @@ import { tf } from '../engine/tf.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { encodeSafetensors, readSafetensors, type SafetensorsFile, type TensorToWrite } from '../io/safetensors.js';
 import type { TensorFile } from '../io/tensor_file.js';
+import { notACheckpoint } from '../model/weights_format.js';
 import { fromTorchPerm, permuteShape, toTorchPerm, type Param, type ParamStore } from '../model/params.js';
 import type { Sgd } from '../optim/sgd.js';
 import { LossScalerStateSchema } from '../optim/loss_scale.js';
@@ -268,6 +269,8 @@ export function checkpointStateOf(file: SafetensorsFile): CheckpointState | null
 
 export async function readCheckpoint(path: string): Promise<LoadedCheckpoint> {
   const resolved = resolveCheckpointPath(path);
+  const wrongKind = notACheckpoint(resolved);
+  if (wrongKind) throw wrongKind;
   const file = await readSafetensors(resolved);
   const state = checkpointStateOf(file);
   if (!state) {

@@ -321,6 +321,19 @@ describe('weights inspect', () => {
     expect(JSON.parse(json.stdout)).toMatchObject({ format: 'BiT npz', tensors: arrays.length });
   });
 
+  it('an image given as a checkpoint: eval and embed say what weights inspect says of it', async () => {
+    const png = join(dir, 'some.png');
+    await sharp({ create: { width: 4, height: 4, channels: 3, background: '#808080' } }).png().toFile(png);
+    const inspect = await run('weights', 'inspect', png);
+    expect(inspect.code).toBe(2);
+    expect(inspect.stderr).toBe(`simtrip: ${png}: unsupported weights format '.png' (expected .safetensors, .npz, or a torch.save file: .pth, .pth.tar, .pt, .ckpt, .bin)\n`);
+    const evaluated = await run('eval', '--knn', '--config', config, '--checkpoint', png);
+    expect(evaluated.code).toBe(2);
+    expect(evaluated.stderr.split('\n').filter((l) => l.startsWith('simtrip:'))).toEqual([inspect.stderr.trim()]);
+    const embedded = await run('embed', '--config', config, '--checkpoint', png, '--images', dir, '--out', join(dir, 'x.npy'));
+    expect(embedded.stderr.split('\n').filter((l) => l.startsWith('simtrip:'))).toEqual([inspect.stderr.trim()]);
+  });
+
   it('a missing file: exit 2, one line', async () => {
     const r = await run('weights', 'inspect', join(dir, 'nope.npz'));
     expect(r.code).toBe(2);
