@@ -21,7 +21,7 @@ import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { mkdir, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { readImageResized, type RGBImage } from '../io/image.js';
+import { readImageResized, type ImageSource, type RGBImage } from '../io/image.js';
 import { InputFileError, UserError } from '../util/errors.js';
 
 export type Fit = 'cover' | 'fill';
@@ -51,6 +51,8 @@ export interface DecodeFailure {
 
 /** What a load did, whichever way it keeps the images. */
 export interface DecodeStats {
+  /** What the kept images were before decoding (from the file or its cache entry); undefined where unknown. */
+  sources: (ImageSource | undefined)[];
   /** Indices (into the input paths) of the images that loaded, in input order. */
   kept: Int32Array;
   failures: DecodeFailure[];
@@ -70,9 +72,14 @@ export interface CachedOutcome extends DecodeStats {
   entries: string[];
 }
 
-const MAGIC = 0x31435453; // 'STC1' little-endian
-const HEADER = 16;
-const CACHE_VERSION = 'images-v1';
+// v2 adds the source image's size, channels and depth, so a load from the cache can say, as a first
+// load does, how many images were resized from other sizes or converted to RGB.
+const MAGIC = 0x32435453; // 'STC2' little-endian
+const HEADER = 32;
+const CACHE_VERSION = 'images-v2';
+const FLAG_KNOWN = 1;
+const FLAG_ALPHA = 2;
+const FLAG_DEEP = 4;
 
 export const defaultDecoder: Decoder = (path, size, fit) => readImageResized(path, size, { fit });
 
@@ -89,12 +96,27 @@ function encodeEntry(img: RGBImage): Uint8Array {
   view.setUint32(4, img.height, true);
   view.setUint32(8, img.width, true);
   view.setUint32(12, 3, true);
+  const src = img.source;
+  if (src) {
+    view.setUint32(16, src.width, true);
+    view.setUint32(20, src.height, true);
+    view.setUint32(24, src.channels, true);
+    view.setUint32(28, FLAG_KNOWN | (src.alpha ? FLAG_ALPHA : 0) | (src.deep ? FLAG_DEEP : 0), true);
+  }
   out.set(img.data, HEADER);
   return out;
 }
 
-/** The entry's pixels, or undefined when absent or not a whole entry of the expected size. */
-async function readEntry(path: string, size: number): Promise<Uint8Array | undefined> {
+/** The source facts an entry's header records, if it recorded them. */
+function entrySource(header: Uint8Array): ImageSource | undefined {
+  const view = new DataView(header.buffer, header.byteOffset, HEADER);
+  const flags = view.getUint32(28, true);
+  if (!(flags & FLAG_KNOWN)) return undefined;
+  return { width: view.getUint32(16, true), height: view.getUint32(20, true), channels: view.getUint32(24, true), alpha: (flags & FLAG_ALPHA) !== 0, deep: (flags & FLAG_DEEP) !== 0 };
+}
+
+/** A valid entry's pixels and source facts, or undefined when absent or not a whole entry of the expected size. */
+async function readEntry(path: string, size: number): Promise<{ pixels: Uint8Array; source?: ImageSource } | undefined> {
   let bytes: Buffer;
   try {
     bytes = await readFile(path);
@@ -102,7 +124,7 @@ async function readEntry(path: string, size: number): Promise<Uint8Array | undef
     return undefined;
   }
   if (bytes.length < HEADER || !validHeader(bytes.subarray(0, HEADER), bytes.length, size)) return undefined;
-  return bytes.subarray(HEADER);
+  return { pixels: bytes.subarray(HEADER), source: entrySource(bytes.subarray(0, HEADER)) };
 }
 
 /** Whether the header and length of an entry are those of a size x size image. */
@@ -112,20 +134,21 @@ function validHeader(header: Uint8Array, fileBytes: number, size: number): boole
   return view.getUint32(0, true) === MAGIC && view.getUint32(4, true) === size && view.getUint32(8, true) === size && view.getUint32(12, true) === 3;
 }
 
-/** Whether the entry exists and is a whole entry of the expected size, reading only its header. */
-async function entryHolds(path: string, size: number): Promise<boolean> {
+/** Whether the entry exists and is a whole entry of the expected size, reading only its header: its source facts if so. */
+async function entryHolds(path: string, size: number): Promise<{ source?: ImageSource } | undefined> {
   let handle;
   try {
     handle = await open(path, 'r');
   } catch {
-    return false;
+    return undefined;
   }
   try {
     const header = new Uint8Array(HEADER);
     const { bytesRead } = await handle.read(header, 0, HEADER, 0);
-    return bytesRead === HEADER && validHeader(header, Number((await handle.stat()).size), size);
+    if (bytesRead !== HEADER || !validHeader(header, Number((await handle.stat()).size), size)) return undefined;
+    return { source: entrySource(header) };
   } catch {
-    return false;
+    return undefined;
   } finally {
     await handle.close();
   }
@@ -202,8 +225,8 @@ export async function forEachConcurrent(n: number, limit: number, task: (i: numb
 
 /** Where a loaded image goes: decodeImages keeps its pixels, cacheImages its entry. */
 interface Sink {
-  /** Serves image i from its cache entry when that holds a valid one. */
-  hit(i: number, entry: string): Promise<boolean>;
+  /** Serves image i from its cache entry when that holds a valid one (with the source facts it recorded). */
+  hit(i: number, entry: string): Promise<{ source?: ImageSource } | undefined>;
   /** Takes a freshly decoded image; `entry` is where the cache keeps it (absent without a cache). */
   decoded(i: number, img: RGBImage, entry: string | undefined): Promise<void>;
 }
@@ -219,6 +242,7 @@ async function loadAll(paths: readonly string[], opts: DecodeOptions, sink: Sink
   const stride = size * size * 3;
   const t0 = performance.now();
   const ok = new Uint8Array(paths.length);
+  const sources: (ImageSource | undefined)[] = new Array<ImageSource | undefined>(paths.length);
   const failures: DecodeFailure[] = [];
   let decoded = 0;
   let cached = 0;
@@ -237,8 +261,10 @@ async function loadAll(paths: readonly string[], opts: DecodeOptions, sink: Sink
     let entry: string | undefined;
     if (cacheDir !== undefined) {
       entry = cacheEntryPath(cacheDir, path, size, fit, info.mtimeNs, info.size);
-      if (await sink.hit(i, entry)) {
+      const hit = await sink.hit(i, entry);
+      if (hit) {
         ok[i] = 1;
+        sources[i] = hit.source;
         cached++;
         return;
       }
@@ -257,6 +283,7 @@ async function loadAll(paths: readonly string[], opts: DecodeOptions, sink: Sink
     }
     await sink.decoded(i, img, entry);
     ok[i] = 1;
+    sources[i] = img.source;
     decoded++;
   };
 
@@ -265,7 +292,7 @@ async function loadAll(paths: readonly string[], opts: DecodeOptions, sink: Sink
   failures.sort((a, b) => a.index - b.index);
   const kept: number[] = [];
   for (let i = 0; i < paths.length; i++) if (ok[i]) kept.push(i);
-  return { kept: Int32Array.from(kept), failures, decoded, cached, seconds: (performance.now() - t0) / 1000 };
+  return { kept: Int32Array.from(kept), sources: kept.map((i) => sources[i]), failures, decoded, cached, seconds: (performance.now() - t0) / 1000 };
 }
 
 /**
@@ -281,8 +308,8 @@ export async function decodeImages(paths: readonly string[], opts: DecodeOptions
   const stats = await loadAll(paths, opts, {
     hit: async (i, entry) => {
       const hit = await readEntry(entry, opts.size);
-      if (hit) pixels.set(hit, i * stride);
-      return hit !== undefined;
+      if (hit) pixels.set(hit.pixels, i * stride);
+      return hit;
     },
     decoded: async (i, img, entry) => {
       pixels.set(img.data, i * stride);
@@ -332,7 +359,36 @@ export async function cacheImages(paths: readonly string[], opts: DecodeOptions 
   return { ...stats, entries: Array.from(stats.kept, (i) => entries[i]!) };
 }
 
-/** "1203 images (1200 from cache, 3 decoded) in 1.4 s". */
-export function describeDecode(o: DecodeStats): string {
-  return `${o.kept.length} images (${o.cached} from cache, ${o.decoded} decoded) in ${o.seconds.toFixed(1)} s`;
+/** "1203 images (1200 from cache, 3 decoded) in 1.4 s", and what was unusual about them (describeSources). */
+export function describeDecode(o: DecodeStats, size: number): string {
+  const unusual = describeSources(o.sources, size);
+  return `${o.kept.length} images (${o.cached} from cache, ${o.decoded} decoded) in ${o.seconds.toFixed(1)} s${unusual ? `; ${unusual}` : ''}`;
+}
+
+/**
+ * What a load should say once about its files: how many differ in size from the usual one (the most
+ * common) and how many were not 8-bit RGB (grey, with alpha, 16-bit), all of which became size x size
+ * 8-bit RGB. Undefined when every file was alike and RGB.
+ */
+export function describeSources(sources: readonly (ImageSource | undefined)[], size: number): string | undefined {
+  const known = sources.filter((s): s is ImageSource => s !== undefined);
+  if (known.length === 0) return undefined;
+  const sizes = new Map<string, number>();
+  for (const s of known) sizes.set(`${s.width}x${s.height}`, (sizes.get(`${s.width}x${s.height}`) ?? 0) + 1);
+  const bySize = [...sizes].sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
+  const usual = bySize[0]![0];
+  const others = bySize.slice(1);
+  const parts: string[] = [];
+  if (others.length > 0) {
+    const n = others.reduce((a, [, c]) => a + c, 0);
+    const listed = others.slice(0, 3).map(([wh, c]) => `${wh} x${c}`).join(', ') + (others.length > 3 ? ', ...' : '');
+    parts.push(`${n} of ${known.length} differ from the usual ${usual} (${listed}) and were resized to ${size}x${size} like the rest (non-square ones centre-cropped)`);
+  }
+  const count = (pred: (s: ImageSource) => boolean) => known.filter(pred).length;
+  const grey = count((s) => s.channels <= 2);
+  const alpha = count((s) => s.alpha);
+  const deep = count((s) => s.deep);
+  const converted = [grey && `${grey} grayscale`, alpha && `${alpha} with an alpha channel (dropped)`, deep && `${deep} with 16-bit samples`].filter(Boolean);
+  if (converted.length > 0) parts.push(`converted to 8-bit RGB: ${converted.join(', ')}`);
+  return parts.length ? parts.join('; ') : undefined;
 }

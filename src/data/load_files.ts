@@ -88,7 +88,7 @@ export async function loadEntries(
   for (const f of outcome.failures) ctx.bad.add(f.kind, f.path, f.detail);
   if (entries.length > 0) {
     const where = keep === 'disk' ? `; kept on disk in ${ctx.cacheDir} (data.keep_images ${mode}, ${gib(bytes)} of pixels)` : '';
-    ctx.log(`${what}: ${describeDecode(outcome)}${where}`);
+    ctx.log(`${what}: ${describeDecode(outcome, ctx.size)}${where}`);
   }
   const kept = outcome.kept;
   const pick = <T>(get: (e: FileEntry) => T): T[] => Array.from(kept, (i) => get(entries[i]!));

@@ -10,11 +10,24 @@ import type { Sharp } from 'sharp';
 import { loadSharp } from '../util/sharp.js';
 import { InputFileError } from '../util/errors.js';
 
+/** What a file held before decoding made it RGB of the wanted size. */
+export interface ImageSource {
+  readonly width: number;
+  readonly height: number;
+  /** 1 grey, 2 grey + alpha, 3 RGB, 4 RGBA (or CMYK). */
+  readonly channels: number;
+  readonly alpha: boolean;
+  /** More than 8 bits per sample (16-bit PNG/TIFF), reduced to 8. */
+  readonly deep: boolean;
+}
+
 export interface RGBImage {
   /** height * width * 3 bytes, row-major, channels R, G, B. */
   readonly data: Uint8Array;
   readonly height: number;
   readonly width: number;
+  /** The file's own size and channels, when the decoder read them. */
+  readonly source?: ImageSource;
 }
 
 export interface ResizeOptions {
@@ -32,13 +45,19 @@ export const IMAGE_EXTENSIONS: readonly string[] = ['.png', '.jpg', '.jpeg', '.t
 /** Alpha dropped, grey and palette images expanded, 16-bit samples reduced: always 3 x uint8. */
 async function decodeRGB(path: string, pipeline: Sharp): Promise<RGBImage> {
   try {
+    // The header of the file itself (the pipeline's resize and conversions do not change it).
+    const meta = await pipeline.metadata();
+    const source: ImageSource | undefined =
+      meta.width && meta.height && meta.channels
+        ? { width: meta.width, height: meta.height, channels: meta.channels, alpha: meta.hasAlpha === true, deep: meta.depth !== undefined && !['uchar', 'char'].includes(meta.depth) }
+        : undefined;
     const { data, info } = await pipeline
       .removeAlpha()
       .toColourspace('srgb')
       .raw({ depth: 'uchar' })
       .toBuffer({ resolveWithObject: true });
     if (info.channels !== 3) throw new Error(`decoded to ${info.channels} channels, expected 3`);
-    return { data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength), height: info.height, width: info.width };
+    return { data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength), height: info.height, width: info.width, ...(source ? { source } : {}) };
   } catch (err) {
     throw new InputFileError(path, `cannot read image: ${(err as Error).message}`);
   }

@@ -145,9 +145,9 @@ describe('data.keep_images: disk errors', () => {
     rmSync(ds.entries[0]!);
     expectError(0, /entry is gone/);
     truncateSync(ds.entries[1]!, 100);
-    expectError(1, /not a whole 8x8 entry \(100 bytes, expected 208\)/);
+    expectError(1, /not a whole 8x8 entry \(100 bytes, expected 224\)/);
     // Right length, wrong header (another size's entry, or garbage).
-    writeFileSync(ds.entries[2]!, Buffer.alloc(16 + S * S * 3, 7));
+    writeFileSync(ds.entries[2]!, Buffer.alloc(32 + S * S * 3, 7));
     expectError(2, /not a whole 8x8 entry/);
     // The other items still read.
     expect(ds.image(3)).toHaveLength(S * S * 3);

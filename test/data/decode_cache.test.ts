@@ -1,7 +1,8 @@
 import { readdirSync, readFileSync, statSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { cacheEntryPath, cacheImages, decodeImages, defaultDecoder, readCachedImage, type Decoder } from '../../src/data/decode_cache.js';
+import sharp from 'sharp';
+import { cacheEntryPath, cacheImages, decodeImages, defaultDecoder, describeDecode, describeSources, readCachedImage, type Decoder } from '../../src/data/decode_cache.js';
 import { readImageResized } from '../../src/io/image.js';
 import { Rng } from '../../src/util/rng.js';
 import { noisyImage, scratchDir, writeImage } from './fixtures.js';
@@ -82,9 +83,9 @@ describe('decodeImages', () => {
     const b = await decodeImages(paths, { size: 8, cacheDir, decoder: counting.decoder });
     expect(counting.calls).toEqual([paths[1]]);
     expect(Buffer.from(b.pixels).equals(Buffer.from(a.pixels))).toBe(true);
-    expect(readFileSync(entry).length).toBe(16 + 8 * 8 * 3);
+    expect(readFileSync(entry).length).toBe(32 + 8 * 8 * 3);
     // One entry per (file, size) and no temporary files left behind.
-    const files = readdirSync(join(cacheDir, 'images-v1'), { recursive: true, withFileTypes: true }).filter((e) => e.isFile());
+    const files = readdirSync(join(cacheDir, 'images-v2'), { recursive: true, withFileTypes: true }).filter((e) => e.isFile());
     expect(files.map((e) => e.name.endsWith('.rgb'))).toEqual([true, true, true]);
   });
 
@@ -103,6 +104,47 @@ describe('decodeImages', () => {
     expect([...out.kept]).toEqual([1, 3]);
     const ref = await decodeImages([paths[0]!, paths[2]!], { size: 8 });
     expect(Buffer.from(out.pixels).equals(Buffer.from(ref.pixels))).toBe(true);
+  });
+});
+
+describe('what a load says about unusual files', () => {
+  /** Six 16x16 RGB PNGs, then a 20x12 one, a grayscale one and an RGBA one: patches as they come. */
+  async function mixed(dir: string): Promise<string[]> {
+    const rng = new Rng(2);
+    const paths: string[] = [];
+    for (let i = 0; i < 6; i++) {
+      paths.push(join(dir, `p${i}.png`));
+      await writeImage(paths.at(-1)!, noisyImage(16, 16, [100, 50, 20 * i], rng), 16, 16);
+    }
+    const odd = join(dir, 'odd.png');
+    await writeImage(odd, noisyImage(20, 12, [10, 200, 10], rng), 20, 12);
+    const grey = join(dir, 'grey.png');
+    await sharp(Buffer.alloc(16 * 16, 90), { raw: { width: 16, height: 16, channels: 1 } }).toColourspace('b-w').png().toFile(grey);
+    const rgba = join(dir, 'rgba.png');
+    await sharp(Buffer.alloc(16 * 16 * 4, 200), { raw: { width: 16, height: 16, channels: 4 } }).png().toFile(rgba);
+    return [...paths, odd, grey, rgba];
+  }
+
+  it('counts, once per load, the files of another size and those converted to RGB, from the files and again from the cache', async () => {
+    const dir = scratchDir();
+    const paths = await mixed(dir);
+    const cacheDir = join(dir, 'cache');
+    const expected =
+      '9 images (0 from cache, 9 decoded) in X s; 1 of 9 differ from the usual 16x16 (20x12 x1) and were resized to 8x8 like the rest ' +
+      '(non-square ones centre-cropped); converted to 8-bit RGB: 1 grayscale, 1 with an alpha channel (dropped)';
+    const first = await decodeImages(paths, { size: 8, cacheDir });
+    expect(describeDecode(first, 8).replace(/in [\d.]+ s/, 'in X s')).toBe(expected);
+    const again = await decodeImages(paths, { size: 8, cacheDir });
+    expect(again.cached).toBe(9);
+    expect(describeDecode(again, 8).replace(/in [\d.]+ s/, 'in X s')).toBe(expected.replace('(0 from cache, 9 decoded)', '(9 from cache, 0 decoded)'));
+    const onDisk = await cacheImages(paths, { size: 8, cacheDir });
+    expect(describeSources(onDisk.sources, 8)).toBe(describeSources(first.sources, 8));
+  });
+
+  it('says nothing when every file is the usual size and RGB', async () => {
+    const dir = scratchDir();
+    const paths = (await mixed(dir)).slice(0, 6);
+    expect(describeDecode(await decodeImages(paths, { size: 8 }), 8)).toMatch(/^6 images \(0 from cache, 6 decoded\) in [\d.]+ s$/);
   });
 });
 
