@@ -14,6 +14,7 @@ import { listImages, listSubdirectories } from '../io/image.js';
 import { InputFileError, UserError } from '../util/errors.js';
 import { Rng } from '../util/rng.js';
 import type { StoredImageDataset } from './dataset.js';
+import { warnEmptiedClasses } from './limits.js';
 import { loadEntries, type FileEntry, type FileLoadContext } from './load_files.js';
 import { groupedStratifiedSplit } from './split.js';
 
@@ -136,6 +137,7 @@ export async function loadLabelledFolder(
   seed: number,
   ctx: FileLoadContext,
   limits: { train?: number; test?: number } = {},
+  limitKeys: { train: string; test: string } = { train: 'data.limit', test: 'data.test_limit' },
 ): Promise<LabelledSplits> {
   const scan = await scanLabelledFolder(root, cfg.layout);
   const labels = Int32Array.from(scan.entries, (e) => e.label);
@@ -143,9 +145,12 @@ export async function loadLabelledFolder(
   const split = holdoutSplit(labels, groups, scan.groupNames, cfg, seed);
   const pick = (indices: Int32Array, limit: number | undefined) =>
     Array.from(indices.subarray(0, limit ?? indices.length), (i) => scan.entries[i]!);
-  const load = async (indices: Int32Array, limit: number | undefined, what: string) =>
-    (await loadEntries(pick(indices, limit), scan.classNames, scan.groupNames, ctx, what)).dataset;
-  const probeTrain = await load(split.train, limits.train, `labelled ${root} probe-train`);
-  const test = await load(split.test, limits.test, `labelled ${root} test`);
+  const load = async (indices: Int32Array, limit: number | undefined, key: string, what: string) => {
+    const entries = pick(indices, limit);
+    warnEmptiedClasses(key, limit, what, Array.from(indices, (i) => labels[i]!), entries.map((e) => e.label), scan.classNames, ctx.log);
+    return (await loadEntries(entries, scan.classNames, scan.groupNames, ctx, what)).dataset;
+  };
+  const probeTrain = await load(split.train, limits.train, limitKeys.train, `labelled ${root} probe-train`);
+  const test = await load(split.test, limits.test, limitKeys.test, `labelled ${root} test`);
   return { probeTrain, test, layout: scan.layout, holdout: split.holdout };
 }

@@ -21,6 +21,7 @@ import { listImagesRecursive } from '../io/image.js';
 import { InputFileError } from '../util/errors.js';
 import { CsvSyntaxError, parseCsv } from './csv.js';
 import type { StoredImageDataset } from './dataset.js';
+import { warnEmptiedClasses } from './limits.js';
 import { loadEntries, type FileEntry, type FileLoadContext } from './load_files.js';
 import { groupedStratifiedSplit } from './split.js';
 
@@ -225,6 +226,8 @@ export interface HamOptions {
   onBadImage: DataConfig['on_bad_image'];
   /** Caps per side (data.limit for train, data.test_limit for val and test). */
   limits?: { train?: number; test?: number };
+  /** The config keys the caps came from, for the line about classes a cap empties. */
+  limitKeys?: { train: string; test: string };
 }
 
 /**
@@ -250,7 +253,14 @@ export async function loadHam10000(root: string, cfg: Pick<DataConfig, 'split' |
     return out;
   };
   const limits = opts.limits ?? {};
+  const keys = opts.limitKeys ?? { train: 'data.limit', test: 'data.test_limit' };
+  const limitKeys = { train: keys.train, val: keys.test, test: keys.test };
   const entries = { train: entriesOf('train', limits.train), val: entriesOf('val', limits.test), test: entriesOf('test', limits.test) };
+  for (const side of ['train', 'val', 'test'] as const) {
+    const all = rows.filter((r) => split.images[r.imageId] === side).map((r) => r.label);
+    const limit = side === 'train' ? limits.train : limits.test;
+    warnEmptiedClasses(limitKeys[side], limit, `ham10000 ${side}`, all, entries[side].map((e) => e.label), HAM10000_CLASS_NAMES, ctx.log);
+  }
   // Fail before decoding thousands of images when the listing alone already breaks the policy.
   if (opts.onBadImage === 'error') ctx.bad.enforce('error', `ham10000 ${root}`, ctx.log);
   const load = async (side: Side) => (await loadEntries(entries[side], HAM10000_CLASS_NAMES, undefined, ctx, `ham10000 ${side}`)).dataset;

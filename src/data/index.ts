@@ -67,6 +67,7 @@ function requireRoot(cfg: DataConfig, what: string): string {
  */
 export async function loadDataSplits(cfg: DataConfig, seed: number, options: LoadDataOptions = {}): Promise<DataSplits> {
   const testLimit = cfg.test_limit ?? cfg.limit;
+  const limitKeys = { train: 'data.limit', test: cfg.test_limit === undefined ? 'data.limit' : 'data.test_limit' };
   const limited = cfg.limit !== undefined || cfg.test_limit !== undefined;
   const log = options.log ?? (() => {});
   if (cfg.kind === 'synthetic') {
@@ -100,7 +101,7 @@ export async function loadDataSplits(cfg: DataConfig, seed: number, options: Loa
   };
   if (cfg.kind === 'ham10000') {
     const root = requireRoot(cfg, `the folder with ${HAM10000_METADATA} and the images`);
-    const ham = await loadHam10000(root, cfg, { seed, onBadImage: cfg.on_bad_image, limits: { train: cfg.limit, test: testLimit } }, ctx);
+    const ham = await loadHam10000(root, cfg, { seed, onBadImage: cfg.on_bad_image, limits: { train: cfg.limit, test: testLimit }, limitKeys }, ctx);
     const splits = finish({
       train: ham.train,
       // A split without validation fraction has no val side (model selection then falls back to train).
@@ -113,7 +114,7 @@ export async function loadDataSplits(cfg: DataConfig, seed: number, options: Loa
   }
   if (cfg.kind === 'folder') {
     const root = requireRoot(cfg, 'the labelled folder <root>/<group>/<class>/* or <root>/<class>/*');
-    const l = await loadLabelledFolder(root, cfg.labelled, seed, ctx, { train: cfg.limit, test: testLimit });
+    const l = await loadLabelledFolder(root, cfg.labelled, seed, ctx, { train: cfg.limit, test: testLimit }, limitKeys);
     const held = l.holdout === undefined ? '' : `, held-out group ${l.holdout}`;
     return finish({
       train: l.probeTrain,
@@ -127,7 +128,7 @@ export async function loadDataSplits(cfg: DataConfig, seed: number, options: Loa
   const labelledRoot = cfg.labelled.root === undefined ? undefined : existingFolder('data.labelled.root', cfg.labelled.root, 'the labelled folder for the probes, <root>/<group>/<class>/* or <root>/<class>/*');
   const p = await loadPatches(root, cfg.patches, ctx, cfg.limit);
   logIsolated(p.neighbours, log);
-  const labelled = labelledRoot === undefined ? undefined : await loadLabelledFolder(labelledRoot, cfg.labelled, seed, ctx, { test: testLimit });
+  const labelled = labelledRoot === undefined ? undefined : await loadLabelledFolder(labelledRoot, cfg.labelled, seed, ctx, { test: testLimit }, limitKeys);
   const test = labelled?.test ?? emptyDataset(cfg.image_size, cfg.image_size);
   return finish({
     train: p.train,

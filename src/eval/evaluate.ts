@@ -147,6 +147,10 @@ export async function evaluate(opts: EvalOptions): Promise<EvalReport> {
   const classNames = pool.classNames;
   checkLabelled(poolName, pool, classNames);
   checkLabelled('the test split', data.test, classNames);
+  const absent = classNames.filter((_, c) => !pool.labels.includes(c));
+  if (absent.length > 0) {
+    opts.log(`note: ${poolName} has no labelled item of ${absent.join(', ')}; no probe can predict ${absent.length === 1 ? 'that class' : 'those classes'}`);
+  }
   const protocol = resolveProtocol(cfg.eval.protocol, { y: pool.labels, groups: pool.groups }, poolName);
   const val = protocol === 'split' ? data.val : undefined;
   if (val && opts.linear) checkLabelled('the validation split', val, classNames);

@@ -10,6 +10,7 @@ import type { LinearProbe } from './linear_probe.js';
 import { argmaxRows, probeProtocol, softmaxRows, takeRows } from './linear_probe.js';
 import { classificationMetrics, HEADLINE_METRICS, meanStd, type MeanStd, type MetricSummary } from './metrics.js';
 import {
+  classCounts,
   fitProbe,
   fractionRows,
   groupName,
@@ -65,7 +66,8 @@ export function logoProbe(data: ProbeData, fraction: number, opts: ProtocolOptio
   for (const g of labelledGroups(train)) {
     const inGroup = (i: number) => train.groups![i] === g;
     const heldOutRows = labelled.filter(inGroup);
-    const trainRows = fractionRows(train.y, labelled.filter((i) => !inGroup(i)), fraction, opts.seed);
+    const foldPool = labelled.filter((i) => !inGroup(i));
+    const trainRows = fractionRows(train.y, foldPool, fraction, opts.seed);
     const probe = fitProbe(train, trainRows, data, cfg, opts, `linear ${fraction} fold ${groupName(train, g)}`);
     trainRows.forEach((i) => (used[i] = 1));
     const heldOutPred = probe.predict(takeRows(train.x, data.dim, heldOutRows));
@@ -73,6 +75,7 @@ export function logoProbe(data: ProbeData, fraction: number, opts: ProtocolOptio
       group: groupName(train, g),
       train_samples: trainRows.length,
       test_samples: heldOutRows.length,
+      class_counts: classCounts(train.y, foldPool, trainRows, data.classNames),
       metrics: classificationMetrics(takeLabels(train.y, heldOutRows), heldOutPred, data.classNames),
     });
     probes.push(probe);
@@ -84,6 +87,7 @@ export function logoProbe(data: ProbeData, fraction: number, opts: ProtocolOptio
     protocol: 'logo',
     label_fraction: fraction,
     settings: probeProtocol(cfg, used.reduce((a, b) => a + b, 0), test.y.length),
+    class_counts: classCounts(train.y, labelled, labelled.filter((i) => used[i] === 1), data.classNames),
     metrics: classificationMetrics(test.y, pred, data.classNames),
     folds,
     fold_summary: foldSummary(folds),

@@ -47,11 +47,21 @@ export interface ValSelection {
   val: MetricSummary;
 }
 
+/**
+ * Labelled items per class (by class name): `available` to fit on, and `fitted`, the stratified
+ * label-fraction subset the probe was fitted on (at least one of every available class).
+ */
+export interface ClassCounts {
+  available: Record<string, number>;
+  fitted: Record<string, number>;
+}
+
 export interface FoldResult {
   /** The group left out of this fold's training and scored on. */
   group: string;
   train_samples: number;
   test_samples: number;
+  class_counts?: ClassCounts;
   metrics: ClassificationMetrics;
 }
 
@@ -64,6 +74,8 @@ export interface LinearResult {
    * test_samples: items the reported metrics are on.
    */
   settings: ProbeProtocol;
+  /** Per class: what the probe could fit on and what it did (logo: over all folds, distinct items). */
+  class_counts?: ClassCounts;
   /** On the test data: the chosen probe (split) or the fold classifiers' ensemble (logo). */
   metrics: ClassificationMetrics;
   selection?: ValSelection;
@@ -78,6 +90,8 @@ export interface KnnResult {
   classifier: 'knn';
   protocol: 'split';
   settings: { k: number; t: number; train_samples: number; test_samples: number };
+  /** Per class: the labelled training items, all of them in the memory bank. */
+  class_counts?: ClassCounts;
   metrics: ClassificationMetrics;
 }
 
@@ -185,6 +199,17 @@ export function fitProbe(
   }
 }
 
+/** Items per class name among `rows` of labels `y`. */
+export function countByClass(y: Int32Array, rows: ArrayLike<number>, classNames: readonly string[]): Record<string, number> {
+  const n = new Array<number>(classNames.length).fill(0);
+  for (let i = 0; i < rows.length; i++) n[y[rows[i]!]!]!++;
+  return Object.fromEntries(classNames.map((name, c) => [name, n[c]!]));
+}
+
+export function classCounts(y: Int32Array, available: ArrayLike<number>, fitted: ArrayLike<number>, classNames: readonly string[]): ClassCounts {
+  return { available: countByClass(y, available, classNames), fitted: countByClass(y, fitted, classNames) };
+}
+
 /** Rows of the stratified label-fraction subset of `rows` (indices into the same set). */
 export function fractionRows(y: Int32Array, rows: Int32Array, fraction: number, seed: number): Int32Array {
   return stratifiedSubset(takeLabels(y, rows), fraction, seed).map((j) => rows[j]!);
@@ -199,14 +224,16 @@ export function fractionRows(y: Int32Array, rows: Int32Array, fraction: number, 
 export function splitProbe(data: ProbeData, fraction: number, opts: ProtocolOptions): LinearResult {
   const train = labelledPart(data.train, data.dim);
   const test = labelledPart(data.test, data.dim);
-  const rows = fractionRows(train.y, labelledRows(train.y), fraction, opts.seed);
+  const available = labelledRows(train.y);
+  const rows = fractionRows(train.y, available, fraction, opts.seed);
+  const counts = classCounts(train.y, available, rows, data.classNames);
   const base = { ...opts.cfg, label_fraction: fraction };
   const nTest = test.y.length;
   const score = (set: FeatureSet, probe: LinearProbe) => classificationMetrics(set.y, probe.predict(set.x), data.classNames);
 
   if (!data.val) {
     const probe = fitProbe(train, rows, data, base, opts, `linear ${fraction}`);
-    return { classifier: 'linear', protocol: 'split', label_fraction: fraction, settings: probeProtocol(base, rows.length, nTest), metrics: score(test, probe) };
+    return { classifier: 'linear', protocol: 'split', label_fraction: fraction, settings: probeProtocol(base, rows.length, nTest), class_counts: counts, metrics: score(test, probe) };
   }
 
   const val = labelledPart(data.val, data.dim);
@@ -229,6 +256,7 @@ export function splitProbe(data: ProbeData, fraction: number, opts: ProtocolOpti
     protocol: 'split',
     label_fraction: fraction,
     settings: probeProtocol(chosen.cfg, rows.length, nTest),
+    class_counts: counts,
     metrics: score(test, chosen.probe),
     selection: {
       metric: 'balanced_accuracy',
@@ -249,6 +277,7 @@ export function knnProbe(data: ProbeData, k: number, t: number): KnnResult {
     classifier: 'knn',
     protocol: 'split',
     settings: { k, t, train_samples: train.y.length, test_samples: test.y.length },
+    class_counts: classCounts(train.y, labelledRows(train.y), labelledRows(train.y), data.classNames),
     metrics: classificationMetrics(test.y, pred, data.classNames),
   };
 }

@@ -100,9 +100,10 @@ function foldsTable(r: LinearResult): string {
   return markdownTable(['held-out group', 'fitted on', 'scored on', 'accuracy', 'balanced accuracy', 'macro F1'], rows);
 }
 
-export function perClassTable(m: ClassificationMetrics): string {
-  const rows = m.per_class.map((c) => [c.name, pct(c.precision), pct(c.recall), pct(c.f1), String(c.support)]);
-  return markdownTable(['class', 'precision', 'recall', 'F1', 'support'], rows);
+/** Per-class scores on test; with the probe's class counts, how many items of each class it was fitted on. */
+export function perClassTable(m: ClassificationMetrics, fitted?: Record<string, number>): string {
+  const rows = m.per_class.map((c) => [c.name, pct(c.precision), pct(c.recall), pct(c.f1), String(c.support), ...(fitted ? [String(fitted[c.name] ?? 0)] : [])]);
+  return markdownTable(['class', 'precision', 'recall', 'F1', 'support', ...(fitted ? ['fitted on'] : [])], rows);
 }
 
 function evalSection(file: string, report: EvalReport): string[] {
@@ -125,7 +126,7 @@ function evalSection(file: string, report: EvalReport): string[] {
     if (r.folds) out.push(`### Folds: ${resultLabel(r)}`, '', foldsTable(r), '');
   }
   const headline = headlineResult(report);
-  if (headline) out.push(`### Per class: ${resultLabel(headline)} (test)`, '', perClassTable(headline.metrics), '');
+  if (headline) out.push(`### Per class: ${resultLabel(headline)} (test)`, '', perClassTable(headline.metrics, headline.class_counts?.fitted), '');
   return out;
 }
 

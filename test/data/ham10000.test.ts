@@ -132,8 +132,21 @@ describe('ham10000', () => {
 
   it('applies data.limit before decoding and explains a missing metadata file', async () => {
     const fx = await shared();
-    const splits = await loadDataSplits(hamConfig(fx, { limit: 5, test_limit: 3 }), 1);
+    const lines: string[] = [];
+    const splits = await loadDataSplits(hamConfig(fx, { limit: 5, test_limit: 3 }), 1, { log: (l) => lines.push(l) });
     expect([splits.train.size, splits.val!.size, splits.test.size]).toEqual([5, 3, 3]);
+    // 5 of 7 classes at most: one line per side names every class the limit emptied, with its count.
+    const train = lines.filter((l) => l.startsWith('data.limit 5: ham10000 train keeps no image of '));
+    expect(train).toHaveLength(1);
+    const emptied = [...train[0]!.matchAll(/(\w+) \((\d+) without the limit\)/g)].map((m) => m[1]);
+    const present = new Set(Array.from(splits.train.labels, (l) => HAM10000_CLASS_NAMES[l]));
+    expect(emptied.length).toBeGreaterThanOrEqual(2);
+    for (const name of emptied) expect(present.has(name!)).toBe(false);
+    expect(train[0]).toMatch(/; nothing is fitted or scored on those classes there; raise data\.limit or leave it out$/);
+    expect(lines.filter((l) => l.startsWith('data.test_limit 3: ham10000 test keeps no image of '))).toHaveLength(1);
+    lines.length = 0;
+    await loadDataSplits(hamConfig(fx), 1, { log: (l) => lines.push(l) });
+    expect(lines.filter((l) => / keeps no image of /.test(l))).toEqual([]);
     expect(splits.description).toContain(', limited;');
     const noVal = await loadDataSplits(hamConfig(fx, { split: { train: 0.8, val: 0, test: 0.2 } }), 1);
     expect(noVal.val).toBeUndefined();

@@ -121,6 +121,18 @@ describe('leave-one-group-out', () => {
     }
     const union = new Set(fractionFolds.flatMap((f) => [...f.trainRows]));
     expect(r.settings.train_samples).toBe(union.size);
+    // The JSON records the counts per class: per fold, and over the folds.
+    r.folds!.forEach((fold, k) => {
+      const f = fractionFolds[k]!;
+      const count = (rows: Iterable<number>, c: number) => [...rows].filter((i) => TRAIN.y[i] === c).length;
+      const pool = [...TRAIN.y.keys()].filter((i) => TRAIN.groups![i] !== f.group && TRAIN.y[i]! >= 0);
+      expect(fold.class_counts).toEqual({
+        available: { tumour: count(pool, 0), stroma: count(pool, 1) },
+        fitted: { tumour: count(f.trainRows, 0), stroma: count(f.trainRows, 1) },
+      });
+    });
+    expect(r.class_counts!.fitted.tumour + r.class_counts!.fitted.stroma).toBe(union.size);
+    expect(r.class_counts!.available).toEqual({ tumour: 60, stroma: 59 });
     expect(r.label_fraction).toBe(0.1);
   });
 

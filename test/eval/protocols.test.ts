@@ -82,6 +82,20 @@ describe('split protocol without validation', () => {
     expect(r.settings.base_lr).toBe(1);
   });
 
+  it('stratifies a label fraction per class, at least one of each, and records the counts per class', () => {
+    // 3 classes of 120, 20 and 3 labelled items: 1 % would round the small ones to nothing.
+    const sizes = [120, 20, 3];
+    const y = Int32Array.from(sizes.flatMap((n, c) => Array.from({ length: n }, () => c)));
+    const x = Float32Array.from({ length: y.length * 2 }, (_, i) => y[i >> 1]! + (i % 2) * 0.1);
+    const data: ProbeData = { dim: 2, classNames: ['nv', 'mel', 'vasc'], train: { x, y }, test: { x, y } };
+    const one = splitProbe(data, 0.01, { cfg: { ...CFG, epochs: 2 }, seed: 0 });
+    expect(one.class_counts).toEqual({ available: { nv: 120, mel: 20, vasc: 3 }, fitted: { nv: 1, mel: 1, vasc: 1 } });
+    const ten = splitProbe(data, 0.1, { cfg: { ...CFG, epochs: 2 }, seed: 0 });
+    expect(ten.class_counts!.fitted).toEqual({ nv: 12, mel: 2, vasc: 1 });
+    expect(ten.settings.train_samples).toBe(15);
+    expect(knnProbe(data, 3, 0.1).class_counts).toEqual({ available: { nv: 120, mel: 20, vasc: 3 }, fitted: { nv: 120, mel: 20, vasc: 3 } });
+  });
+
   it('draws the label fraction from the labelled items only, at least one per class', () => {
     const train = correlated(200, 1, false);
     train.y = train.y.map((v, i) => (i % 10 === 0 ? -1 : v)); // 20 unlabelled items, 10 per class

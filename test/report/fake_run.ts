@@ -40,7 +40,9 @@ function linearResult(protocol: 'split' | 'logo', fraction: number): LinearResul
     optimizer: 'sgd' as const, momentum: 0.9, lr: 0.1, base_lr: 0.1, epochs: 20, batch_size: 256, weight_decay: 0,
     schedule: 'cosine' as const, normalize: true, label_fraction: fraction, train_samples: Math.round(90 * fraction), test_samples: 30,
   };
-  const result: LinearResult = { classifier: 'linear', protocol, label_fraction: fraction, settings, metrics };
+  const perClass = (n: number) => Object.fromEntries(CLASSES.map((c) => [c, n]));
+  const class_counts = { available: perClass(30), fitted: perClass(Math.max(1, Math.round(30 * fraction))) };
+  const result: LinearResult = { classifier: 'linear', protocol, label_fraction: fraction, settings, class_counts, metrics };
   if (protocol === 'logo') {
     const fold = (group: string, c: number) => ({ group, train_samples: 60, test_samples: 30, metrics: classificationMetrics(TRUE, predictions(c), CLASSES) });
     result.folds = [fold('slideA', correct - 1), fold('slideB', correct + 1)];

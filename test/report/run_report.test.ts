@@ -112,7 +112,8 @@ describe('writeRunReport on a SimTriplet run with a leave-one-group-out eval', (
     // Per class for the headline (linear 100 %): 9 of 10 right per class; each class also receives one
     // wrong prediction from the previous class, so precision = 9 / 10 too.
     expect(md).toContain('### Per class: linear 100% (test)');
-    for (const name of CLASSES) expect(md).toContain(`| ${name} | 90.00% | 90.00% | 90.00% | 10 |`);
+    // The last column: how many items of the class the probe was fitted on (class_counts in the JSON).
+    for (const name of CLASSES) expect(md).toContain(`| ${name} | 90.00% | 90.00% | 90.00% | 10 | 30 |`);
     for (const chart of ['loss', 'lr', 'loss_scale', 'knn', 'label_fraction', 'confusion-linear-100', 'confusion-knn']) expect(md).toContain(`](${chart}.png)`);
   });
 });
