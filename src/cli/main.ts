@@ -8,7 +8,6 @@ import { basename, dirname, join } from 'node:path';
 import { loadConfig, configToYaml } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { initEngine, type EngineInfo } from '../engine/engine.js';
-import { writeJsonAtomic } from '../io/atomic.js';
 import { resolveCheckpointPath } from '../train/checkpoint.js';
 import { UserError } from '../util/errors.js';
 import { plural } from '../util/text.js';
@@ -58,11 +57,11 @@ function wholeNumber(flag: string, text: string): number {
   return value;
 }
 
-/** Where eval writes its JSON when --out is not given: the checkpoint's run dir, else the config's. */
-function defaultEvalOut(cfg: Config, checkpoint: string | undefined): string {
-  if (!checkpoint) return join('runs', cfg.name, 'eval.json');
+/** Where eval keeps its records (<home>/evals/): the checkpoint's run dir, else the config's. */
+function evalHome(cfg: Config, checkpoint: string | undefined): string {
+  if (!checkpoint) return join('runs', cfg.name);
   const dir = dirname(resolveCheckpointPath(checkpoint));
-  return join(basename(dir) === 'checkpoints' ? dirname(dir) : dir, 'eval.json');
+  return basename(dir) === 'checkpoints' ? dirname(dir) : dir;
 }
 
 export function buildProgram(): Command {
@@ -115,20 +114,22 @@ export function buildProgram(): Command {
       .description(
         'evaluate a frozen encoder: linear probe and/or weighted kNN on the config\'s data, under eval.protocol ' +
           '(split: train -> test, lr/epoch chosen on val when the data has one; logo: leave-one-group-out folds + ensemble on the held-out group; ' +
-          'auto: logo when the labelled data has groups); writes a JSON report and refreshes the run\'s report',
+          'auto: logo when the labelled data has groups); keeps each result as a record in <run dir>/evals/<id>/ (a re-run of the same ' +
+          'checkpoint, data, protocol, label fraction, probe settings and seed replaces only that record) and refreshes the run\'s report',
       ),
   )
     .option('--checkpoint <path>', 'simtrip checkpoint (.safetensors, .../checkpoints/last, or a run dir); default: the config\'s model (random init or model.weights)')
     .option('--linear-probe', 'train a linear classifier on frozen features (eval.linear.*)')
     .option('--knn', 'weighted kNN on frozen features (eval.knn.k, eval.knn.t)')
     .option('--label-fraction <list>', 'labelled fraction(s) for the probe, class-stratified and seeded, e.g. 0.01,0.1,1')
-    .option('--out <file.json>', 'where to write the report (default: <run dir>/eval.json)')
-    .option('--cache-features', 'keep the features as float16 .npy in features/ beside the report and reuse them while encoder and data are unchanged (features rounded to float16)')
-    .action(async (opts: { config: string; set: string[]; checkpoint?: string; linearProbe?: boolean; knn?: boolean; labelFraction?: string; out?: string; cacheFeatures?: boolean }) => {
+    .option('--run-dir <dir>', 'the run directory to keep the records in (<dir>/evals/) and whose report to refresh (default: the checkpoint\'s run dir, else runs/<config name>)')
+    .option('--out <file.json>', 'also write this evaluation\'s results (with their record ids) to one JSON file')
+    .option('--cache-features', 'keep the features as float16 .npy in <run dir>/features/ and reuse them while encoder and data are unchanged (features rounded to float16)')
+    .action(async (opts: { config: string; set: string[]; checkpoint?: string; linearProbe?: boolean; knn?: boolean; labelFraction?: string; runDir?: string; out?: string; cacheFeatures?: boolean }) => {
       const cfg = await resolveConfig(opts);
       if (!opts.linearProbe && !opts.knn) throw new UserError('eval: choose --linear-probe and/or --knn');
-      const labelFractions = opts.labelFraction ? parseFractions(opts.labelFraction) : undefined;
-      const out = opts.out ?? defaultEvalOut(cfg, opts.checkpoint);
+      const labelFractions = opts.labelFraction === undefined ? undefined : parseFractions(opts.labelFraction);
+      const home = opts.runDir ?? evalHome(cfg, opts.checkpoint);
       const engine = await startEngine(cfg, false, verbose());
       const { evaluate } = await import('../eval/evaluate.js');
       const report = await evaluate({
@@ -139,21 +140,15 @@ export function buildProgram(): Command {
         labelFractions,
         engine: engine.engine,
         log,
-        featureCache: opts.cacheFeatures ? join(dirname(out), 'features') : undefined,
+        featureCache: opts.cacheFeatures ? join(home, 'features') : undefined,
       });
-      await writeJsonAtomic(out, report);
-      const summary = report.results
-        .map((r) => {
-          const name = r.classifier === 'linear' ? `linear@${r.label_fraction}` : 'knn';
-          return `${name} acc ${(100 * r.metrics.accuracy).toFixed(2)}% bal ${(100 * r.metrics.balanced_accuracy).toFixed(2)}% f1 ${(100 * r.metrics.macro_f1).toFixed(2)}%`;
-        })
-        .join(' | ');
-      process.stdout.write(`${summary} (${report.train_samples} train / ${report.test_samples} test) -> ${out}\n`);
+      const { keepEvalRecords } = await import('../eval/keep_records.js');
+      process.stdout.write(`${await keepEvalRecords(report, cfg, home, { out: opts.out, log })}\n`);
       // Beside a training run, the run's report is refreshed so it shows these numbers.
       const { isRunDir } = await import('../report/run_data.js');
-      if (await isRunDir(dirname(out))) {
+      if (await isRunDir(home)) {
         const { writeRunReport } = await import('../report/run_report.js');
-        log(`report   ${(await writeRunReport(dirname(out))).summary}`);
+        log(`report   ${(await writeRunReport(home)).summary}`);
       }
     });
 

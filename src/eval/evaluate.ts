@@ -7,7 +7,7 @@
  * backbone, see frozen_weights.ts), else the seeded random initialisation: the last two are the
  * baselines papers compare against.
  */
-import type { Config } from '../config/schema.js';
+import type { Config, DataConfig, ModelConfig } from '../config/schema.js';
 import { loadDataSplits } from '../data/index.js';
 import { buildEncoder, type EncoderModel } from '../model/build.js';
 import { formatWeightsReport, loadSafetensorsWeights, loadWeights } from '../model/weights.js';
@@ -53,8 +53,16 @@ export interface EvalOptions {
 
 export type { EvalResult } from './protocols.js';
 
+/** Where the evaluated weights came from, for the records' keys (see records.ts). */
+export type EncoderSource =
+  | { kind: 'checkpoint'; path: string; step: number; epoch: number; /** The data the checkpoint was trained on. */ trained_on: DataConfig }
+  | { kind: 'weights'; path: string; model: ModelConfig }
+  | { kind: 'random-init'; model: ModelConfig };
+
 export interface EvalReport {
+  /** The encoder in words: "checkpoint runs/x/checkpoints/last.safetensors (epoch 3, step 18)". */
   encoder: string;
+  encoder_source: EncoderSource;
   config_name: string;
   engine: string;
   data: string;
@@ -82,16 +90,26 @@ export async function loadEncoder(
   cfg: Config,
   checkpoint: string | undefined,
   log: (line: string) => void,
-): Promise<{ model: EncoderModel; source: string; identity: unknown }> {
+): Promise<{ model: EncoderModel; source: string; encoderSource: EncoderSource; identity: unknown }> {
   if (checkpoint) {
     const path = resolveCheckpointPath(checkpoint);
     const ckpt = await readCheckpoint(path);
     // The checkpoint's own model settings win: they are what its weights were trained as.
-    const model = buildEncoder(ckpt.state.config.model, cfg.seed);
+    const trained = ckpt.state.config.model;
+    if (modelText(trained) !== modelText(cfg.model)) {
+      log(`model: the config's model (${modelText(cfg.model)}) differs from the checkpoint's (${modelText(trained)}); the checkpoint's is used, as its weights were trained in it`);
+    }
+    const model = buildEncoder(trained, cfg.seed);
     model.normalization = ckpt.state.normalization;
     const report = loadSafetensorsWeights(model.store, ckpt.file);
     if (report.missing.length > 0) log(`checkpoint: ${formatWeightsReport(report)}`);
-    return { model, source: `checkpoint ${path} (epoch ${ckpt.state.epoch})`, identity: { checkpoint: await fileIdentity(path), seed: cfg.seed } };
+    const { epoch, step } = ckpt.state;
+    return {
+      model,
+      source: `checkpoint ${path} (epoch ${epoch}, step ${step})`,
+      encoderSource: { kind: 'checkpoint', path, step, epoch, trained_on: ckpt.state.config.data },
+      identity: { checkpoint: await fileIdentity(path), seed: cfg.seed },
+    };
   }
   const model = buildEncoder(cfg.model, cfg.seed);
   if (cfg.model.weights) {
@@ -103,9 +121,19 @@ export async function loadEncoder(
       model.store.dispose();
       throw err;
     }
-    return { model, source: `weights ${cfg.model.weights}`, identity: { model: cfg.model, weights: await fileIdentity(cfg.model.weights), seed: cfg.seed } };
+    return {
+      model,
+      source: `weights ${cfg.model.weights}`,
+      encoderSource: { kind: 'weights', path: cfg.model.weights, model: cfg.model },
+      identity: { model: cfg.model, weights: await fileIdentity(cfg.model.weights), seed: cfg.seed },
+    };
   }
-  return { model, source: `random initialisation (seed ${cfg.seed})`, identity: { model: cfg.model, seed: cfg.seed } };
+  return { model, source: `random initialisation (seed ${cfg.seed})`, encoderSource: { kind: 'random-init', model: cfg.model }, identity: { model: cfg.model, seed: cfg.seed } };
+}
+
+/** The model settings that shape an encoder's weights: "resnet50, imagenet stem, width 4". */
+function modelText(m: ModelConfig): string {
+  return `${m.arch}, ${m.stem} stem, width ${m.width}${m.arch.startsWith('bit-') ? `, ${m.norm} norm` : ''}`;
 }
 
 function accuracyLine(name: string, m: ClassificationMetrics): string {
@@ -155,7 +183,7 @@ export async function evaluate(opts: EvalOptions): Promise<EvalReport> {
   const val = protocol === 'split' ? data.val : undefined;
   if (val && opts.linear) checkLabelled('the validation split', val, classNames);
   if (data.val && protocol === 'logo') opts.log('note: the validation split is not used by the logo protocol');
-  const { model, source, identity } = await loadEncoder(cfg, opts.checkpoint, opts.log);
+  const { model, source, encoderSource, identity } = await loadEncoder(cfg, opts.checkpoint, opts.log);
   const cache = opts.featureCache === undefined ? undefined : new FeatureCache(opts.featureCache);
   try {
     opts.log(`encoder  ${source}`);
@@ -204,6 +232,7 @@ export async function evaluate(opts: EvalOptions): Promise<EvalReport> {
     const labelled = (set: FeatureSet | undefined) => (set ? labelledRows(set.y).length : undefined);
     return {
       encoder: source,
+      encoder_source: encoderSource,
       config_name: cfg.name,
       engine: opts.engine,
       data: data.description,

@@ -129,12 +129,12 @@ export const isLinear = (r: EvalResult): r is LinearResult => r.classifier === '
 export const isKnn = (r: EvalResult): r is KnnResult => r.classifier === 'knn';
 
 /** Linear results ordered by label fraction. */
-export function linearResults(report: EvalReport): LinearResult[] {
+export function linearResults(report: Pick<EvalReport, 'results'>): LinearResult[] {
   return report.results.filter(isLinear).sort((a, b) => a.label_fraction - b.label_fraction);
 }
 
 /** The result a summary's per-class table shows: the linear probe with the most labels, else kNN. */
-export function headlineResult(report: EvalReport): EvalResult | undefined {
+export function headlineResult(report: Pick<EvalReport, 'results'>): EvalResult | undefined {
   return linearResults(report).at(-1) ?? report.results[0];
 }
 
@@ -146,11 +146,6 @@ export function fractionLabel(fraction: number): string {
 /** Short label of a result: "linear 10%" or "kNN". */
 export function resultLabel(r: EvalResult): string {
   return isLinear(r) ? `linear ${fractionLabel(r.label_fraction)}` : 'kNN';
-}
-
-/** File-name stem of a result's confusion chart: confusion-linear-10, confusion-knn. */
-export function confusionChartName(r: EvalResult): string {
-  return isLinear(r) ? `confusion-linear-${Number((r.label_fraction * 100).toPrecision(6))}` : 'confusion-knn';
 }
 
 /**

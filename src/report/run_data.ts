@@ -8,6 +8,8 @@ import { basename, join, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import type { EvalReport } from '../eval/evaluate.js';
 import type { EvalResult } from '../eval/protocols.js';
+import { readEvalRecords } from '../eval/records.js';
+import { evalGroups, type RunEval } from './eval_groups.js';
 import { InputFileError } from '../util/errors.js';
 import { isDirectory } from '../util/fs.js';
 import type { Point } from './chart.js';
@@ -25,12 +27,6 @@ export interface RunMetrics {
   lines: { train: number; epoch: number; knn: number; other: number; malformed: number };
 }
 
-export interface RunEval {
-  /** File name inside the run dir (eval.json, eval-random-init.json, ...). */
-  file: string;
-  report: EvalReport;
-}
-
 export interface RunData {
   dir: string;
   /** The run's name: config `name`, else the folder name. */
@@ -39,8 +35,10 @@ export interface RunData {
   /** run.json, when the run has one. */
   info?: Record<string, unknown>;
   metrics: RunMetrics;
-  /** eval.json first, then other eval*.json by name. */
+  /** The evaluation records in groups, the leading one first, then older simtrip's eval*.json files (eval_groups.ts). */
   evals: RunEval[];
+  /** Record folders under evals/ whose record.json could not be read. */
+  unreadableRecords: string[];
 }
 
 /** What makes a folder a run: the two files `simtrip train` writes first. */
@@ -174,12 +172,24 @@ export async function readEvalReport(path: string): Promise<EvalReport> {
   return { ...(value as unknown as EvalReport), protocol: (value.protocol as EvalReport['protocol']) ?? 'split', results };
 }
 
-async function readEvals(runDir: string): Promise<RunEval[]> {
+/**
+ * eval*.json reports of older simtrip versions (eval.json first, then by name). A file written with
+ * --out by this version lists its records, which are read from evals/ instead.
+ */
+async function readLegacyEvals(runDir: string): Promise<{ file: string; report: EvalReport }[]> {
   const names = (await readdir(runDir)).filter((f) => /^eval.*\.json$/.test(f));
   names.sort((a, b) => (a === 'eval.json' ? -1 : b === 'eval.json' ? 1 : a.localeCompare(b)));
-  const evals: RunEval[] = [];
-  for (const file of names) evals.push({ file, report: await readEvalReport(join(runDir, file)) });
+  const evals: { file: string; report: EvalReport }[] = [];
+  for (const file of names) {
+    const report = await readEvalReport(join(runDir, file));
+    if (!Array.isArray((report as { records?: unknown }).records)) evals.push({ file, report });
+  }
   return evals;
+}
+
+async function readEvals(runDir: string): Promise<{ evals: RunEval[]; unreadableRecords: string[] }> {
+  const { records, unreadable } = await readEvalRecords(runDir);
+  return { evals: evalGroups(records, await readLegacyEvals(runDir)), unreadableRecords: unreadable };
 }
 
 async function readInfo(runDir: string): Promise<Record<string, unknown> | undefined> {
@@ -204,5 +214,5 @@ export async function readRun(dir: string): Promise<RunData> {
   const config = await readConfig(dir);
   const metrics = await readMetricsLog(dir);
   const name = typeof config.name === 'string' ? config.name : basename(resolve(dir));
-  return { dir, name, config, info: await readInfo(dir), metrics, evals: await readEvals(dir) };
+  return { dir, name, config, info: await readInfo(dir), metrics, ...(await readEvals(dir)) };
 }

@@ -1,13 +1,14 @@
 /**
  * A run's report: `<run>/report/` with PNG charts (each beside its SVG) and summary.md. Training
- * writes it at its end and `simtrip eval` refreshes it after writing eval.json, so it always shows
- * the latest numbers; `simtrip report RUN_DIR` rewrites it on demand.
+ * writes it at its end and `simtrip eval` refreshes it after keeping its records, so it always shows
+ * every record (and only their charts); `simtrip report RUN_DIR` rewrites it on demand.
  */
+import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../io/atomic.js';
-import type { EvalReport } from '../eval/evaluate.js';
 import { lineChartSvg, PALETTE, smoothSeries, type Point, type Series } from './chart.js';
-import { confusionChartName, extraTrainFields, isKnn, linearResults, resultLabel } from './facts.js';
+import { confusionChartName, type RunEval } from './eval_groups.js';
+import { extraTrainFields, isKnn, linearResults, resultLabel } from './facts.js';
 import { confusionHeatmapSvg } from './heatmap.js';
 import { svgTextRenders, writeChart } from './png.js';
 import { configValue, readRun, seriesFrom, type RunData, type RunMetrics } from './run_data.js';
@@ -107,8 +108,9 @@ function fieldChart(field: string, present: readonly string[]): FieldChart & { f
   return { title: words.charAt(0).toUpperCase() + words.slice(1), yLabel: words, fields: [field] };
 }
 
-/** Balanced accuracy and macro F1 of the linear probes against the label fraction; kNN as a reference. */
-export function labelFractionChart(report: EvalReport): Chart | undefined {
+/** Balanced accuracy and macro F1 of a group's linear probes against the label fraction; kNN as a reference. */
+export function labelFractionChart(group: RunEval): Chart | undefined {
+  const { report } = group;
   const linear = linearResults(report);
   if (linear.length === 0) return undefined;
   const knn = report.results.find(isKnn);
@@ -125,14 +127,19 @@ export function labelFractionChart(report: EvalReport): Chart | undefined {
     logX: true,
     includeY: [0, 1], legendBottom: true,
   });
-  return { name: 'label_fraction', title, svg };
+  return { name: `label_fraction-${group.id}`, title: `${title}: ${group.title}`, svg };
 }
 
-/** One heat map per result of the report. */
-export function confusionCharts(report: EvalReport): Chart[] {
-  return report.results.map((r) => {
+/** One heat map per result of a group (per record). */
+export function confusionCharts(group: RunEval): Chart[] {
+  const { report } = group;
+  return report.results.map((r, i) => {
     const title = `Confusion matrix: ${resultLabel(r)} (${r.protocol}${r.protocol === 'logo' && !isKnn(r) ? ', fold ensemble' : ''}, test)`;
-    return { name: confusionChartName(r), title, svg: confusionHeatmapSvg({ title, classNames: report.class_names, matrix: r.metrics.confusion_matrix }) };
+    return {
+      name: confusionChartName(group, i),
+      title: `${title}: ${group.title}`,
+      svg: confusionHeatmapSvg({ title, classNames: report.class_names, matrix: r.metrics.confusion_matrix }),
+    };
   });
 }
 
@@ -153,17 +160,37 @@ export interface RunReport {
   textRendered: boolean;
 }
 
-/** The charts of a run: training curves, then (from eval.json) the label-fraction plot and confusion maps. */
+/** The charts of a run: training curves, then for each evaluation group its label-fraction plot and confusion maps. */
 export function runCharts(run: RunData, projDim?: number): Chart[] {
   const dim = projDim ?? configValue(run.config, 'method.proj_dim');
   const charts = trainingCharts(run.metrics, typeof dim === 'number' ? dim : undefined);
-  const main = run.evals[0]?.report;
-  if (main) {
-    const fractions = labelFractionChart(main);
+  for (const group of run.evals) {
+    const fractions = labelFractionChart(group);
     if (fractions) charts.push(fractions);
-    charts.push(...confusionCharts(main));
+    charts.push(...confusionCharts(group));
   }
   return charts;
+}
+
+/** Chart names a report writes (training curves, evaluation charts): what may be removed once no longer drawn. */
+const CHART_STEM = /^(loss|lr|loss_scale|collapse|knn|train-.+|label_fraction(-.+)?|confusion-.+)$/;
+
+/**
+ * Removes the charts of an earlier report that this one no longer draws (a replaced record's,
+ * a chart name of an older version), so every PNG in the folder belongs to the summary beside it.
+ */
+async function removeStaleCharts(dir: string, charts: readonly Chart[]): Promise<void> {
+  const current = new Set(charts.map((c) => c.name));
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const m = /^(.+)\.(png|svg)$/.exec(name);
+    if (m && CHART_STEM.test(m[1]!) && !current.has(m[1]!)) await rm(join(dir, name), { force: true });
+  }
 }
 
 export async function writeRunReport(runDir: string, options: RunReportOptions = {}): Promise<RunReport> {
@@ -172,6 +199,7 @@ export async function writeRunReport(runDir: string, options: RunReportOptions =
   const charts = runCharts(run, options.projDim);
   const files: string[] = [];
   for (const chart of charts) files.push(await writeChart(dir, chart.name, chart.svg));
+  await removeStaleCharts(dir, charts);
   const textRendered = await svgTextRenders();
   const summary = join(dir, 'summary.md');
   await writeFileAtomic(summary, runSummaryMarkdown(run, charts, { textRendered }));

@@ -2,10 +2,12 @@
  * Markdown of the reports: a run's summary.md and the side-by-side comparison of several runs.
  */
 import { relative } from 'node:path';
-import type { EvalReport } from '../eval/evaluate.js';
+import { otherDataLabel } from '../eval/keep_records.js';
+import { EVALS_DIR, RECORD_FILE } from '../eval/records.js';
 import type { EvalResult, LinearResult } from '../eval/protocols.js';
 import type { ClassificationMetrics } from '../eval/metrics.js';
 import { fractionLabel, headlineResult, isKnn, isLinear, linearResults, lossScaleNote, resultLabel, runFacts, type RunFacts } from './facts.js';
+import type { RunEval } from './eval_groups.js';
 import { configValue, type RunData } from './run_data.js';
 
 /** Percent with two decimals; a dash for a missing value. */
@@ -77,8 +79,9 @@ function resultNote(r: EvalResult): string {
   return `base lr ${r.settings.base_lr}, ${r.settings.epochs} epochs`;
 }
 
-function resultsTable(report: EvalReport): string {
-  const rows = report.results.map((r) => [
+function resultsTable(group: RunEval): string {
+  const { report } = group;
+  const rows = report.results.map((r, i) => [
     isLinear(r) ? 'linear' : 'kNN',
     r.protocol,
     isLinear(r) ? fractionLabel(r.label_fraction) : '100%',
@@ -88,8 +91,9 @@ function resultsTable(report: EvalReport): string {
     pct(r.metrics.balanced_accuracy),
     pct(r.metrics.macro_f1),
     resultNote(r),
+    group.records ? `\`${group.records[i]!.id}\`` : '–',
   ]);
-  return markdownTable(['probe', 'protocol', 'labels', 'fitted on', 'tested on', 'accuracy', 'balanced accuracy', 'macro F1', 'notes'], rows);
+  return markdownTable(['probe', 'protocol', 'labels', 'fitted on', 'tested on', 'accuracy', 'balanced accuracy', 'macro F1', 'notes', 'record'], rows);
 }
 
 function foldsTable(r: LinearResult): string {
@@ -106,8 +110,9 @@ export function perClassTable(m: ClassificationMetrics, fitted?: Record<string, 
   return markdownTable(['class', 'precision', 'recall', 'F1', 'support', ...(fitted ? ['fitted on'] : [])], rows);
 }
 
-function evalSection(file: string, report: EvalReport): string[] {
-  const out: string[] = [`## Evaluation: ${file}`, ''];
+function evalSection(group: RunEval): string[] {
+  const { report } = group;
+  const out: string[] = [`## Evaluation: ${group.title}`, ''];
   const samples = [`${report.train_samples} train`, ...(report.val_samples !== undefined ? [`${report.val_samples} val`] : []), `${report.test_samples} test`].join(' / ');
   const protocol =
     report.protocol === 'logo'
@@ -115,13 +120,14 @@ function evalSection(file: string, report: EvalReport): string[] {
       : report.val_samples !== undefined
         ? 'split (probe lr and epoch chosen on val, reported on test)'
         : 'split (fit on train, reported on test)';
+  if (group.other_data) out.push(`- **${otherDataLabel(group.other_data)}**`);
   out.push(
     `- encoder: ${report.encoder}`,
     `- protocol: ${protocol}`,
     `- data: ${report.data}; labelled samples: ${samples}; features ${report.feature_dim}-d${report.features?.dtype === 'float16' ? ' (float16, cached)' : ''}; engine ${report.engine}`,
     '',
   );
-  out.push(resultsTable(report), '');
+  out.push(resultsTable(group), '');
   for (const r of linearResults(report)) {
     if (r.folds) out.push(`### Folds: ${resultLabel(r)}`, '', foldsTable(r), '');
   }
@@ -142,8 +148,12 @@ export function runSummaryMarkdown(run: RunData, charts: readonly { name: string
   out.push('## Configuration', '', configTable(run, facts), '');
   out.push('## Training', '', trainingTable(facts), '');
   if (run.metrics.lines.malformed > 0) out.push(`Note: ${run.metrics.lines.malformed} malformed line(s) of metrics.jsonl were skipped.`, '');
-  if (run.evals.length === 0) out.push('## Evaluation', '', 'No eval.json yet: run `simtrip eval --checkpoint <run dir> --linear-probe --knn`.', '');
-  for (const e of run.evals) out.push(...evalSection(e.file, e.report));
+  if (run.evals.length === 0) out.push('## Evaluation', '', 'No evaluation yet: run `simtrip eval --checkpoint <run dir> --linear-probe --knn`.', '');
+  if (run.evals.some((e) => e.records)) {
+    out.push(`Evaluation records: \`${EVALS_DIR}/<record>/${RECORD_FILE}\` in the run directory, one per row below.`, '');
+  }
+  if (run.unreadableRecords.length > 0) out.push(`Note: ${run.unreadableRecords.length} record folder(s) under ${EVALS_DIR}/ could not be read: ${run.unreadableRecords.join(', ')}.`, '');
+  for (const e of run.evals) out.push(...evalSection(e));
   out.push('## Plots', '');
   if (!options.textRendered) {
     out.push('Note: this system rendered the PNGs without text (no font found by librsvg); the SVG beside each PNG has it.', '');
@@ -177,7 +187,7 @@ export function comparisonMarkdown(
   });
   const out: string[] = [`# Comparison: ${runs.map((r) => r.label).join(' vs ')}`, ''];
   out.push(markdownTable(header, rows), '');
-  out.push('Linear and kNN scores are on each run\'s test data from its eval.json; the kNN monitor is the last value logged during training.', '');
+  out.push('Linear and kNN scores are each run\'s leading evaluation on its test data (the newest checkpoint evaluated on its own training data); the kNN monitor is the last value logged during training.', '');
   const note = lossScaleNote(facts.map((f) => f.method));
   if (note) out.push(`Note: the loss chart overlays ${note}.`, '');
   out.push('## Runs', '');

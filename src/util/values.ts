@@ -19,3 +19,16 @@ export function sizeOf(shape: readonly number[]): number {
 export function gcd(a: number, b: number): number {
   return b === 0 ? a : gcd(b, a % b);
 }
+
+/**
+ * JSON with every object's keys sorted, at any depth: equal values give equal text whatever order
+ * their keys were written in (hashing configs, comparing them).
+ */
+export function canonicalJson(value: unknown): string {
+  const sorted = (v: unknown): unknown => {
+    if (Array.isArray(v)) return v.map(sorted);
+    if (!isRecord(v)) return v;
+    return Object.fromEntries(Object.keys(v).sort().filter((k) => v[k] !== undefined).map((k) => [k, sorted(v[k])]));
+  };
+  return JSON.stringify(sorted(value));
+}

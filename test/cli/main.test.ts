@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
@@ -172,11 +172,11 @@ describe('train, eval, embed end to end', () => {
     expect(r.stderr).toMatch(/--resume/);
   });
 
-  it('eval writes the metrics the issue names', async () => {
+  it('eval writes the metrics the issue names, as records in the run dir and, with --out, in one JSON', async () => {
     const out = join(dir, 'eval.json');
     const r = await run('eval', '--linear-probe', '--knn', '--config', config, '--checkpoint', join(runDir(), 'checkpoints', 'last'), '--out', out, '--label-fraction', '0.5,1');
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/linear@0\.5 acc [\d.]+% bal [\d.]+% f1 [\d.]+% \| linear@1 .* \| knn acc/);
+    expect(r.stdout).toMatch(/linear@0\.5 acc [\d.]+% bal [\d.]+% f1 [\d.]+% \| linear@1 .* \| knn acc .*\(40 train \/ 20 test\) -> .*evals \(3 new, 0 replaced\)$/m);
     const report = JSON.parse(await readFile(out, 'utf8'));
     expect(report.results).toHaveLength(3);
     expect(report.train_samples).toBe(40);
@@ -186,29 +186,68 @@ describe('train, eval, embed end to end', () => {
     expect(linear.settings.train_samples).toBe(20);
     expect(linear.metrics.confusion_matrix).toHaveLength(10);
     expect(linear.metrics.per_class[0]).toHaveProperty('recall');
-    expect(report.encoder).toMatch(/checkpoint .*epoch 2/);
+    expect(report.encoder).toMatch(/checkpoint .*epoch 2, step 8/);
+    // Each result is a record of its own in the checkpoint's run dir, named in the JSON.
+    expect(report.records.map((x: { id: string }) => x.id)).toEqual([expect.stringMatching(/^linear-50pct-step8-[0-9a-f]{10}$/), expect.stringMatching(/^linear-100pct-step8-/), expect.stringMatching(/^knn-step8-/)]);
+    for (const { id, path } of report.records) {
+      expect(path).toBe(join(runDir(), 'evals', id, 'record.json'));
+      const record = JSON.parse(await readFile(path, 'utf8'));
+      expect(record.key.encoder).toEqual({ kind: 'checkpoint', file: 'checkpoints/last.safetensors', step: 8 });
+      expect(record.other_data).toBeUndefined();
+    }
   });
 
-  it('eval writes its report into the checkpoint\'s run dir by default', async () => {
+  it('results accumulate: another key adds a record, the same key replaces only its own and says so', async () => {
+    const before = await readdir(join(runDir(), 'evals'));
     const r = await run('eval', '--knn', '--config', config, '--checkpoint', runDir(), '--cache-features');
     expect(r.code).toBe(0);
-    expect(r.stdout).toContain(join(runDir(), 'eval.json'));
+    expect(r.stdout).toMatch(/ -> .*evals \(0 new, 1 replaced\)$/m);
+    const replaced = before.find((id) => id.startsWith('knn-'))!;
+    expect(r.stderr).toMatch(new RegExp(`^eval: replaced record ${replaced} \\(kNN, same key, written \\d{4}-[^;]+; balanced accuracy [\\d.]+% -> [\\d.]+%\\)$`, 'm'));
+    expect((await readdir(join(runDir(), 'evals'))).sort()).toEqual([...before].sort());
     expect((await readNpy(join(runDir(), 'features', 'train.npy'))).shape).toEqual([40, 32]);
-    const report = JSON.parse(await readFile(join(runDir(), 'eval.json'), 'utf8'));
-    expect(report.results[0].classifier).toBe('knn');
-    expect(report.protocol).toBe('split');
-    // The run's report is refreshed with the new numbers.
-    const knn = (100 * report.results[0].metrics.balanced_accuracy).toFixed(2);
-    expect(await readFile(join(runDir(), 'report', 'summary.md'), 'utf8')).toContain(`| kNN | split | 100% | 40 | 20 | `);
-    expect(await readFile(join(runDir(), 'report', 'summary.md'), 'utf8')).toContain(`${knn}%`);
+    // Another label fraction is another key: added beside the others.
+    const more = await run('eval', '--linear-probe', '--label-fraction', '0.1', '--config', config, '--checkpoint', runDir());
+    expect(more.stdout).toMatch(/\(1 new, 0 replaced\)$/m);
+    const ids = await readdir(join(runDir(), 'evals'));
+    expect(ids).toHaveLength(before.length + 1);
+    // The run's report is refreshed and shows every record, each with its confusion map.
+    const md = await readFile(join(runDir(), 'report', 'summary.md'), 'utf8');
+    for (const id of ids) {
+      expect(md).toContain(`| \`${id}\` |`);
+      expect(md).toContain(`](confusion-${id}.png)`);
+    }
+    expect(md).toContain('| kNN | split | 100% | 40 | 20 | ');
     expect(r.stderr).toContain(join(runDir(), 'report', 'summary.md'));
   });
 
-  it('eval without a checkpoint evaluates the random-init baseline', async () => {
-    const out = join(dir, 'baseline.json');
-    const r = await run('eval', '--knn', '--config', config, '--out', out);
+  it('eval on other data than the checkpoint was trained on is allowed and labelled; a config model unlike the checkpoint\'s gets one line', async () => {
+    const r = await run('eval', '--knn', '--config', config, '--checkpoint', runDir(), '--set', 'data.synthetic.train_size=30', '--set', 'model.width=8');
     expect(r.code).toBe(0);
-    expect(JSON.parse(await readFile(out, 'utf8')).encoder).toMatch(/random initialisation/);
+    expect(r.stdout).toMatch(/ \[other data than trained on: data\.synthetic\.train_size 30 \(trained on 40\)\] -> .*\(1 new, 0 replaced\)$/m);
+    expect(r.stderr.split('\n').filter((l) => l.startsWith('model: '))).toEqual([
+      "model: the config's model (resnet18, cifar stem, width 8) differs from the checkpoint's (resnet18, cifar stem, width 4); the checkpoint's is used, as its weights were trained in it",
+    ]);
+    const md = await readFile(join(runDir(), 'report', 'summary.md'), 'utf8');
+    expect(md).toContain('(other data than trained on)');
+    expect(md).toContain('- **other data than trained on: data.synthetic.train_size 30 (trained on 40)**');
+    const records = await Promise.all((await readdir(join(runDir(), 'evals'))).map(async (id) => JSON.parse(await readFile(join(runDir(), 'evals', id, 'record.json'), 'utf8'))));
+    expect(records.filter((x) => x.other_data)).toHaveLength(1);
+  });
+
+  it('--label-fraction "" is an error, not 100 %', async () => {
+    const r = await run('eval', '--linear-probe', '--label-fraction', '', '--config', config, '--checkpoint', runDir());
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--label-fraction: got '', expected comma-separated fractions in \(0, 1\]/);
+  });
+
+  it('eval without a checkpoint evaluates the random-init baseline, kept in --run-dir', async () => {
+    const home = join(dir, 'baseline');
+    const r = await run('eval', '--knn', '--config', config, '--run-dir', home);
+    expect(r.code).toBe(0);
+    const [id] = await readdir(join(home, 'evals'));
+    expect(id).toMatch(/^knn-random-init-[0-9a-f]{10}$/);
+    expect(JSON.parse(await readFile(join(home, 'evals', id!, 'record.json'), 'utf8')).encoder).toMatch(/random initialisation/);
   });
 
   it('embed writes [N, D] float32 features in file-name order', async () => {

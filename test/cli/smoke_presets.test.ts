@@ -41,9 +41,10 @@ async function trainAndEval(preset: string, sets: string[]) {
   const common = ['-c', join(CONFIGS, `${preset}.yaml`), ...sets.flatMap((s) => ['--set', s]), '--set', `data.cache_dir=${join(dir, 'cache')}`];
   const train = await runCli('train', ...common, '--run-dir', runDir);
   expect(train.code, train.stderr).toBe(0);
-  const evaluation = await runCli('eval', ...common, '--checkpoint', runDir, '--linear-probe', '--knn', '--label-fraction', '0.1,1');
+  const out = join(runDir, 'smoke-eval.json');
+  const evaluation = await runCli('eval', ...common, '--checkpoint', runDir, '--linear-probe', '--knn', '--label-fraction', '0.1,1', '--out', out);
   expect(evaluation.code, evaluation.stderr).toBe(0);
-  const report = JSON.parse(readFileSync(join(runDir, 'eval.json'), 'utf8')) as {
+  const report = JSON.parse(readFileSync(out, 'utf8')) as {
     results: Array<{
       classifier: string;
       protocol: string;

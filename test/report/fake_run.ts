@@ -1,10 +1,12 @@
 /**
- * Run directories written by hand (metrics.jsonl, config.yaml, run.json, eval.json) in the formats
- * simtrip train and eval write, for the report tests: no training needed, and every number known.
+ * Run directories written by hand (metrics.jsonl, config.yaml, run.json, evals/<id>/record.json) in the
+ * formats simtrip train and eval write, for the report tests: no training needed, and every number known.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { ConfigSchema, type Config } from '../../src/config/schema.js';
 import type { EvalReport } from '../../src/eval/evaluate.js';
+import { evalRecords, recordDir, RECORD_FILE, type EvalRecord } from '../../src/eval/records.js';
 import { classificationMetrics } from '../../src/eval/metrics.js';
 import type { EvalResult, LinearResult } from '../../src/eval/protocols.js';
 
@@ -20,7 +22,7 @@ export interface FakeRunOptions {
   simtriplet?: boolean;
   /** Final kNN monitor accuracy (the log holds a rising curve ending there). */
   knn?: number;
-  /** eval.json's linear results: label fraction -> predictions that score a known balanced accuracy. */
+  /** The eval records' linear results: label fraction -> predictions that score a known balanced accuracy. */
   eval?: { protocol: 'split' | 'logo'; fractions: readonly number[]; knn?: boolean } | false;
 }
 
@@ -66,13 +68,14 @@ function linearResult(protocol: 'split' | 'logo', fraction: number): LinearResul
   return result;
 }
 
-export function fakeEvalReport(opts: { protocol: 'split' | 'logo'; fractions: readonly number[]; knn?: boolean }): EvalReport {
+export function fakeEvalReport(opts: { protocol: 'split' | 'logo'; fractions: readonly number[]; knn?: boolean }, source?: EvalReport['encoder_source']): EvalReport {
   const results: EvalResult[] = opts.fractions.map((f) => linearResult(opts.protocol, f));
   if (opts.knn !== false) {
     results.push({ classifier: 'knn', protocol: 'split', settings: { k: 20, t: 0.1, train_samples: 90, test_samples: 30 }, metrics: classificationMetrics(TRUE, predictions(7), CLASSES) });
   }
   return {
     encoder: 'checkpoint fake/checkpoints/last.safetensors (epoch 4)',
+    encoder_source: source ?? { kind: 'random-init', model: ConfigSchema.parse({}).model },
     config_name: 'fake',
     engine: 'cpu',
     data: 'fake slides (90 train / 30 test)',
@@ -132,7 +135,26 @@ export function writeFakeRun(parent: string, opts: FakeRunOptions): string {
   writeFileSync(join(dir, 'run.json'), JSON.stringify({ name: opts.name, engine: 'cpu', data: 'synthetic_slides 32x32 (320 train / 30 test)', steps_per_epoch: perEpoch }));
   if (opts.eval !== false) {
     const e = opts.eval ?? { protocol: 'logo' as const, fractions: [0.01, 0.1, 1] };
-    writeFileSync(join(dir, 'eval.json'), JSON.stringify(fakeEvalReport(e), null, 2));
+    if (opts.legacyEval) writeFileSync(join(dir, 'eval.json'), JSON.stringify(fakeEvalReport(e), null, 2));
+    else writeFakeRecords(dir, fakeEvalReport(e, fakeCheckpoint(dir, steps, perEpoch)));
   }
   return dir;
+}
+
+/** The config the fake run's config.yaml stands for, as far as record keys go. */
+export const FAKE_CONFIG: Config = ConfigSchema.parse({ seed: 3, data: { kind: 'synthetic_slides', image_size: 32 } });
+
+/** Its last checkpoint, as eval names the encoder. */
+export function fakeCheckpoint(dir: string, step: number, perEpoch: number): EvalReport['encoder_source'] {
+  return { kind: 'checkpoint', path: join(dir, 'checkpoints', 'last.safetensors'), step, epoch: Math.ceil(step / perEpoch), trained_on: FAKE_CONFIG.data };
+}
+
+/** The records `simtrip eval` keeps for `report` in `dir`, written in its layout (evals/<id>/record.json). */
+export function writeFakeRecords(dir: string, report: EvalReport, cfg: Config = FAKE_CONFIG): EvalRecord[] {
+  const records = evalRecords(report, cfg, dir);
+  for (const r of records) {
+    mkdirSync(recordDir(dir, r.id), { recursive: true });
+    writeFileSync(join(recordDir(dir, r.id), RECORD_FILE), JSON.stringify(r, null, 2));
+  }
+  return records;
 }

@@ -1,13 +1,13 @@
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, describe, expect, it } from 'vitest';
 import { svgTextRenders } from '../../src/report/png.js';
 import { parseMetricsLog, readRun } from '../../src/report/run_data.js';
 import { writeRunReport } from '../../src/report/run_report.js';
 import { InputFileError } from '../../src/util/errors.js';
-import { CLASSES, writeFakeRun } from './fake_run.js';
+import { CLASSES, fakeCheckpoint, fakeEvalReport, writeFakeRecords, writeFakeRun } from './fake_run.js';
 import { checkXml, polylines } from './svg_check.js';
 
 const dirs: string[] = [];
@@ -44,19 +44,22 @@ describe('writeRunReport on a SimTriplet run with a leave-one-group-out eval', (
     const r = await report;
     expect(r.dir).toBe(join(runDir, 'report'));
     const names = r.files.map((f) => f.slice(r.dir.length + 1));
-    expect(names).toEqual([
+    // One label-fraction chart for the group of records, one confusion map per record (named by its id).
+    expect(names.map((n) => n.replace(/-step40-[0-9a-f]+/, '-step40-ID'))).toEqual([
       'loss.png',
       'lr.png',
       'loss_scale.png',
       'collapse.png',
       'knn.png',
-      'label_fraction.png',
-      'confusion-linear-1.png',
-      'confusion-linear-10.png',
-      'confusion-linear-100.png',
-      'confusion-knn.png',
+      'label_fraction-step40-ID.png',
+      'confusion-linear-1pct-step40-ID.png',
+      'confusion-linear-10pct-step40-ID.png',
+      'confusion-linear-100pct-step40-ID.png',
+      'confusion-knn-step40-ID.png',
       'summary.md',
     ]);
+    const ids = readdirSync(join(runDir, 'evals')).sort();
+    for (const id of ids) expect(names).toContain(`confusion-${id}.png`);
     for (const f of r.files.filter((p) => p.endsWith('.png'))) {
       const meta = await expectPng(f);
       expect(meta.width).toBeGreaterThan(200);
@@ -114,7 +117,9 @@ describe('writeRunReport on a SimTriplet run with a leave-one-group-out eval', (
     expect(md).toContain('### Per class: linear 100% (test)');
     // The last column: how many items of the class the probe was fitted on (class_counts in the JSON).
     for (const name of CLASSES) expect(md).toContain(`| ${name} | 90.00% | 90.00% | 90.00% | 10 | 30 |`);
-    for (const chart of ['loss', 'lr', 'loss_scale', 'knn', 'label_fraction', 'confusion-linear-100', 'confusion-knn']) expect(md).toContain(`](${chart}.png)`);
+    for (const f of (await report).files.filter((p) => p.endsWith('.png'))) expect(md).toContain(`](${basename(f)})`);
+    // Every record is a row naming its id.
+    for (const id of readdirSync(join(runDir, 'evals'))) expect(md).toContain(`| \`${id}\` |`);
   });
 });
 
@@ -130,7 +135,7 @@ describe('writeRunReport on other runs', () => {
     const bare = writeFakeRun(parent, { name: 'bare', eval: false });
     const r = await writeRunReport(bare);
     expect(r.files.map((f) => f.slice(r.dir.length + 1))).toEqual(['loss.png', 'lr.png', 'collapse.png', 'summary.md']);
-    expect(readFileSync(r.summary, 'utf8')).toContain('No eval.json yet');
+    expect(readFileSync(r.summary, 'utf8')).toContain('No evaluation yet');
   });
 
   it('reads eval reports in the format written before the protocols existed', async () => {
@@ -149,17 +154,41 @@ describe('writeRunReport on other runs', () => {
     expect(run.evals[0]!.report.protocol).toBe('split');
     expect(run.evals[0]!.report.results.map((r) => [r.classifier, r.protocol])).toEqual([['linear', 'split'], ['knn', 'split']]);
     const r = await writeRunReport(dir);
-    expect(r.files.map((f) => f.slice(r.dir.length + 1))).toContain('confusion-linear-50.png');
+    expect(r.files.map((f) => f.slice(r.dir.length + 1))).toContain('confusion-legacy-eval-linear-50.png');
     expect(readFileSync(r.summary, 'utf8')).toMatch(/\| linear \| split \| 50% \| 2 \| 4 \| 50\.00% \| 50\.00% \| 40\.00% \|/);
   });
 
-  it('also covers eval-*.json files beside eval.json (e.g. the random-init baseline)', async () => {
+  it('also covers the eval*.json files of an older simtrip (eval.json first), after the records', async () => {
     const parent = tempDir();
-    const dir = writeFakeRun(parent, { name: 'two-evals', eval: { protocol: 'split', fractions: [1] } });
+    const dir = writeFakeRun(parent, { name: 'two-evals', eval: { protocol: 'split', fractions: [1] }, legacyEval: true });
     writeFileSync(join(dir, 'eval-random-init.json'), readFileSync(join(dir, 'eval.json')));
+    writeFakeRecords(dir, fakeEvalReport({ protocol: 'split', fractions: [0.1] }, fakeCheckpoint(dir, 40, 10)));
     const md = readFileSync((await writeRunReport(dir)).summary, 'utf8');
-    expect(md.indexOf('## Evaluation: eval.json')).toBeGreaterThan(0);
-    expect(md.indexOf('## Evaluation: eval-random-init.json')).toBeGreaterThan(md.indexOf('## Evaluation: eval.json'));
+    const at = (title: string) => md.indexOf(`## Evaluation: ${title}`);
+    expect(at('checkpoint checkpoints/last.safetensors at step 40, split protocol')).toBeGreaterThan(0);
+    expect(at('eval.json (written by an older simtrip)')).toBeGreaterThan(at('checkpoint checkpoints/last.safetensors at step 40, split protocol'));
+    expect(at('eval-random-init.json (written by an older simtrip)')).toBeGreaterThan(at('eval.json (written by an older simtrip)'));
+  });
+
+  it('the charts follow the records: a chart whose record is gone, or of an older naming, is removed; other files stay', async () => {
+    const parent = tempDir();
+    const dir = writeFakeRun(parent, { name: 'stale', eval: { protocol: 'split', fractions: [0.1, 1] } });
+    const reportDir = join(dir, 'report');
+    mkdirSync(reportDir, { recursive: true });
+    for (const old of ['label_fraction.png', 'label_fraction.svg', 'confusion-linear-10.png', 'confusion-knn.svg']) writeFileSync(join(reportDir, old), 'old');
+    writeFileSync(join(reportDir, 'my-figure.png'), 'mine');
+    await writeRunReport(dir);
+    const pngs = () => readdirSync(reportDir).filter((f) => f.endsWith('.png')).sort();
+    expect(pngs().filter((f) => f.startsWith('confusion-'))).toEqual(readdirSync(join(dir, 'evals')).map((id) => `confusion-${id}.png`).sort());
+    expect(pngs()).toContain('my-figure.png');
+    expect(pngs()).not.toContain('label_fraction.png');
+    expect(readdirSync(reportDir)).not.toContain('confusion-knn.svg');
+    // A record removed by hand: its charts go with it at the next report.
+    const gone = readdirSync(join(dir, 'evals')).find((id) => id.startsWith('linear-10pct'))!;
+    rmSync(join(dir, 'evals', gone), { recursive: true });
+    await writeRunReport(dir);
+    expect(readdirSync(reportDir).filter((f) => f.includes(gone))).toEqual([]);
+    expect(readFileSync(join(reportDir, 'summary.md'), 'utf8')).not.toContain(gone);
   });
 
   it('writeRunReport (called by the trainer) writes the report, with the 1/sqrt(d) line from projDim or config.yaml', async () => {
@@ -221,7 +250,8 @@ describe('writeRunReport on other runs', () => {
   it('says under each confusion matrix title that the shading is per row', async () => {
     const parent = tempDir();
     const r = await writeRunReport(writeFakeRun(parent, { name: 'cm', eval: { protocol: 'split', fractions: [1] } }));
-    const svg = readFileSync(join(r.dir, 'confusion-linear-100.svg'), 'utf8');
+    const [name] = readdirSync(r.dir).filter((f) => /^confusion-linear-100pct-.*\.svg$/.test(f));
+    const svg = readFileSync(join(r.dir, name!), 'utf8');
     expect(svg).toContain('colour: share of the true class (each row sums to 100 %); numbers: counts');
     expect(svg).toContain('>100 %</text>');
   });
