@@ -98,11 +98,17 @@ const NOT_DATA = ['workers', 'cache_dir', 'keep_images', 'augment'] as const;
 /** Settings that only change how much of a data set is used or at what size: the same data for "trained on". */
 const NOT_SOURCE = [...NOT_DATA, 'on_bad_image', 'limit', 'test_limit', 'image_size'] as const;
 
+/** A configured path as written, without ./, doubled or trailing separators: data/x/ and ./data/x are data/x. */
+function samePath(path: string): string {
+  const p = normalize(path);
+  return p.length > 1 ? p.replace(/[\\/]+$/, '') : p;
+}
+
 function without(data: DataConfig, keys: readonly string[]): Record<string, unknown> {
   const out: Record<string, unknown> = { ...data };
   for (const k of keys) delete out[k];
-  for (const k of ['root', 'split_file'] as const) if (typeof out[k] === 'string') out[k] = normalize(out[k] as string);
-  if (isRecord(out.labelled) && typeof out.labelled.root === 'string') out.labelled = { ...out.labelled, root: normalize(out.labelled.root) };
+  for (const k of ['root', 'split_file'] as const) if (typeof out[k] === 'string') out[k] = samePath(out[k] as string);
+  if (isRecord(out.labelled) && typeof out.labelled.root === 'string') out.labelled = { ...out.labelled, root: samePath(out.labelled.root) };
   return out;
 }
 
@@ -111,8 +117,8 @@ const hash = (value: unknown, digits: number) => createHash('sha256').update(can
 export function dataKey(data: DataConfig): DataKey {
   return {
     kind: data.kind,
-    root: data.root === undefined ? null : normalize(data.root),
-    labelled_root: data.labelled.root === undefined ? null : normalize(data.labelled.root),
+    root: data.root === undefined ? null : samePath(data.root),
+    labelled_root: data.labelled.root === undefined ? null : samePath(data.labelled.root),
     hash: hash(without(data, NOT_DATA), 12),
   };
 }

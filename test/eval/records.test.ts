@@ -64,7 +64,7 @@ describe('dataDifferences', () => {
   it('names the settings in which evaluation data is another data set than the training data', () => {
     const d = ConfigSchema.parse({ data: { kind: 'patches', root: 'data/pathology/patches', labelled: { root: 'data/pathology/labelled' } } }).data;
     // Limits, image size and loading settings leave it the same data set.
-    expect(dataDifferences(d, { ...d, limit: 10, test_limit: 5, image_size: 64, workers: 2, root: './data/pathology/patches' })).toEqual([]);
+    expect(dataDifferences(d, { ...d, limit: 10, test_limit: 5, image_size: 64, workers: 2, root: './data/pathology/patches/' })).toEqual([]);
     expect(dataDifferences(d, { ...d, kind: 'folder', root: 'data/other' })).toEqual(['data.kind folder (trained on patches)', 'data.root data/other (trained on data/pathology/patches)']);
   });
 });
