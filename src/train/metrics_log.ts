@@ -26,6 +26,8 @@ export interface TrainingLog {
   resumeAt(step: number): Promise<void>;
   append(record: MetricsRecord): void;
   flush(): Promise<void>;
+  /** Called once when the run ends, however it ends (finished, stopped, failed), after a last flush(). */
+  close?(): Promise<void>;
 }
 
 export class MetricsLog implements TrainingLog {

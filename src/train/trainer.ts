@@ -605,6 +605,7 @@ async function trainLocked(opts: TrainOptions, lock: RunLock | undefined): Promi
     const { step, lastLoss, epochLoss, knnAccuracy, checkpoint } = state;
     return { runDir: opts.runDir, epochs: cfg.train.epochs, steps: step, lastLoss, epochLoss, knnAccuracy, checkpoint };
   } finally {
+    for (const log of state.logs) await log.close?.();
     // A batch still being augmented when the run stops (signal, divergence, error) is not needed.
     await state.ahead?.catch(() => undefined);
     await pool?.close();

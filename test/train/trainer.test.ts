@@ -103,13 +103,15 @@ describe('train', () => {
 
   it('a real SIGINT stops the run at the next step, not at the end of the epoch', async () => {
     const dir = await runDir();
+    // proper-lockfile's exit hooks (signal-exit) listen too; the trainer must leave only its own removed.
+    const listeners = process.listenerCount('SIGINT');
     // The signal is delivered through the event loop, as a Ctrl-C would be.
     const result = await train(
       options(tinyConfig(), dir, { handleSignals: true, onStep: (s) => s === 1 && process.kill(process.pid, 'SIGINT') }),
     );
     expect(result.interrupted).toBe('SIGINT');
     expect(result.steps).toBeLessThan(4);
-    expect(process.listenerCount('SIGINT')).toBe(0);
+    expect(process.listenerCount('SIGINT')).toBe(listeners);
   });
 
   it('refuses to overwrite a finished run, and to resume a run that has no checkpoint', async () => {
@@ -225,7 +227,7 @@ describe('metrics.jsonl across a stop and --resume', () => {
   it('every log is flushed before the checkpoint that covers it, and a caller\'s log follows the resume rule', async () => {
     const dir = await runDir();
     const last = join(dir, 'checkpoints', 'last.safetensors');
-    const seen: { resumeAt: number[]; records: MetricsRecord[]; violations: string[] } = { resumeAt: [], records: [], violations: [] };
+    const seen: { resumeAt: number[]; records: MetricsRecord[]; violations: string[]; closed: number } = { resumeAt: [], records: [], violations: [], closed: 0 };
     let flushedUpTo = 0;
     const spy: TrainingLog = {
       resumeAt: async (step) => {
@@ -240,11 +242,13 @@ describe('metrics.jsonl across a stop and --resume', () => {
         if (onDisk > flushedUpTo) seen.violations.push(`checkpoint at step ${onDisk} before the log reached it (${flushedUpTo})`);
         flushedUpTo = Math.max(flushedUpTo, ...seen.records.map((r) => r.step));
       },
+      close: async () => void seen.closed++,
     };
     const controller = new AbortController();
     await train(options(cfg(), dir, { logs: [spy], signal: controller.signal, onStep: (s) => s === 6 && controller.abort() }));
     await train(options(cfg(), dir, { logs: [spy], resume: true }));
     expect(seen.resumeAt).toEqual([0, 6]);
+    expect(seen.closed).toBe(2);
     expect(seen.violations).toEqual([]);
     expect(seen.records.map(timingless)).toEqual((await metricsOf(full)).map(timingless));
   });
