@@ -194,39 +194,10 @@ describe('metrics.jsonl across a stop and --resume', () => {
     expect(await readFile(join(full, 'report', 'summary.md'), 'utf8')).toContain(`| final loss (mean over epoch 2) | ${shown} |`);
   });
 
-  it('a stop inside a window and an epoch, then --resume: every line equals the uninterrupted run\'s, timings aside, and so do the epoch means', async () => {
-    const dir = await runDir();
-    const controller = new AbortController();
-    const log: string[] = [];
-    await train(options(cfg(), dir, { log: (l) => log.push(l), signal: controller.signal, onStep: (s) => s === 6 && controller.abort() }));
-    expect((await readCheckpoint(join(dir, 'checkpoints', 'last.safetensors'))).state.running?.window.steps).toBe(2);
-    const started = JSON.parse(await readFile(join(dir, 'run.json'), 'utf8')).started;
-    await train(options(cfg(), dir, { resume: true, log: (l) => log.push(l) }));
-    // run.json keeps when the run started and records the resumption.
-    const info = JSON.parse(await readFile(join(dir, 'run.json'), 'utf8'));
-    expect(info.started).toBe(started);
-    expect(info.resumes).toEqual([{ step: 6, time: expect.any(String), engine: 'cpu' }]);
-    expect((await metricsOf(dir)).map(timingless)).toEqual((await metricsOf(full)).map(timingless));
-    expect(epochLines(log)).toEqual(epochLines(fullLog));
-    expect(log).toContain(`run      ${dir} (resumed in epoch 2/2 after its step 2 of 4, step 6 overall)`);
-  });
-
-  it('lines a killed run wrote after its last checkpoint (and a line torn mid-write) are dropped on resume: no step is logged twice', async () => {
-    const dir = await runDir();
-    const controller = new AbortController();
-    await train(options(cfg(), dir, { signal: controller.signal, onStep: (s) => s === 6 && controller.abort() }));
-    // What a process killed after step 6 may have left: later lines, the last one cut short.
-    const later = (await readFile(join(full, 'metrics.jsonl'), 'utf8')).split('\n').filter((l) => l && JSON.parse(l).step > 6);
-    await appendFile(join(dir, 'metrics.jsonl'), `${later.join('\n')}\n${later[0]!.slice(0, 30)}`);
-    await train(options(cfg(), dir, { resume: true }));
-    const steps = (await metricsOf(dir)).map((m) => `${m.kind}@${m.step}`);
-    expect(new Set(steps).size).toBe(steps.length);
-    expect((await metricsOf(dir)).map(timingless)).toEqual((await metricsOf(full)).map(timingless));
-  });
-
-  it('every log is flushed before the checkpoint that covers it, and a caller\'s log follows the resume rule', async () => {
+  it('a stop inside a window and an epoch, then --resume: every line equals the uninterrupted run\'s, timings aside, and so do the epoch means; a caller\'s log follows the same rule, flushed before each checkpoint', async () => {
     const dir = await runDir();
     const last = join(dir, 'checkpoints', 'last.safetensors');
+    // A log of the caller's (TrainOptions.logs), as a TensorBoard writer would be.
     const seen: { resumeAt: number[]; records: MetricsRecord[]; violations: string[]; closed: number } = { resumeAt: [], records: [], violations: [], closed: 0 };
     let flushedUpTo = 0;
     const spy: TrainingLog = {
@@ -245,12 +216,35 @@ describe('metrics.jsonl across a stop and --resume', () => {
       close: async () => void seen.closed++,
     };
     const controller = new AbortController();
-    await train(options(cfg(), dir, { logs: [spy], signal: controller.signal, onStep: (s) => s === 6 && controller.abort() }));
-    await train(options(cfg(), dir, { logs: [spy], resume: true }));
+    const log: string[] = [];
+    await train(options(cfg(), dir, { logs: [spy], log: (l) => log.push(l), signal: controller.signal, onStep: (s) => s === 6 && controller.abort() }));
+    expect((await readCheckpoint(last)).state.running?.window.steps).toBe(2);
+    const started = JSON.parse(await readFile(join(dir, 'run.json'), 'utf8')).started;
+    await train(options(cfg(), dir, { logs: [spy], resume: true, log: (l) => log.push(l) }));
+    // run.json keeps when the run started and records the resumption.
+    const info = JSON.parse(await readFile(join(dir, 'run.json'), 'utf8'));
+    expect(info.started).toBe(started);
+    expect(info.resumes).toEqual([{ step: 6, time: expect.any(String), engine: 'cpu' }]);
+    expect((await metricsOf(dir)).map(timingless)).toEqual((await metricsOf(full)).map(timingless));
+    expect(epochLines(log)).toEqual(epochLines(fullLog));
+    expect(log).toContain(`run      ${dir} (resumed in epoch 2/2 after its step 2 of 4, step 6 overall)`);
     expect(seen.resumeAt).toEqual([0, 6]);
     expect(seen.closed).toBe(2);
     expect(seen.violations).toEqual([]);
     expect(seen.records.map(timingless)).toEqual((await metricsOf(full)).map(timingless));
+  });
+
+  it('lines a killed run wrote after its last checkpoint (and a line torn mid-write) are dropped on resume: no step is logged twice', async () => {
+    const dir = await runDir();
+    const controller = new AbortController();
+    await train(options(cfg(), dir, { signal: controller.signal, onStep: (s) => s === 6 && controller.abort() }));
+    // What a process killed after step 6 may have left: later lines, the last one cut short.
+    const later = (await readFile(join(full, 'metrics.jsonl'), 'utf8')).split('\n').filter((l) => l && JSON.parse(l).step > 6);
+    await appendFile(join(dir, 'metrics.jsonl'), `${later.join('\n')}\n${later[0]!.slice(0, 30)}`);
+    await train(options(cfg(), dir, { resume: true }));
+    const steps = (await metricsOf(dir)).map((m) => `${m.kind}@${m.step}`);
+    expect(new Set(steps).size).toBe(steps.length);
+    expect((await metricsOf(dir)).map(timingless)).toEqual((await metricsOf(full)).map(timingless));
   });
 });
 
