@@ -4,15 +4,19 @@
 // below (filter reorder, explicit padding) is the same on 2-byte elements.
 //
 // tfjs keeps activations in NHWC, which cuDNN reads directly, and filters in HWIO, which cuDNN's NHWC
-// kernels do not take: filters are reordered to KRSC (OHWI) with the tiled transpose on every call, and
-// the filter gradient comes back the same way. Filters are small against activations (a 3x3x512x512
-// filter is 9 MB, one of its activations at batch 256 and 7x7 pixels 25 MB), so the reorder is a few
-// microseconds next to the convolution.
+// kernels do not take: the exports take filters already in KRSC (OHWI), which the backend makes once
+// per weight version (CudaBackend.krscFilter: the same weight feeds the forward pass of every view and
+// every backward-data pass), and the filter gradient comes back to HWIO with the tiled transpose.
+//
+// cuDNN's descriptors count elements in int: a tensor of 2^31 elements or more (an activation of a
+// large batch at 224 px) is convolved a slice of the batch at a time, the filter gradients of the
+// slices summed.
 //
 // cuDNN pads symmetrically. tfjs' 'same' padding at stride 2 on an even input puts the extra row at the
 // bottom (top 0, bottom 1), which no symmetric padding reproduces: there the input is zero-padded
 // explicitly into scratch and the library runs unpadded along that dimension (backward data computes
 // the padded gradient and slices it; backward filter reads the padded input).
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <type_traits>
@@ -109,7 +113,7 @@ void padInput(const ConvGeometry &g, const void *x, void *out, Storage storage) 
     using T = std::remove_pointer_t<decltype(type)>;
     withIndexType(total, [&](auto index) {
       using Index = decltype(index);
-      launch("convPadInput", padKernel<T, Index>, gridFor(total, 256), dim3(256), static_cast<const T *>(x), static_cast<T *>(out), g.h, g.w,
+      launchOver("convPadInput", padKernel<T, Index>, total, 256, static_cast<const T *>(x), static_cast<T *>(out), g.h, g.w,
              g.lib.c, g.top, g.left, g.lib.h, g.lib.w, Index(total));
     });
   };
@@ -135,35 +139,82 @@ void unpadGradient(const ConvGeometry &g, const void *padded, void *dx, Storage 
   stridedCopy(static_cast<const char *>(padded) + first * elementBytes(storage), dx, view, elementBytes(storage));
 }
 
-// The filter in KRSC, from tfjs' HWIO.
-struct KrscFilter {
-  Scratch buffer;
-  KrscFilter(const ConvGeometry &g, const void *hwio, Storage storage) : buffer(g.lib.filterSize() * elementBytes(storage)) {
-    transpose2d(hwio, buffer.as<void>(), 1, g.filterRows(), g.lib.k, elementBytes(storage));
-  }
-  const void *get() const { return buffer.as<void>(); }
-};
+// Samples per library call: all of them, unless the input or output would reach the elements the
+// library's int descriptors can count (device().maxLibraryElements; tests lower it).
+int samplesPerCall(const ConvShape &s, const char *fn) {
+  const size_t perSample = std::max(s.inputSize(), s.outputSize()) / static_cast<size_t>(s.n);
+  const size_t limit = device().maxLibraryElements;
+  if (perSample > limit) throw ArgError(std::string(fn) + ": one sample of " + s.describe() + " has more elements than cuDNN can count");
+  return static_cast<int>(std::min<size_t>(static_cast<size_t>(s.n), limit / perSample));
+}
 
-// The three directions on the caller's tensors (all in `storage`), around the explicit padding.
-void forward(const ConvGeometry &g, const void *x, const void *hwio, void *y, Storage storage) {
-  const KrscFilter w(g, hwio, storage);
-  if (g.padsExplicitly()) {
-    Scratch padded(g.lib.inputSize() * elementBytes(storage));
-    padInput(g, x, padded.as<void>(), storage);
-    convForward(g.lib, padded.as<void>(), w.get(), y, storage, mathModes().conv);
-  } else {
-    convForward(g.lib, x, w.get(), y, storage, mathModes().conv);
+// f(slice, first sample) over slices of the batch that the library can take in one call.
+template <class F>
+void eachBatchSlice(const ConvShape &s, const char *fn, F f) {
+  const int per = samplesPerCall(s, fn);
+  for (int first = 0; first < s.n; first += per) {
+    ConvShape slice = s;
+    slice.n = std::min(per, s.n - first);
+    f(slice, static_cast<size_t>(first));
   }
 }
 
-void backwardData(const ConvGeometry &g, const void *dy, const void *hwio, void *dx, Storage storage) {
-  const KrscFilter w(g, hwio, storage);
+const void *offset(const void *p, size_t elements, Storage storage) { return static_cast<const char *>(p) + elements * elementBytes(storage); }
+void *offset(void *p, size_t elements, Storage storage) { return static_cast<char *>(p) + elements * elementBytes(storage); }
+
+__global__ void accumulateKernel(float *__restrict__ sum, const float *__restrict__ part, size_t n) {
+  for (size_t i = gridFirst(); i < n; i += gridStride()) sum[i] += part[i];
+}
+
+// y = conv(x, w) on the library's shape, a batch slice at a time.
+void forwardSliced(const ConvShape &s, const void *x, const void *krsc, void *y, Storage storage) {
+  const size_t in = size_t(s.h) * s.w * s.c, out = size_t(s.outH) * s.outW * s.k;
+  eachBatchSlice(s, "convForward", [&](const ConvShape &slice, size_t first) {
+    convForward(slice, offset(x, first * in, storage), krsc, offset(y, first * out, storage), storage, mathModes().conv);
+  });
+}
+
+void backwardDataSliced(const ConvShape &s, const void *dy, const void *krsc, void *dx, Storage storage) {
+  const size_t in = size_t(s.h) * s.w * s.c, out = size_t(s.outH) * s.outW * s.k;
+  eachBatchSlice(s, "convBackwardData", [&](const ConvShape &slice, size_t first) {
+    convBackwardData(slice, offset(dy, first * out, storage), krsc, offset(dx, first * in, storage), storage, mathModes().conv);
+  });
+}
+
+// dw (KRSC) = the sum over the slices' filter gradients: float32 only, since halves would round once
+// per slice instead of once.
+void backwardFilterSliced(const ConvShape &s, const void *x, const void *dy, void *dw, Storage storage) {
+  if (samplesPerCall(s, "convBackwardFilter") >= s.n) return convBackwardFilter(s, x, dy, dw, storage, mathModes().conv);
+  if (storage == Storage::Half) throw ArgError("convBackwardFilterHalves: " + s.describe() + " has more elements than cuDNN can count; lower the batch size");
+  const size_t in = size_t(s.h) * s.w * s.c, out = size_t(s.outH) * s.outW * s.k;
+  Scratch part(s.filterSize() * sizeof(float));
+  eachBatchSlice(s, "convBackwardFilter", [&](const ConvShape &slice, size_t first) {
+    const void *xs = offset(x, first * in, storage), *dys = offset(dy, first * out, storage);
+    if (first == 0) return convBackwardFilter(slice, xs, dys, dw, storage, mathModes().conv);
+    convBackwardFilter(slice, xs, dys, part.as<void>(), storage, mathModes().conv);
+    launchOver("convAccumulateFilterGrad", accumulateKernel, s.filterSize(), 256, static_cast<float *>(dw), part.as<const float>(), s.filterSize());
+  });
+}
+
+// The three directions on the caller's tensors (all in `storage`), around the explicit padding. The
+// filter is in KRSC.
+void forward(const ConvGeometry &g, const void *x, const void *krsc, void *y, Storage storage) {
   if (g.padsExplicitly()) {
     Scratch padded(g.lib.inputSize() * elementBytes(storage));
-    convBackwardData(g.lib, dy, w.get(), padded.as<void>(), storage, mathModes().conv);
+    padInput(g, x, padded.as<void>(), storage);
+    forwardSliced(g.lib, padded.as<void>(), krsc, y, storage);
+  } else {
+    forwardSliced(g.lib, x, krsc, y, storage);
+  }
+}
+
+void backwardData(const ConvGeometry &g, const void *dy, const void *krsc, void *dx, Storage storage) {
+  if (g.padsExplicitly()) {
+    Scratch padded(g.lib.inputSize() * elementBytes(storage));
+    backwardDataSliced(g.lib, dy, krsc, padded.as<void>(), storage);
     unpadGradient(g, padded.as<void>(), dx, storage);
   } else {
-    convBackwardData(g.lib, dy, w.get(), dx, storage, mathModes().conv);
+    backwardDataSliced(g.lib, dy, krsc, dx, storage);
   }
 }
 
@@ -173,9 +224,9 @@ void backwardFilter(const ConvGeometry &g, const void *x, const void *dy, void *
   if (g.padsExplicitly()) {
     Scratch padded(g.lib.inputSize() * elementBytes(storage));
     padInput(g, x, padded.as<void>(), storage);
-    convBackwardFilter(g.lib, padded.as<void>(), dy, krsc.as<void>(), storage, mathModes().conv);
+    backwardFilterSliced(g.lib, padded.as<void>(), dy, krsc.as<void>(), storage);
   } else {
-    convBackwardFilter(g.lib, x, dy, krsc.as<void>(), storage, mathModes().conv);
+    backwardFilterSliced(g.lib, x, dy, krsc.as<void>(), storage);
   }
   transpose2d(krsc.as<void>(), dw, 1, g.lib.k, g.filterRows(), elementBytes(storage));
 }
@@ -210,7 +261,7 @@ void biasActivation(float *y, size_t rows, int channels, const float *bias, int 
   const size_t total = rows * static_cast<size_t>(channels);
   if (total == 0 || (!biasLength && !relu)) return;
   if (biasLength != 0 && biasLength != 1 && biasLength != channels) throw ArgError("bias: length is neither 1 nor the channel count");
-  launch("biasActivation", biasActivationKernel, gridFor(total, 256), dim3(256), y, total, channels, bias, biasLength, relu);
+  launchOver("biasActivation", biasActivationKernel, total, 256, y, total, channels, bias, biasLength, relu);
 }
 
 // (convTf32, matmulTf32): whether convolutions / matrix products may use TF32 tensor cores.
@@ -221,6 +272,7 @@ SIMTRIP_EXPORT(setMathMode) {
   return undefined(args.env);
 }
 
+// Every filter argument below is in KRSC (CudaBackend.krscFilter), not tfjs' HWIO.
 // (x, filter, bias | 0, biasLength, out, params): out = act(conv(x, filter) + bias); biasLength is
 // the output channel count or 1 (one value for all), ignored without params[HAS_BIAS].
 SIMTRIP_EXPORT(convForward) {

@@ -1,4 +1,6 @@
-// The device itself as seen from JS: start-up, memory, copies, synchronisation.
+// The device itself as seen from JS: start-up, memory, copies, synchronisation, reads that do not
+// drain the stream, uploads staged on a worker thread, and the runtime's counters.
+#include <cstring>
 #include <sstream>
 
 #include "libraries.h"
@@ -95,6 +97,130 @@ SIMTRIP_EXPORT(zero) {
 
 SIMTRIP_EXPORT(synchronize) {
   cuda::synchronize();
+  return undefined(args.env);
+}
+
+// (pointer, bytes) -> ticket: a copy of the bytes into pinned memory, queued now (a later free of the
+// pointer is ordered after it) and collected with readCollect once readDone says it ran.
+SIMTRIP_EXPORT(readAsync) {
+  args.need(2, "readAsync");
+  return number(args.env, cuda::readAsync(args.ptr(0, "pointer"), args.size(1, "bytes")));
+}
+
+SIMTRIP_EXPORT(readDone) {
+  args.need(1, "readDone");
+  return boolean(args.env, cuda::readDone(args.integer(0, "ticket")));
+}
+
+// (ticket, out: typed array of exactly the bytes read)
+SIMTRIP_EXPORT(readCollect) {
+  args.need(2, "readCollect");
+  const BytesView out = args.bytes(1, "out");
+  cuda::readCollect(args.integer(0, "ticket"), out.data);
+  return undefined(args.env);
+}
+
+namespace {
+
+// A staged upload in flight: the array's bytes go into pinned memory on a libuv worker thread.
+struct StageWork {
+  napi_async_work work = nullptr;
+  napi_deferred deferred = nullptr;
+  napi_ref array = nullptr;  // keeps the source alive until the copy is done
+  const void *src = nullptr;
+  void *host = nullptr;
+  size_t bytes = 0;
+  int ticket = -1;
+};
+
+void stageExecute(napi_env, void *data) {
+  auto *w = static_cast<StageWork *>(data);
+  if (w->bytes) std::memcpy(w->host, w->src, w->bytes);
+}
+
+void stageComplete(napi_env env, napi_status status, void *data) {
+  auto *w = static_cast<StageWork *>(data);
+  napi_delete_reference(env, w->array);
+  if (status == napi_ok) {
+    napi_resolve_deferred(env, w->deferred, number(env, w->ticket));
+  } else {
+    dropStaged(w->ticket);
+    napi_value message, error;
+    napi_create_string_utf8(env, "stageUpload: the copy was cancelled", NAPI_AUTO_LENGTH, &message);
+    napi_create_error(env, nullptr, message, &error);
+    napi_reject_deferred(env, w->deferred, error);
+  }
+  napi_delete_async_work(env, w->work);
+  delete w;
+}
+
+}  // namespace
+
+// (typedArray) -> Promise<ticket>: the array's bytes copied into pinned memory off the main thread;
+// uploadStaged(pointer, ticket) then queues them to the device without a copy on the main thread. The
+// array must not change until the promise settles.
+SIMTRIP_EXPORT(stageUpload) {
+  args.need(1, "stageUpload");
+  const BytesView values = args.bytes(0, "values");
+  auto *w = new StageWork;
+  w->src = values.data;
+  w->bytes = values.bytes;
+  try {
+    w->ticket = cuda::stage(values.bytes, &w->host);
+  } catch (...) {
+    delete w;
+    throw;
+  }
+  napi_value promise, name;
+  napi_create_reference(args.env, args[0], 1, &w->array);
+  napi_create_promise(args.env, &w->deferred, &promise);
+  napi_create_string_utf8(args.env, "simtripStageUpload", NAPI_AUTO_LENGTH, &name);
+  napi_create_async_work(args.env, nullptr, name, stageExecute, stageComplete, w, &w->work);
+  napi_queue_async_work(args.env, w->work);
+  return promise;
+}
+
+// (pointer, ticket): queues a staged upload's bytes to the device.
+SIMTRIP_EXPORT(uploadStaged) {
+  args.need(2, "uploadStaged");
+  cuda::uploadStaged(args.ptr(0, "pointer"), args.integer(1, "ticket"));
+  return undefined(args.env);
+}
+
+// (ticket): a staged upload that will not be used.
+SIMTRIP_EXPORT(dropStaged) {
+  args.need(1, "dropStaged");
+  cuda::dropStaged(args.integer(0, "ticket"));
+  return undefined(args.env);
+}
+
+// What the runtime did since resetCounters(): allocations, copies, synchronisations, launches, and
+// the native calls by export.
+SIMTRIP_EXPORT(counters) {
+  const Counters &c = cuda::counters();
+  napi_value out, calls;
+  napi_create_object(args.env, &out);
+  napi_create_object(args.env, &calls);
+  const auto set = [&](const char *name, uint64_t v) { setProperty(args.env, out, name, number(args.env, static_cast<double>(v))); };
+  set("allocs", c.allocs);
+  set("frees", c.frees);
+  set("uploads", c.uploads);
+  set("uploadBytes", c.uploadBytes);
+  set("stagedUploads", c.stagedUploads);
+  set("downloads", c.downloads);
+  set("asyncReads", c.asyncReads);
+  set("syncs", c.syncs);
+  set("eventWaits", c.eventWaits);
+  set("launches", c.launches);
+  set("blocks", c.blocks);
+  forEachCallCount([&](const char *name, uint64_t n) { setProperty(args.env, calls, name, number(args.env, static_cast<double>(n))); });
+  setProperty(args.env, out, "calls", calls);
+  return out;
+}
+
+SIMTRIP_EXPORT(resetCounters) {
+  cuda::resetCounters();
+  resetCallCounts();
   return undefined(args.env);
 }
 

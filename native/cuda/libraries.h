@@ -8,6 +8,8 @@
 
 namespace simtrip::cuda {
 
+// Each candidate is a line: the library file, or the files to load first and the library last,
+// tab-separated (src/engine/cuda/libraries.ts).
 struct LibraryCandidates {
   std::vector<std::string> cudnn;
   std::vector<std::string> cublas;
@@ -17,7 +19,7 @@ struct LibraryInfo {
   std::string cudnnPath;
   std::string cublasPath;
   int cudnnVersion = 0;   // cudnnGetVersion(), e.g. 91400
-  int cublasVersion = 0;  // cublasGetVersion(), e.g. 130100
+  int cublasVersion = 0;  // cublasGetProperty: major * 10000 + minor * 100 + patch, e.g. 130100
 };
 
 // Loads both libraries and resolves every function the engine calls; throws DeviceError naming what is

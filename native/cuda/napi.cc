@@ -15,6 +15,7 @@ namespace {
 struct Registered {
   const char *name;
   Function fn;
+  uint64_t calls = 0;  // since resetCounters: the host cost of a step in native calls
 };
 
 std::vector<Registered> &registry() {
@@ -39,7 +40,8 @@ napi_value call(napi_env env, napi_callback_info info) {
   napi_value argv[kMaxArgs];
   void *data = nullptr;
   napi_get_cb_info(env, info, &argc, argv, nullptr, &data);
-  const Registered &r = registry()[reinterpret_cast<uintptr_t>(data)];
+  Registered &r = registry()[reinterpret_cast<uintptr_t>(data)];
+  r.calls++;
   try {
     return r.fn(Args{env, argv, argc});
   } catch (const OutOfMemory &e) {
@@ -58,6 +60,16 @@ napi_value call(napi_env env, napi_callback_info info) {
 }  // namespace
 
 Export::Export(const char *name, Function fn) { registry().push_back({name, fn}); }
+
+void forEachCallCount(const std::function<void(const char *, uint64_t)> &f) {
+  for (const Registered &r : registry()) {
+    if (r.calls) f(r.name, r.calls);
+  }
+}
+
+void resetCallCounts() {
+  for (Registered &r : registry()) r.calls = 0;
+}
 
 void Args::need(size_t n, const char *function) const {
   if (count < n) throw ArgError(std::string(function) + ": expected " + std::to_string(n) + " arguments, got " + std::to_string(count));

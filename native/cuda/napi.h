@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "../shared/napi_args.h"
@@ -42,6 +43,10 @@ using Function = napi_value (*)(const Args &);
 struct Export {
   Export(const char *name, Function fn);
 };
+
+// The exports called since resetCallCounts(), with their counts.
+void forEachCallCount(const std::function<void(const char *, uint64_t)> &f);
+void resetCallCounts();
 
 napi_value undefined(napi_env env);
 napi_value number(napi_env env, double v);

@@ -8,6 +8,7 @@ import { basename, dirname, join } from 'node:path';
 import { loadConfig, configToYaml } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { initEngine, type EngineInfo } from '../engine/engine.js';
+import { describeGpuFailure } from '../engine/gpu_failure.js';
 import { resolveCheckpointPath } from '../train/checkpoint.js';
 import { UserError } from '../util/errors.js';
 import { plural } from '../util/text.js';
@@ -261,7 +262,7 @@ export async function main(argv: string[]): Promise<number> {
       if (verbose) log((err as Error).stack ?? '');
       return 2;
     }
-    log(`simtrip: ${(err as Error)?.name === 'DivergedError' ? '' : 'failed: '}${errorMessage(err)}`);
+    log(`simtrip: ${(err as Error)?.name === 'DivergedError' ? '' : 'failed: '}${describeGpuFailure(err) ?? errorMessage(err)}`);
     if (verbose) log((err as Error)?.stack ?? '');
     return 1;
   }

@@ -15,6 +15,13 @@ export const GROUP_NORM = 'SimtripGroupNorm';
  * d = g + w*weightDecay; newBuf = first ? d : buf*momentum + d; newW = w - newBuf*lr.
  */
 export const SGD_UPDATE = 'SimtripSgdUpdate';
+/**
+ * SGD_UPDATE with one more input, `gate` (a float32 scalar on the device): where it is not 1 the
+ * update is not applied (newW = w; newBuf = buf, or zeros on the first step), so a step can queue its
+ * update before anyone reads whether its loss was finite. Registered by engines whose tensors live on
+ * a device (cuda); elsewhere the optimiser reads the gate, which costs nothing there.
+ */
+export const SGD_UPDATE_GATED = 'SimtripSgdUpdateGated';
 
 /**
  * Inputs: any number of float32 tensors (any names); output: a bool scalar, true when every element

@@ -1,9 +1,12 @@
 // dnn.h's convolutions on cuDNN 9's convolution API: NHWC activations, KRSC filters, fp32 or fp16.
 //
-// Each (shape, direction, storage, math mode) gets a plan once: its descriptors and the algorithm that
-// cudnnFind*AlgorithmEx measured fastest on the real buffers (as torch.backends.cudnn.benchmark does).
-// Training repeats a handful of shapes, so the search, which waits for the GPU, runs only in the first
-// steps; afterwards a call is a lookup and one library launch, with its workspace from the stream's pool.
+// Each (shape, direction, storage, math mode) gets a plan once: its descriptors, and every algorithm
+// that cudnnFind*AlgorithmEx measured on the real buffers (as torch.backends.cudnn.benchmark does),
+// fastest first. Training repeats a handful of shapes, so the search, which waits for the GPU, runs
+// only in the first steps; afterwards a call is a lookup and one library launch with the fastest
+// algorithm whose workspace the pool can give now (conv_algos.h), falling back to slower ones that
+// need less instead of running out of memory. A search saved by an earlier process (loadConvPlans:
+// check:cuda, the benchmarks and the end-to-end run of one device script) is reused as it is.
 //
 // Math: Exact searches and runs with CUDNN_FMA_MATH (no tensor cores, so no TF32); Tf32 searches with
 // CUDNN_DEFAULT_MATH, which lets cuDNN use TF32 tensor cores for fp32, and runs with the math type of
@@ -19,6 +22,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "../conv_algos.h"
 #include "../dnn.h"
 #include "../runtime.h"
 #include "dynload.h"
@@ -27,21 +31,13 @@ namespace simtrip::cuda {
 
 namespace {
 
-enum class Direction { Forward, BackwardData, BackwardFilter };
+using Direction = ConvDirection;
 
-const char *nameOf(Direction d) {
-  switch (d) {
-    case Direction::Forward:
-      return "forward";
-    case Direction::BackwardData:
-      return "backward data";
-    default:
-      return "backward filter";
+void check(cudnnStatus_t status, const char *call, const ConvShape &shape, const std::string &detail = "") {
+  if (status != CUDNN_STATUS_SUCCESS) {
+    throw DeviceError(std::string(call) + " (" + shape.describe() + detail + "): " + lib::cudnn.cudnnGetErrorString(status) + " (cudnnStatus_t " +
+                      std::to_string(static_cast<int>(status)) + ")");
   }
-}
-
-void check(cudnnStatus_t status, const char *call, const ConvShape &shape) {
-  if (status != CUDNN_STATUS_SUCCESS) throw DeviceError(std::string(call) + " (" + shape.describe() + "): " + lib::cudnn.cudnnGetErrorString(status));
 }
 
 cudnnHandle_t createHandle() {
@@ -59,23 +55,19 @@ cudnnHandle_t handle() {
   return h;
 }
 
-// The most workspace a search offers: enough for the FFT and Winograd algorithms at ResNet sizes,
-// small next to an 80 GB device. Below the least, the search gets none (implicit GEMM needs none).
-constexpr size_t kSearchWorkspace = size_t(1) << 30;
-constexpr size_t kLeastSearchWorkspace = size_t(1) << 20;
-
 // Whether a call may use tensor cores: always on halves, on float32 only with TF32 allowed.
 bool tensorCores(Storage storage, MathMode math) { return storage == Storage::Half || math == MathMode::Tf32; }
 
 cudnnDataType_t dataType(Storage storage) { return storage == Storage::Half ? CUDNN_DATA_HALF : CUDNN_DATA_FLOAT; }
 
-// One convolution's descriptors and chosen algorithm.
+// One convolution's descriptors and its search's results.
 struct Plan {
   cudnnTensorDescriptor_t x = nullptr, y = nullptr;
   cudnnFilterDescriptor_t w = nullptr;
   cudnnConvolutionDescriptor_t conv = nullptr;
-  int algo = 0;  // a cudnnConvolution{Fwd,BwdData,BwdFilter}Algo_t, by direction
-  size_t workspace = 0;
+  ConvChoices *choices = nullptr;  // in conv_algos.h's book
+  bool tensorOps = false;          // the math type follows the algorithm run
+  int appliedMath = -1;            // the math type the descriptor has now
 
   Plan() = default;
   Plan(const Plan &) = delete;
@@ -104,18 +96,6 @@ void describeInto(Plan &plan, const ConvShape &s, Storage storage, cudnnMathType
   check(lib::cudnn.cudnnSetConvolutionMathType(plan.conv, math), "cudnnSetConvolutionMathType", s);
 }
 
-// The workspace a search may use: as much as kSearchWorkspace, less when the device is short of it.
-std::unique_ptr<Scratch> searchWorkspace() {
-  for (size_t bytes = kSearchWorkspace; bytes >= kLeastSearchWorkspace; bytes /= 4) {
-    try {
-      return std::make_unique<Scratch>(bytes);
-    } catch (const OutOfMemory &) {
-      // try a quarter of it
-    }
-  }
-  return std::make_unique<Scratch>(0);
-}
-
 // The algorithms that compute in a transformed domain (FFT, Winograd) rather than summing the exact
 // products. Their transforms add round-off of their own, and cuDNN does not document the precision of
 // their intermediates on fp16 data, while mixed16 promises the emulation's numbers up to the float32
@@ -134,27 +114,19 @@ bool transformed(cudnnConvolutionBwdFilterAlgo_t a) {
          a == CUDNN_CONVOLUTION_BWD_FILTER_ALGO_WINOGRAD || a == CUDNN_CONVOLUTION_BWD_FILTER_ALGO_WINOGRAD_NONFUSED;
 }
 
-// The fastest usable result (cuDNN sorts them by time); without tensor cores allowed, never a
-// tensor-core one; on halves, never a transformed one.
+// The usable results, fastest first (cuDNN sorts them by time): without tensor cores allowed, never a
+// tensor-core one; on halves, never a transformed one; none that needs more than the search had.
 template <class Perf>
-const Perf &fastest(const std::vector<Perf> &perfs, int returned, Storage storage, bool tensorOps, size_t limit, const ConvShape &s,
-                    Direction d) {
+std::vector<ConvAlgo> usable(const std::vector<Perf> &perfs, int returned, Storage storage, bool tensorOps, size_t limit) {
+  std::vector<ConvAlgo> out;
   for (int i = 0; i < returned; i++) {
     const Perf &p = perfs[i];
     if (p.status != CUDNN_STATUS_SUCCESS || p.memory > limit) continue;
     if (!tensorOps && (p.mathType == CUDNN_TENSOR_OP_MATH || p.mathType == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION)) continue;
     if (storage == Storage::Half && transformed(p.algo)) continue;
-    return p;
+    out.push_back(ConvAlgo{static_cast<int>(p.algo), static_cast<int>(p.mathType), p.memory, p.time});
   }
-  throw DeviceError(std::string("cuDNN has no ") + nameOf(d) + " algorithm for " + s.describe() + (storage == Storage::Half ? " on halves" : "") +
-                    " within " + std::to_string(limit >> 20) + " MB of workspace");
-}
-
-template <class Perf>
-void adopt(Plan &plan, const Perf &perf, bool tensorOps, const ConvShape &s) {
-  plan.algo = static_cast<int>(perf.algo);
-  plan.workspace = perf.memory;
-  if (tensorOps) check(lib::cudnn.cudnnSetConvolutionMathType(plan.conv, perf.mathType), "cudnnSetConvolutionMathType", s);
+  return out;
 }
 
 cudnnMathType_t searchMath(Storage storage, MathMode math) {
@@ -163,63 +135,92 @@ cudnnMathType_t searchMath(Storage storage, MathMode math) {
 }
 
 // Searches with the call's own buffers: the search writes the output, which the call then overwrites.
-std::unique_ptr<Plan> makePlan(Direction d, const ConvShape &s, Storage storage, MathMode math, const void *in, const void *other, void *out) {
-  const bool tensorOps = tensorCores(storage, math);
-  auto plan = std::make_unique<Plan>();
-  describeInto(*plan, s, storage, searchMath(storage, math));
+ConvChoices search(Direction d, const Plan &plan, const ConvShape &s, Storage storage, bool tensorOps, const void *in, const void *other,
+                   void *out) {
   const std::unique_ptr<Scratch> ws = searchWorkspace();
   cudnnHandle_t h = handle();
   // The search waits for its own timings anyway; draining the stream first also settles the
   // stream-ordered allocations of the buffers it runs on, whatever streams cuDNN times with.
   synchronize();
+  ConvChoices c;
+  c.searchWorkspace = ws->bytes();
   int max = 0, returned = 0;
   switch (d) {
     case Direction::Forward: {
       check(lib::cudnn.cudnnGetConvolutionForwardAlgorithmMaxCount(h, &max), "cudnnGetConvolutionForwardAlgorithmMaxCount", s);
       std::vector<cudnnConvolutionFwdAlgoPerf_t> perfs(max);
-      check(lib::cudnn.cudnnFindConvolutionForwardAlgorithmEx(h, plan->x, in, plan->w, other, plan->conv, plan->y, out, max, &returned,
-                                                              perfs.data(), ws->as<void>(), ws->bytes()),
+      check(lib::cudnn.cudnnFindConvolutionForwardAlgorithmEx(h, plan.x, in, plan.w, other, plan.conv, plan.y, out, max, &returned, perfs.data(),
+                                                              ws->as<void>(), ws->bytes()),
             "cudnnFindConvolutionForwardAlgorithmEx", s);
-      adopt(*plan, fastest(perfs, returned, storage, tensorOps, ws->bytes(), s, d), tensorOps, s);
+      c.ranked = usable(perfs, returned, storage, tensorOps, ws->bytes());
       break;
     }
     case Direction::BackwardData: {
       check(lib::cudnn.cudnnGetConvolutionBackwardDataAlgorithmMaxCount(h, &max), "cudnnGetConvolutionBackwardDataAlgorithmMaxCount", s);
       std::vector<cudnnConvolutionBwdDataAlgoPerf_t> perfs(max);
-      check(lib::cudnn.cudnnFindConvolutionBackwardDataAlgorithmEx(h, plan->w, other, plan->y, in, plan->conv, plan->x, out, max, &returned,
+      check(lib::cudnn.cudnnFindConvolutionBackwardDataAlgorithmEx(h, plan.w, other, plan.y, in, plan.conv, plan.x, out, max, &returned,
                                                                    perfs.data(), ws->as<void>(), ws->bytes()),
             "cudnnFindConvolutionBackwardDataAlgorithmEx", s);
-      adopt(*plan, fastest(perfs, returned, storage, tensorOps, ws->bytes(), s, d), tensorOps, s);
+      c.ranked = usable(perfs, returned, storage, tensorOps, ws->bytes());
       break;
     }
     case Direction::BackwardFilter: {
       check(lib::cudnn.cudnnGetConvolutionBackwardFilterAlgorithmMaxCount(h, &max), "cudnnGetConvolutionBackwardFilterAlgorithmMaxCount", s);
       std::vector<cudnnConvolutionBwdFilterAlgoPerf_t> perfs(max);
-      check(lib::cudnn.cudnnFindConvolutionBackwardFilterAlgorithmEx(h, plan->x, in, plan->y, other, plan->conv, plan->w, out, max,
-                                                                     &returned, perfs.data(), ws->as<void>(), ws->bytes()),
+      check(lib::cudnn.cudnnFindConvolutionBackwardFilterAlgorithmEx(h, plan.x, in, plan.y, other, plan.conv, plan.w, out, max, &returned,
+                                                                     perfs.data(), ws->as<void>(), ws->bytes()),
             "cudnnFindConvolutionBackwardFilterAlgorithmEx", s);
-      adopt(*plan, fastest(perfs, returned, storage, tensorOps, ws->bytes(), s, d), tensorOps, s);
+      c.ranked = usable(perfs, returned, storage, tensorOps, ws->bytes());
       break;
     }
   }
+  if (c.ranked.empty()) {
+    throw DeviceError(std::string("cuDNN has no ") + nameOf(d) + " algorithm for " + s.describe() + (storage == Storage::Half ? " on halves" : "") +
+                      " within " + std::to_string(c.searchWorkspace >> 20) + " MB of workspace");
+  }
+  return c;
+}
+
+std::unique_ptr<Plan> makePlan(Direction d, const ConvShape &s, Storage storage, MathMode math, const void *in, const void *other, void *out) {
+  auto plan = std::make_unique<Plan>();
+  plan->tensorOps = tensorCores(storage, math);
+  describeInto(*plan, s, storage, searchMath(storage, math));
+  plan->appliedMath = static_cast<int>(searchMath(storage, math));
+  const std::string key = convKey(d, s, storage, math);
+  plan->choices = findChoices(key);
+  if (!plan->choices) plan->choices = &recordChoices(key, search(d, *plan, s, storage, plan->tensorOps, in, other, out));
   return plan;
 }
 
 // in / other / out by direction: forward (x, w, y), backward data (dy, w, dx), backward filter (x, dy, dw).
-const Plan &planFor(Direction d, const ConvShape &s, Storage storage, MathMode math, const void *in, const void *other, void *out) {
+Plan &planFor(Direction d, const ConvShape &s, Storage storage, MathMode math, const void *in, const void *other, void *out) {
   // Halves search the same way whatever the fp32 math mode: one plan for both.
   if (storage == Storage::Half) math = MathMode::Exact;
   static std::unordered_map<std::string, std::unique_ptr<Plan>> plans;
-  std::string key(sizeof s + 3, '\0');
-  std::memcpy(&key[0], &s, sizeof s);
-  key[sizeof s] = static_cast<char>(d);
-  key[sizeof s + 1] = static_cast<char>(math);
-  key[sizeof s + 2] = static_cast<char>(storage);
+  const std::string key = convKey(d, s, storage, math);
   auto it = plans.find(key);
   if (it != plans.end()) return *it->second;
   // Training uses a handful of shapes; the bound only guards against a caller that never repeats one.
   if (plans.size() >= 1024) plans.clear();
   return *plans.emplace(key, makePlan(d, s, storage, math, in, other, out)).first->second;
+}
+
+// " algo 1, math type 2, workspace 123 bytes": what a failed call ran, for its error.
+std::string detailOf(const ConvAlgo &a, size_t workspace) {
+  return ", algo " + std::to_string(a.algo) + ", math type " + std::to_string(a.mathType) + ", workspace " + std::to_string(workspace) + " bytes";
+}
+
+// Runs `call(algo, workspace, bytes)` with the plan's first algorithm whose workspace fits now, the
+// descriptor's math type set to that algorithm's when tensor cores are allowed.
+template <class Call>
+void runPlan(Plan &p, Direction d, const ConvShape &s, Call call) {
+  runRanked(*p.choices, std::string("cuDNN ") + nameOf(d) + " (" + s.describe() + ")", [&](const ConvAlgo &a, void *ws, size_t bytes) {
+    if (p.tensorOps && a.mathType != p.appliedMath) {
+      check(lib::cudnn.cudnnSetConvolutionMathType(p.conv, static_cast<cudnnMathType_t>(a.mathType)), "cudnnSetConvolutionMathType", s);
+      p.appliedMath = a.mathType;
+    }
+    call(a, ws, bytes);
+  });
 }
 
 // alpha and beta are float32 for both storages (the compute type's).
@@ -228,28 +229,30 @@ const float kOne = 1.f, kZero = 0.f;
 }  // namespace
 
 void convForward(const ConvShape &s, const void *x, const void *w, void *y, Storage storage, MathMode math) {
-  const Plan &p = planFor(Direction::Forward, s, storage, math, x, w, y);
-  Scratch ws(p.workspace);
-  check(lib::cudnn.cudnnConvolutionForward(handle(), &kOne, p.x, x, p.w, w, p.conv, static_cast<cudnnConvolutionFwdAlgo_t>(p.algo),
-                                           ws.as<void>(), p.workspace, &kZero, p.y, y),
-        "cudnnConvolutionForward", s);
+  Plan &p = planFor(Direction::Forward, s, storage, math, x, w, y);
+  runPlan(p, Direction::Forward, s, [&](const ConvAlgo &a, void *ws, size_t bytes) {
+    check(lib::cudnn.cudnnConvolutionForward(handle(), &kOne, p.x, x, p.w, w, p.conv, static_cast<cudnnConvolutionFwdAlgo_t>(a.algo), ws, bytes,
+                                             &kZero, p.y, y),
+          "cudnnConvolutionForward", s, detailOf(a, bytes));
+  });
 }
 
 void convBackwardData(const ConvShape &s, const void *dy, const void *w, void *dx, Storage storage, MathMode math) {
-  const Plan &p = planFor(Direction::BackwardData, s, storage, math, dy, w, dx);
-  Scratch ws(p.workspace);
-  check(lib::cudnn.cudnnConvolutionBackwardData(handle(), &kOne, p.w, w, p.y, dy, p.conv, static_cast<cudnnConvolutionBwdDataAlgo_t>(p.algo),
-                                                ws.as<void>(), p.workspace, &kZero, p.x, dx),
-        "cudnnConvolutionBackwardData", s);
+  Plan &p = planFor(Direction::BackwardData, s, storage, math, dy, w, dx);
+  runPlan(p, Direction::BackwardData, s, [&](const ConvAlgo &a, void *ws, size_t bytes) {
+    check(lib::cudnn.cudnnConvolutionBackwardData(handle(), &kOne, p.w, w, p.y, dy, p.conv, static_cast<cudnnConvolutionBwdDataAlgo_t>(a.algo), ws,
+                                                  bytes, &kZero, p.x, dx),
+          "cudnnConvolutionBackwardData", s, detailOf(a, bytes));
+  });
 }
 
 void convBackwardFilter(const ConvShape &s, const void *x, const void *dy, void *dw, Storage storage, MathMode math) {
-  const Plan &p = planFor(Direction::BackwardFilter, s, storage, math, x, dy, dw);
-  Scratch ws(p.workspace);
-  check(lib::cudnn.cudnnConvolutionBackwardFilter(handle(), &kOne, p.x, x, p.y, dy, p.conv,
-                                                  static_cast<cudnnConvolutionBwdFilterAlgo_t>(p.algo), ws.as<void>(), p.workspace, &kZero,
-                                                  p.w, dw),
-        "cudnnConvolutionBackwardFilter", s);
+  Plan &p = planFor(Direction::BackwardFilter, s, storage, math, x, dy, dw);
+  runPlan(p, Direction::BackwardFilter, s, [&](const ConvAlgo &a, void *ws, size_t bytes) {
+    check(lib::cudnn.cudnnConvolutionBackwardFilter(handle(), &kOne, p.x, x, p.y, dy, p.conv, static_cast<cudnnConvolutionBwdFilterAlgo_t>(a.algo),
+                                                    ws, bytes, &kZero, p.w, dw),
+          "cudnnConvolutionBackwardFilter", s, detailOf(a, bytes));
+  });
 }
 
 }  // namespace simtrip::cuda

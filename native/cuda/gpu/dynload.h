@@ -51,7 +51,7 @@
 #define SIMTRIP_CUBLAS_FUNCTIONS(X) \
   X(cublasCreate_v2)                \
   X(cublasDestroy_v2)               \
-  X(cublasGetVersion_v2)            \
+  X(cublasGetProperty)              \
   X(cublasSetStream_v2)             \
   X(cublasSetWorkspace_v2)          \
   X(cublasGetStatusString)

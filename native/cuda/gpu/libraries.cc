@@ -1,8 +1,8 @@
 // Loads cuDNN 9 and cuBLAS with dlopen and resolves the functions of gpu/dynload.h.
 #include <dlfcn.h>
-#include <dirent.h>
 
 #include <string>
+#include <vector>
 
 #include "../libraries.h"
 #include "../runtime.h"
@@ -17,35 +17,38 @@ Cublas cublas;
 
 namespace {
 
-std::string dirOf(const std::string &path) {
-  const size_t slash = path.rfind('/');
-  return slash == std::string::npos ? std::string() : path.substr(0, slash);
+// A candidate line: the library, or its dependencies first, tab-separated, the library last. The
+// TypeScript side (src/engine/cuda/libraries.ts) lists, beside each file it found, the libraries of the
+// same major version in its folder in dependency order: cuDNN 9's libcudnn.so.9 loads its
+// sub-libraries (libcudnn_graph.so.9, ...) by soname, and libcublas.so.N needs libcublasLt.so.N;
+// loading them first from the same folder lets those lookups succeed without LD_LIBRARY_PATH (a pip
+// install's folders are not on the loader's path), and never loads another major's copy.
+std::vector<std::string> fields(const std::string &line) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  for (size_t tab; (tab = line.find('\t', start)) != std::string::npos; start = tab + 1) out.push_back(line.substr(start, tab - start));
+  out.push_back(line.substr(start));
+  return out;
 }
 
-// cuDNN 9's libcudnn.so.9 loads its sub-libraries (libcudnn_cnn.so.9, ...) by soname, and libcublas
-// needs libcublasLt: loading the siblings first from the same folder lets those lookups succeed
-// without LD_LIBRARY_PATH (a pip install's folders are not on the loader's path).
-void preloadSiblings(const std::string &dir, const std::string &prefix) {
-  if (dir.empty()) return;
-  DIR *d = opendir(dir.c_str());
-  if (!d) return;
-  while (dirent *e = readdir(d)) {
-    const std::string name = e->d_name;
-    if (name.rfind(prefix, 0) == 0 && name.find(".so.") != std::string::npos) dlopen((dir + "/" + name).c_str(), RTLD_LAZY | RTLD_GLOBAL);
-  }
-  closedir(d);
-}
-
-void *openFirst(const std::vector<std::string> &candidates, const char *what, const char *siblings, std::string *chosen) {
+void *openFirst(const std::vector<std::string> &candidates, const char *what, std::string *chosen) {
   std::string tried;
-  for (const std::string &c : candidates) {
-    preloadSiblings(dirOf(c), siblings);
-    if (void *h = dlopen(c.c_str(), RTLD_LAZY | RTLD_GLOBAL)) {
-      *chosen = c;
+  for (const std::string &line : candidates) {
+    const std::vector<std::string> files = fields(line);
+    const std::string &library = files.back();
+    std::string failedPreload;
+    for (size_t i = 0; i + 1 < files.size(); i++) {
+      if (!dlopen(files[i].c_str(), RTLD_LAZY | RTLD_GLOBAL)) {
+        const char *err = dlerror();
+        if (failedPreload.empty()) failedPreload = " (after " + files[i] + " failed: " + (err ? err : "unknown") + ")";
+      }
+    }
+    if (void *h = dlopen(library.c_str(), RTLD_LAZY | RTLD_GLOBAL)) {
+      *chosen = library;
       return h;
     }
     const char *err = dlerror();
-    tried += "\n  " + c + (err ? std::string(": ") + err : std::string());
+    tried += "\n  " + library + (err ? std::string(": ") + err : std::string()) + failedPreload;
   }
   throw DeviceError(std::string(what) + " was not found" + (tried.empty() ? std::string(" (no candidates)") : ", tried:" + tried));
 }
@@ -60,7 +63,7 @@ void resolve(void *handle, const char *name, const char *library, F &out) {
 
 LibraryInfo loadLibraries(const LibraryCandidates &candidates) {
   LibraryInfo info;
-  void *dnn = openFirst(candidates.cudnn, "cuDNN 9 (libcudnn.so.9)", "libcudnn", &info.cudnnPath);
+  void *dnn = openFirst(candidates.cudnn, "cuDNN 9 (libcudnn.so.9)", &info.cudnnPath);
 #define SIMTRIP_RESOLVE(f) resolve(dnn, #f, "cuDNN", lib::cudnn.f);
   SIMTRIP_CUDNN_FUNCTIONS(SIMTRIP_RESOLVE)
 #undef SIMTRIP_RESOLVE
@@ -68,7 +71,7 @@ LibraryInfo loadLibraries(const LibraryCandidates &candidates) {
   if (info.cudnnVersion / 10000 != 9) {
     throw DeviceError("cuDNN " + std::to_string(info.cudnnVersion) + " at " + info.cudnnPath + " is not cuDNN 9");
   }
-  void *blas = openFirst(candidates.cublas, "cuBLAS (libcublas.so.13 or .12)", "libcublasLt", &info.cublasPath);
+  void *blas = openFirst(candidates.cublas, "cuBLAS (libcublas.so.13 or .12)", &info.cublasPath);
 #define SIMTRIP_RESOLVE(f) resolve(blas, #f, "cuBLAS", lib::cublas.f);
   SIMTRIP_CUBLAS_FUNCTIONS(SIMTRIP_RESOLVE)
 #undef SIMTRIP_RESOLVE
@@ -77,8 +80,13 @@ LibraryInfo loadLibraries(const LibraryCandidates &candidates) {
   static_assert(sizeof(static_cast<lib::GemmStridedBatchedEx>(&::cublasGemmStridedBatchedEx)) > 0,
                 "cublasGemmStridedBatchedEx no longer has the signature the engine calls");
 #endif
-  int version = 0;
-  if (lib::cublas.cublasGetVersion_v2(nullptr, &version) == CUBLAS_STATUS_SUCCESS) info.cublasVersion = version;
+  // cublasGetProperty needs no handle (cublasGetVersion would, and has no handle before the first GEMM).
+  int major = 0, minor = 0, patch = 0;
+  if (lib::cublas.cublasGetProperty(MAJOR_VERSION, &major) == CUBLAS_STATUS_SUCCESS &&
+      lib::cublas.cublasGetProperty(MINOR_VERSION, &minor) == CUBLAS_STATUS_SUCCESS &&
+      lib::cublas.cublasGetProperty(PATCH_LEVEL, &patch) == CUBLAS_STATUS_SUCCESS) {
+    info.cublasVersion = major * 10000 + minor * 100 + patch;
+  }
   return info;
 }
 

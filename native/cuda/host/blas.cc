@@ -7,6 +7,7 @@
 
 #include "../../shared/half_bits.h"
 #include "../dnn.h"
+#include "../runtime.h"
 
 namespace simtrip::cuda {
 
@@ -45,6 +46,8 @@ void gemm(const Gemm &g, const T *a, const T *b, float *c) {
 }  // namespace
 
 void gemmStridedBatched(const Gemm &g, const void *a, const void *b, float *c, MathMode) {
+  raiseFault();
+  if (emulation::kernelFaulted("gemm")) return;
   if (g.inputs == Storage::Half) {
     gemm(g, static_cast<const uint16_t *>(a), static_cast<const uint16_t *>(b), c);
   } else {

@@ -11,7 +11,9 @@
 #include <vector>
 
 #include "../../shared/half_bits.h"
+#include "../conv_algos.h"
 #include "../dnn.h"
+#include "../runtime.h"
 
 namespace simtrip::cuda {
 
@@ -143,24 +145,52 @@ void backwardFilter(const ConvShape &g, const float *x, const float *dy, float *
   for (size_t i = 0; i < acc.size(); i++) dw[i] = static_cast<float>(acc[i]);
 }
 
+// The emulated search: a "transform" algorithm (1) that is fastest and needs a workspace the size of
+// the output, and a "direct" one (0) that needs none, both the reference loops. The search offers at
+// most searchWorkspace() and keeps what fits, so the fallback of conv_algos.h runs here as on cuDNN.
+ConvChoices &choicesFor(ConvDirection d, const ConvShape &g, Storage storage, MathMode math) {
+  const std::string key = convKey(d, g, storage, math);
+  if (ConvChoices *known = findChoices(key)) return *known;
+  ConvChoices c;
+  c.searchWorkspace = searchWorkspace()->bytes();
+  const size_t transform = g.outputSize() * elementBytes(storage);
+  if (transform <= c.searchWorkspace) c.ranked.push_back(ConvAlgo{1, 0, transform, 1.f});
+  c.ranked.push_back(ConvAlgo{0, 0, 0, 2.f});
+  return recordChoices(key, std::move(c));
+}
+
+// Runs `compute` through the choice of algorithm (its workspace is allocated, not used).
+template <class Compute>
+void run(const char *name, ConvDirection d, const ConvShape &g, Storage storage, MathMode math, Compute compute) {
+  raiseFault();
+  if (emulation::kernelFaulted(name)) return;
+  runRanked(choicesFor(d, g, storage, math), std::string(name) + " (" + g.describe() + ")", [&](const ConvAlgo &, void *, size_t) { compute(); });
+}
+
 }  // namespace
 
-void convForward(const ConvShape &g, const void *x, const void *w, void *y, Storage storage, MathMode) {
-  std::vector<float> out(g.outputSize());
-  forward(g, floats(x, g.inputSize(), storage).data(), floats(w, g.filterSize(), storage).data(), out.data());
-  store(out, y, storage);
+void convForward(const ConvShape &g, const void *x, const void *w, void *y, Storage storage, MathMode math) {
+  run("convForward", ConvDirection::Forward, g, storage, math, [&] {
+    std::vector<float> out(g.outputSize());
+    forward(g, floats(x, g.inputSize(), storage).data(), floats(w, g.filterSize(), storage).data(), out.data());
+    store(out, y, storage);
+  });
 }
 
-void convBackwardData(const ConvShape &g, const void *dy, const void *w, void *dx, Storage storage, MathMode) {
-  std::vector<float> out(g.inputSize());
-  backwardData(g, floats(dy, g.outputSize(), storage).data(), floats(w, g.filterSize(), storage).data(), out.data());
-  store(out, dx, storage);
+void convBackwardData(const ConvShape &g, const void *dy, const void *w, void *dx, Storage storage, MathMode math) {
+  run("convBackwardData", ConvDirection::BackwardData, g, storage, math, [&] {
+    std::vector<float> out(g.inputSize());
+    backwardData(g, floats(dy, g.outputSize(), storage).data(), floats(w, g.filterSize(), storage).data(), out.data());
+    store(out, dx, storage);
+  });
 }
 
-void convBackwardFilter(const ConvShape &g, const void *x, const void *dy, void *dw, Storage storage, MathMode) {
-  std::vector<float> out(g.filterSize());
-  backwardFilter(g, floats(x, g.inputSize(), storage).data(), floats(dy, g.outputSize(), storage).data(), out.data());
-  store(out, dw, storage);
+void convBackwardFilter(const ConvShape &g, const void *x, const void *dy, void *dw, Storage storage, MathMode math) {
+  run("convBackwardFilter", ConvDirection::BackwardFilter, g, storage, math, [&] {
+    std::vector<float> out(g.filterSize());
+    backwardFilter(g, floats(x, g.inputSize(), storage).data(), floats(dy, g.outputSize(), storage).data(), out.data());
+    store(out, dw, storage);
+  });
 }
 
 }  // namespace simtrip::cuda

@@ -58,7 +58,7 @@ SIMTRIP_EXPORT(batchNormInference) {
   const double eps = args.number(12, "eps");
   Scratch constants(3 * sizeof(float) * channels);
   float *center = constants.as<float>(), *factor = center + channels, *shift = factor + channels;
-  launch("batchNormInferenceConstants", inferenceConstantsKernel, gridFor(channels, 256), dim3(256), mean, variance, scale, offset, eps, channels,
+  launchOver("batchNormInferenceConstants", inferenceConstantsKernel, channels, 256, mean, variance, scale, offset, eps, channels,
          center, factor, shift);
   const NormShape shape{1, size / channels, channels, 1};
   if (args.count > 13 && args.flag(13, "xHalf")) {

@@ -140,9 +140,9 @@ void mapFlat(const char *name, const Op &op, Out *out, size_t n, FlatOperand<In>
   if (n == 0) return;
   const bool vectorised = packAligned(out) && ((in.stride == 0 || packAligned(in.p)) && ...);
   if (vectorised) {
-    launch(name, mapFlatKernel<4, Op, Out, In...>, gridFor(n / 4 + 1, kEltwiseThreads), dim3(kEltwiseThreads), op, out, n, in...);
+    launchOver(name, mapFlatKernel<4, Op, Out, In...>, n / 4 + 1, kEltwiseThreads, op, out, n, in...);
   } else {
-    launch(name, mapFlatKernel<1, Op, Out, In...>, gridFor(n, kEltwiseThreads), dim3(kEltwiseThreads), op, out, n, in...);
+    launchOver(name, mapFlatKernel<1, Op, Out, In...>, n, kEltwiseThreads, op, out, n, in...);
   }
 }
 
@@ -178,9 +178,9 @@ void mapStrided(const char *name, const Op &op, Out *out, MapShape shape, Stride
     MapShape packed = shape;
     packed.dims[last] /= 4;
     const uint32_t packs = static_cast<uint32_t>(n / 4);
-    launch(name, mapStridedKernel<4, Op, Out, In...>, gridFor(packs, kEltwiseThreads), dim3(kEltwiseThreads), op, out, packs, packed, in...);
+    launchOver(name, mapStridedKernel<4, Op, Out, In...>, packs, kEltwiseThreads, op, out, packs, packed, in...);
   } else {
-    launch(name, mapStridedKernel<1, Op, Out, In...>, gridFor(n, kEltwiseThreads), dim3(kEltwiseThreads), op, out, static_cast<uint32_t>(n), shape, in...);
+    launchOver(name, mapStridedKernel<1, Op, Out, In...>, n, kEltwiseThreads, op, out, static_cast<uint32_t>(n), shape, in...);
   }
 }
 

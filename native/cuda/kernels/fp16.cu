@@ -68,7 +68,7 @@ __global__ void clearIfNonFiniteKernel(TensorList list, int32_t *flag) {
 SIMTRIP_EXPORT(roundIntoHalves) {
   args.need(3, "roundIntoHalves");
   const size_t n = args.size(2, "n");
-  launch("roundIntoHalves", roundIntoHalvesKernel, gridFor(n, 256), dim3(256), args.ptr<const uint32_t>(0, "x"), args.ptr<uint16_t>(1, "out"), n);
+  launchOver("roundIntoHalves", roundIntoHalvesKernel, n, 256, args.ptr<const uint32_t>(0, "x"), args.ptr<uint16_t>(1, "out"), n);
   return undefined(args.env);
 }
 
@@ -76,7 +76,7 @@ SIMTRIP_EXPORT(roundIntoHalves) {
 SIMTRIP_EXPORT(reluHalves) {
   args.need(3, "reluHalves");
   const size_t n = args.size(2, "n");
-  launch("reluHalves", reluHalvesKernel, gridFor(n, 256), dim3(256), args.ptr<const uint16_t>(0, "halves"), args.ptr<uint16_t>(1, "out"), n);
+  launchOver("reluHalves", reluHalvesKernel, n, 256, args.ptr<const uint16_t>(0, "halves"), args.ptr<uint16_t>(1, "out"), n);
   return undefined(args.env);
 }
 
@@ -84,7 +84,7 @@ SIMTRIP_EXPORT(reluHalves) {
 SIMTRIP_EXPORT(halfToFloat) {
   args.need(3, "halfToFloat");
   const size_t n = args.size(2, "n");
-  launch("halfToFloat", halfToFloatKernel, gridFor(n, 256), dim3(256), args.ptr<const uint16_t>(0, "halves"), args.ptr<uint32_t>(1, "out"), n);
+  launchOver("halfToFloat", halfToFloatKernel, n, 256, args.ptr<const uint16_t>(0, "halves"), args.ptr<uint32_t>(1, "out"), n);
   return undefined(args.env);
 }
 
@@ -103,8 +103,7 @@ SIMTRIP_EXPORT(allFinite) {
   TensorList list{};
   const auto flush = [&] {
     if (list.count == 0) return;
-    const unsigned maxBlocks = static_cast<unsigned>(std::max(1, device().smCount)) * 8;
-    launch("allFinite", clearIfNonFiniteKernel, gridFor(largest, 256, maxBlocks), dim3(256), list, flag);
+    launchOver("allFinite", clearIfNonFiniteKernel, largest, 256, list, flag);
     list = TensorList{};
     largest = 0;
   };

@@ -45,15 +45,21 @@ struct MergeWelford {
   __device__ __forceinline__ Welford operator()(Welford a, Welford b) const { return welfordMerge(a, b); }
 };
 
-// Blocks per SM for the reduction passes and the element-wise passes, and the fewest rows a thread
-// of a reduction pass should own before more row chunks stop paying for their partials.
-constexpr unsigned kReduceBlocksPerSm = 4;
-constexpr unsigned kApplyBlocksPerSm = 8;
+// The most blocks per SM a reduction pass uses (more chunks cost partials to merge), and the fewest
+// rows a thread of a pass should own before more row chunks stop paying for their partials. The
+// element-wise passes fill the SMs with as many blocks as fit (their per-channel constants take
+// registers, so fewer may fit than a plain element-wise kernel's).
+constexpr int kReduceBlocksPerSm = 4;
 constexpr size_t kMinRowsPerThread = 4;
 // Warps per block of the per-group kernels (one warp per (segment, group)).
 constexpr unsigned kGroupWarps = 8;
 
-unsigned blocksFor(unsigned perSm) { return static_cast<unsigned>(std::max(1, device().smCount)) * perSm; }
+// One wave of `kernel`'s blocks of kColumnThreads, at most `cap` per SM.
+template <class Kernel>
+unsigned blocksFor(Kernel kernel, int cap = 1 << 30) {
+  const int perSm = std::min(cap, blocksPerSm(reinterpret_cast<const void *>(kernel), kColumnThreads));
+  return static_cast<unsigned>(std::max(1, device().smCount)) * static_cast<unsigned>(perSm);
+}
 
 template <int V, class X>
 __global__ void welfordPartialsKernel(const X *__restrict__ x, size_t rows, int channels, int groupSize, Welford *__restrict__ partials) {
@@ -236,30 +242,32 @@ __global__ void gradInputKernel(const Dy *__restrict__ dy, const X *__restrict__
 
 dim3 groupWarpsGrid(const NormShape &shape) { return dim3(static_cast<unsigned>((shape.stats() + kGroupWarps - 1) / kGroupWarps)); }
 
-ColumnGrid reductionGrid(const NormShape &shape, int v) {
-  return columnGrid(shape.segments, shape.rows, shape.channels / v, 32, blocksFor(kReduceBlocksPerSm), kMinRowsPerThread);
+template <class Kernel>
+ColumnGrid reductionGrid(Kernel kernel, const NormShape &shape, int v) {
+  return columnGrid(shape.segments, shape.rows, shape.channels / v, 32, blocksFor(kernel, kReduceBlocksPerSm), kMinRowsPerThread);
 }
 
-ColumnGrid elementwiseGrid(const NormShape &shape, int v) {
-  return columnGrid(shape.segments, shape.rows, shape.channels / v, 32, blocksFor(kApplyBlocksPerSm), kMinRowsPerThread);
+template <class Kernel>
+ColumnGrid elementwiseGrid(Kernel kernel, const NormShape &shape, int v) {
+  return columnGrid(shape.segments, shape.rows, shape.channels / v, 32, blocksFor(kernel), kMinRowsPerThread);
 }
 
 template <int V, class X>
 void normalizeAs(const X *x, const float *center, const float *scale, const float *offset, float *y, const NormShape &shape) {
-  const ColumnGrid g = elementwiseGrid(shape, V);
+  const ColumnGrid g = elementwiseGrid(normalizeKernel<V, X>, shape, V);
   launch("normalizeColumns", normalizeKernel<V, X>, g.grid, g.block, x, center, scale, offset, y, shape.rows, shape.channels);
 }
 
 template <int V, class Dy, class X>
 void gradInputAs(const Dy *dy, const X *x, const float *center, const float *coefDy, const float *coefXc, const float *coefBias, float *dx,
                  const NormShape &shape) {
-  const ColumnGrid g = elementwiseGrid(shape, V);
+  const ColumnGrid g = elementwiseGrid(gradInputKernel<V, Dy, X>, shape, V);
   launch("normGradInput", gradInputKernel<V, Dy, X>, g.grid, g.block, dy, x, center, coefDy, coefXc, coefBias, dx, shape.rows, shape.channels);
 }
 
 template <int V, class X>
 void forwardAs(const X *x, const float *gamma, const float *beta, float *y, float *mean, float *variance, const NormShape &shape, double eps) {
-  const ColumnGrid g = reductionGrid(shape, V);
+  const ColumnGrid g = reductionGrid(welfordPartialsKernel<V, X>, shape, V);
   const int chunks = static_cast<int>(g.grid.y);
   const size_t perChannel = size_t(shape.segments) * shape.channels;
   Scratch partials(sizeof(Welford) * perChannel * chunks);
@@ -275,7 +283,7 @@ void forwardAs(const X *x, const float *gamma, const float *beta, float *y, floa
 template <int V, class Dy, class X>
 void backwardAs(const Dy *dy, const X *x, const float *gamma, const float *mean, const float *variance, float *dx, float *dgamma,
                 float *dbeta, const NormShape &shape, double eps) {
-  const ColumnGrid g = reductionGrid(shape, V);
+  const ColumnGrid g = reductionGrid(gradPartialsKernel<V, Dy, X>, shape, V);
   const int chunks = static_cast<int>(g.grid.y);
   const size_t perChannel = size_t(shape.segments) * shape.channels;
   Scratch partials(sizeof(GradSums) * perChannel * chunks);

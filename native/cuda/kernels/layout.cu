@@ -56,7 +56,7 @@ void concat(const uint32_t *const *src, const long long *widths, int count, uint
       offset += widths[start + s];
     }
     in.first[in.count] = offset;
-    if (offset > 0) launch("concat", concatKernel, gridFor(rows * offset, kThreads), dim3(kThreads), in, dst, static_cast<size_t>(pitch), rows);
+    if (offset > 0) launchOver("concat", concatKernel, rows * offset, kThreads, in, dst, static_cast<size_t>(pitch), rows);
     dst += offset;
   }
 }
@@ -162,7 +162,7 @@ SIMTRIP_EXPORT(pad) {
   }
   const size_t n = sizeOf(view.outShape, view.rank);
   if (n > 0) {
-    launch("pad", padKernel, gridFor(n, kThreads), dim3(kThreads), args.ptr<const uint32_t>(0, "src"), args.ptr<uint32_t>(1, "dst"), view,
+    launchOver("pad", padKernel, n, kThreads, args.ptr<const uint32_t>(0, "src"), args.ptr<uint32_t>(1, "dst"), view,
            static_cast<PadMode>(mode), static_cast<uint32_t>(args.integer(3, "value")), n);
   }
   return undefined(args.env);
@@ -176,7 +176,7 @@ SIMTRIP_EXPORT(gather) {
   const size_t count = args.size(6, "count"), slice = args.size(7, "slice");
   const size_t n = batch * outer * count * slice;
   if (n > 0) {
-    launch("gather", gatherKernel, gridFor(n, kThreads), dim3(kThreads), args.ptr<const uint32_t>(0, "x"), args.ptr<const int>(1, "indices"),
+    launchOver("gather", gatherKernel, n, kThreads, args.ptr<const uint32_t>(0, "x"), args.ptr<const int>(1, "indices"),
            args.ptr<uint32_t>(2, "out"), outer, dimSize, count, slice, n);
   }
   return undefined(args.env);
@@ -190,7 +190,7 @@ SIMTRIP_EXPORT(oneHot) {
   if (depth < 0) throw ArgError("oneHot: negative depth");
   const size_t n = count * static_cast<size_t>(depth);
   if (n > 0) {
-    launch("oneHot", oneHotKernel, gridFor(n, kThreads), dim3(kThreads), args.ptr<const int>(0, "indices"), args.ptr<uint32_t>(1, "out"), depth,
+    launchOver("oneHot", oneHotKernel, n, kThreads, args.ptr<const int>(0, "indices"), args.ptr<uint32_t>(1, "out"), depth,
            static_cast<uint32_t>(args.integer(4, "on")), static_cast<uint32_t>(args.integer(5, "off")), n);
   }
   return undefined(args.env);

@@ -35,6 +35,8 @@ struct PoolGeometry {
 
   size_t inputSize() const { return size_t(n) * h * w * c; }
   size_t outputSize() const { return size_t(n) * outH * outW * c; }
+  // What the kernels' index must count to: each indexes both tensors.
+  size_t indexRange() const { return std::max(inputSize(), outputSize()); }
 };
 
 PoolGeometry geometry(const I32View &p, const char *fn) {
@@ -137,11 +139,13 @@ __global__ void poolGradKernel(const float *__restrict__ dy, const int *__restri
 
 constexpr unsigned kThreads = 256;
 
-// kernel<Index> over `total` elements with the narrowest index that counts to it.
-#define SIMTRIP_POOL_LAUNCH(name, kernel, total, ...)                                                         \
-  withIndexType(total, [&](auto index) {                                                                       \
-    using Index = decltype(index);                                                                             \
-    launch(name, kernel<Index>, gridFor(total, kThreads), dim3(kThreads), __VA_ARGS__, Index(total));         \
+// kernel<Index> over `total` elements with the narrowest index that counts to the larger of the
+// input and the output: every kernel here indexes both (a forward pass reads a larger input than the
+// output it counts, a gradient a smaller one).
+#define SIMTRIP_POOL_LAUNCH(name, kernel, g, total, ...)                          \
+  withIndexType((g).indexRange(), [&](auto index) {                               \
+    using Index = decltype(index);                                                \
+    launchOver(name, kernel<Index>, total, kThreads, __VA_ARGS__, Index(total));  \
   })
 
 }  // namespace
@@ -152,7 +156,7 @@ SIMTRIP_EXPORT(maxPool) {
   const PoolGeometry g = geometry(args.ints(2, "params", COUNT), "maxPool");
   const float *x = args.ptr<float>(0, "x");
   float *y = args.ptr<float>(1, "out");
-  SIMTRIP_POOL_LAUNCH("maxPool", maxPoolKernel, g.outputSize(), x, y, g);
+  SIMTRIP_POOL_LAUNCH("maxPool", maxPoolKernel, g, g.outputSize(), x, y, g);
   return undefined(args.env);
 }
 
@@ -164,8 +168,8 @@ SIMTRIP_EXPORT(maxPoolGrad) {
   const float *x = args.ptr<float>(1, "x");
   float *dx = args.ptr<float>(2, "out");
   Scratch winner(g.outputSize() * sizeof(int));
-  SIMTRIP_POOL_LAUNCH("maxPoolWinner", maxPoolWinnerKernel, g.outputSize(), x, winner.as<int>(), g);
-  SIMTRIP_POOL_LAUNCH("maxPoolGrad", poolGradKernel, g.inputSize(), dy, winner.as<const int>(), dx, g, 1.f);
+  SIMTRIP_POOL_LAUNCH("maxPoolWinner", maxPoolWinnerKernel, g, g.outputSize(), x, winner.as<int>(), g);
+  SIMTRIP_POOL_LAUNCH("maxPoolGrad", poolGradKernel, g, g.inputSize(), dy, winner.as<const int>(), dx, g, 1.f);
   return undefined(args.env);
 }
 
@@ -175,7 +179,7 @@ SIMTRIP_EXPORT(avgPool) {
   const PoolGeometry g = geometry(args.ints(2, "params", COUNT), "avgPool");
   const float *x = args.ptr<float>(0, "x");
   float *y = args.ptr<float>(1, "out");
-  SIMTRIP_POOL_LAUNCH("avgPool", avgPoolKernel, g.outputSize(), x, y, g);
+  SIMTRIP_POOL_LAUNCH("avgPool", avgPoolKernel, g, g.outputSize(), x, y, g);
   return undefined(args.env);
 }
 
@@ -186,8 +190,18 @@ SIMTRIP_EXPORT(avgPoolGrad) {
   const float *dy = args.ptr<float>(0, "dy");
   float *dx = args.ptr<float>(1, "out");
   const int *noWinner = nullptr;
-  SIMTRIP_POOL_LAUNCH("avgPoolGrad", poolGradKernel, g.inputSize(), dy, noWinner, dx, g, 1.f / float(g.kh * g.kw));
+  SIMTRIP_POOL_LAUNCH("avgPoolGrad", poolGradKernel, g, g.inputSize(), dy, noWinner, dx, g, 1.f / float(g.kh * g.kw));
   return undefined(args.env);
+}
+
+// (params) -> 32 or 64: the index width every pooling kernel of that geometry counts in (tests of the
+// launch configuration at sizes too large to run here).
+SIMTRIP_EXPORT(poolIndexBits) {
+  args.need(1, "poolIndexBits");
+  const PoolGeometry g = geometry(args.ints(0, "params", COUNT), "poolIndexBits");
+  int bits = 0;
+  withIndexType(g.indexRange(), [&](auto index) { bits = 8 * static_cast<int>(sizeof(index)); });
+  return number(args.env, bits);
 }
 
 }  // namespace simtrip::cuda

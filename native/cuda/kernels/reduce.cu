@@ -159,7 +159,7 @@ void reduceShortRows(const void *x, void *out, size_t rows, size_t mid, size_t c
   unsigned width = 1;
   while (width < 32 && width < mid) width *= 2;
   const unsigned groups = kBlockThreads / width;
-  launch_cooperative("reduceRows", reduceRowsKernel<R, kFromInput, true, false, false>, gridFor(rows, groups), dim3(width, groups),
+  launchCooperativeOver("reduceRows", reduceRowsKernel<R, kFromInput, true, false, false>, rows, groups, dim3(width, groups),
                      static_cast<const typename Source<R, kFromInput>::T *>(x), static_cast<typename R::Out *>(out), rows, mid, size_t(1),
                      mid, count);
 }
@@ -171,13 +171,13 @@ void reduceLongRows(const void *x, void *out, size_t rows, size_t mid, size_t sp
   using Out = typename Sink<R, kFinal>::T;
   const In *src = static_cast<const In *>(x);
   Out *dst = static_cast<Out *>(out);
-  const dim3 grid = gridFor(rows * splits, 1);
+  const size_t units = rows * splits;
   if (mid % 4 == 0 && chunk % 4 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0) {
-    launch_cooperative("reduceRows", reduceRowsKernel<R, true, kFinal, true, true>, grid, dim3(kBlockThreads), src, dst, rows, mid, splits,
-                       chunk, mid);
+    launchCooperativeOver("reduceRows", reduceRowsKernel<R, true, kFinal, true, true>, units, 1, dim3(kBlockThreads), src, dst, rows, mid,
+                          splits, chunk, mid);
   } else {
-    launch_cooperative("reduceRows", reduceRowsKernel<R, true, kFinal, true, false>, grid, dim3(kBlockThreads), src, dst, rows, mid, splits,
-                       chunk, mid);
+    launchCooperativeOver("reduceRows", reduceRowsKernel<R, true, kFinal, true, false>, units, 1, dim3(kBlockThreads), src, dst, rows, mid,
+                          splits, chunk, mid);
   }
 }
 
@@ -210,7 +210,7 @@ template <class R, bool kFromInput, bool kFinal>
 void reduceColumnsWith(const void *x, void *out, size_t outer, size_t mid, size_t inner, size_t splits, size_t chunk, size_t count,
                        dim3 block) {
   const size_t units = outer * splits * ceilDiv(inner, block.x);
-  launch_cooperative("reduceColumns", reduceColumnsKernel<R, kFromInput, kFinal>, gridFor(units, 1), block,
+  launchCooperativeOver("reduceColumns", reduceColumnsKernel<R, kFromInput, kFinal>, units, 1, block,
                      static_cast<const typename Source<R, kFromInput>::T *>(x), static_cast<typename Sink<R, kFinal>::T *>(out), outer, mid,
                      inner, splits, chunk, count);
 }
@@ -290,9 +290,9 @@ void softmax(const float *x, float *y, size_t rows, int n) {
   if (rows == 0 || n <= 0) return;
   if (static_cast<size_t>(n) < kWarpRowMax) {
     constexpr int kWarps = kBlockThreads / 32;
-    launch_cooperative("softmax", softmaxKernel<32>, gridFor(rows, kWarps), dim3(32, kWarps), x, y, rows, n);
+    launchCooperativeOver("softmax", softmaxKernel<32>, rows, kWarps, dim3(32, kWarps), x, y, rows, n);
   } else {
-    launch_cooperative("softmax", softmaxKernel<kBlockThreads>, gridFor(rows, 1), dim3(kBlockThreads), x, y, rows, n);
+    launchCooperativeOver("softmax", softmaxKernel<kBlockThreads>, rows, 1, dim3(kBlockThreads), x, y, rows, n);
   }
 }
 
@@ -414,7 +414,7 @@ template <class T>
 void topK(const T *x, T *values, int *indices, size_t rows, int n, int k) {
   if (rows == 0 || k == 0) return;
   if (k > kTopKMax || k > n) throw std::invalid_argument("topK: k must be at most min(n, " + std::to_string(kTopKMax) + ")");
-  launch_cooperative("topK", topKKernel<T>, gridFor(rows, 1), dim3(kBlockThreads), x, values, indices, rows, n, k);
+  launchCooperativeOver("topK", topKKernel<T>, rows, 1, dim3(kBlockThreads), x, values, indices, rows, n, k);
 }
 
 }  // namespace

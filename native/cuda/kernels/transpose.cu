@@ -1,6 +1,7 @@
 // Layout copies: a general strided gather, and a tiled 2-D transpose for the common big case (filters
 // between tfjs' HWIO and cuDNN's KRSC, matrices in matmul gradients) where the gather's strided reads
 // would waste most of each memory transaction.
+#include <algorithm>
 #include <string>
 #include <type_traits>
 
@@ -21,23 +22,34 @@ __global__ void stridedCopyKernel(const T *__restrict__ src, T *__restrict__ dst
 constexpr int kTile = 32;
 constexpr int kRowsPerPass = 8;
 
-// One 32x32 tile per block, staged through shared memory so both the read and the write are
+// One 32x32 tile at a time per block, staged through shared memory so both the read and the write are
 // coalesced; the extra column keeps the column-wise reads free of bank conflicts. The tile holds
 // 4-byte words whatever T is: halves packed two to a word would put a column's reads on 16 banks.
+// Blocks walk the tiles in grid-stride loops along y (row tiles) and z (matrices), so a matrix of more
+// than 65,535 row tiles (a [N*H*W, C] activation of over 2.1 M rows) or batches of more than 65,535
+// matrices fit the grid's limits; every thread of a block runs the same iterations, so the barriers
+// are met.
 template <class T>
-__global__ void transposeTileKernel(const T *__restrict__ src, T *__restrict__ dst, int rows, int cols) {
+__global__ void transposeTileKernel(const T *__restrict__ src, T *__restrict__ dst, int batch, int rows, int cols) {
   __shared__ uint32_t tile[kTile][kTile + 1];
-  const size_t matrix = size_t(blockIdx.z) * rows * cols;
+  const int rowTiles = (rows + kTile - 1) / kTile;
   const int c0 = blockIdx.x * kTile;
-  const int r0 = blockIdx.y * kTile;
-  for (int dr = threadIdx.y; dr < kTile; dr += kRowsPerPass) {
-    const int r = r0 + dr, c = c0 + threadIdx.x;
-    if (r < rows && c < cols) tile[dr][threadIdx.x] = src[matrix + size_t(r) * cols + c];
-  }
-  __syncthreads();
-  for (int dc = threadIdx.y; dc < kTile; dc += kRowsPerPass) {
-    const int c = c0 + dc, r = r0 + threadIdx.x;
-    if (r < rows && c < cols) dst[matrix + size_t(c) * rows + r] = static_cast<T>(tile[threadIdx.x][dc]);
+  for (int b = blockIdx.z; b < batch; b += gridDim.z) {
+    const size_t matrix = size_t(b) * rows * cols;
+    for (int rt = blockIdx.y; rt < rowTiles; rt += gridDim.y) {
+      const int r0 = rt * kTile;
+      for (int dr = threadIdx.y; dr < kTile; dr += kRowsPerPass) {
+        const int r = r0 + dr, c = c0 + threadIdx.x;
+        if (r < rows && c < cols) tile[dr][threadIdx.x] = src[matrix + size_t(r) * cols + c];
+      }
+      __syncthreads();
+      for (int dc = threadIdx.y; dc < kTile; dc += kRowsPerPass) {
+        const int c = c0 + dc, r = r0 + threadIdx.x;
+        if (r < rows && c < cols) dst[matrix + size_t(c) * rows + r] = static_cast<T>(tile[threadIdx.x][dc]);
+      }
+      // The tile is refilled by the next iteration.
+      __syncthreads();
+    }
   }
 }
 
@@ -62,18 +74,23 @@ void stridedCopy(const void *src, void *dst, const Strided &view, size_t element
   if (n == 0) return;
   withElementType(elementBytes, "stridedCopy", [&](auto *type) {
     using T = std::remove_pointer_t<decltype(type)>;
-    launch("stridedCopy", stridedCopyKernel<T>, gridFor(n, 256), dim3(256), static_cast<const T *>(src), static_cast<T *>(dst), view, n);
+    launchOver("stridedCopy", stridedCopyKernel<T>, n, 256, static_cast<const T *>(src), static_cast<T *>(dst), view, n);
   });
+}
+
+dim3 transposeGrid(int batch, int rows, int cols) {
+  const DeviceInfo &d = device();
+  const unsigned colTiles = static_cast<unsigned>((cols + kTile - 1) / kTile);
+  const unsigned rowTiles = static_cast<unsigned>((rows + kTile - 1) / kTile);
+  return dim3(colTiles, std::min(rowTiles, d.maxGridY), std::min(static_cast<unsigned>(batch), d.maxGridZ));
 }
 
 void transpose2d(const void *src, void *dst, int batch, int rows, int cols, size_t elementBytes) {
   if (batch <= 0 || rows <= 0 || cols <= 0) return;
-  if (batch > 65535) throw std::invalid_argument("transpose2d: more than 65535 matrices");
-  const dim3 grid((cols + kTile - 1) / kTile, (rows + kTile - 1) / kTile, batch);
   withElementType(elementBytes, "transpose2d", [&](auto *type) {
     using T = std::remove_pointer_t<decltype(type)>;
-    launch_cooperative("transpose2d", transposeTileKernel<T>, grid, dim3(kTile, kRowsPerPass), static_cast<const T *>(src),
-                       static_cast<T *>(dst), rows, cols);
+    launch_cooperative("transpose2d", transposeTileKernel<T>, transposeGrid(batch, rows, cols), dim3(kTile, kRowsPerPass),
+                       static_cast<const T *>(src), static_cast<T *>(dst), batch, rows, cols);
   });
 }
 
@@ -93,11 +110,23 @@ SIMTRIP_EXPORT(stridedCopy) {
   return undefined(args.env);
 }
 
-// (src, dst, batch, rows, cols)
+// (src, dst, batch, rows, cols[, elementBytes: 4 (default) or 2])
 SIMTRIP_EXPORT(transpose2d) {
   args.need(5, "transpose2d");
-  transpose2d(args.ptr(0, "src"), args.ptr(1, "dst"), args.integer(2, "batch"), args.integer(3, "rows"), args.integer(4, "cols"));
+  const size_t elementBytes = args.count > 5 ? args.size(5, "elementBytes") : 4;
+  transpose2d(args.ptr(0, "src"), args.ptr(1, "dst"), args.integer(2, "batch"), args.integer(3, "rows"), args.integer(4, "cols"), elementBytes);
   return undefined(args.env);
+}
+
+// (batch, rows, cols) -> [x, y, z]: the grid transpose2d launches (tests of the launch limits).
+SIMTRIP_EXPORT(transposeGrid) {
+  args.need(3, "transposeGrid");
+  const dim3 g = transposeGrid(args.integer(0, "batch"), args.integer(1, "rows"), args.integer(2, "cols"));
+  napi_value out;
+  napi_create_array_with_length(args.env, 3, &out);
+  const unsigned v[3] = {g.x, g.y, g.z};
+  for (uint32_t i = 0; i < 3; i++) napi_set_element(args.env, out, i, number(args.env, v[i]));
+  return out;
 }
 
 }  // namespace simtrip::cuda

@@ -16,6 +16,15 @@
  * kernel that reads halves itself takes `storagePtr`; every other kernel asks `ptr` as before and gets
  * a float32 copy that lives until that kernel call ends, so no kernel has to know about halves to be
  * correct, and the saved activations of a mixed16 step take half the memory.
+ *
+ * Host overhead per op, which decides how far ahead of the GPU a step runs:
+ *  - scalar constants (tfjs makes a tensor of every JS number in an expression) are uploaded once and
+ *    shared: later writes of the same value take a reference, not a pinned copy, an upload and an event;
+ *  - a convolution filter's KRSC copy (cuDNN's layout) is made once per weight version, kept with the
+ *    weight's entry and freed with it, instead of reordered on every forward and backward-data call;
+ *  - a batch staged with stageUpload() is copied into pinned memory on a worker thread, and its write
+ *    only queues the copy to the device;
+ *  - async reads (tensor.data()) queue their copy and poll for it, never draining the stream.
  */
 import '@tensorflow/tfjs-backend-cpu';
 import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
@@ -34,6 +43,14 @@ interface MathModeAddon {
   setMathMode(convTf32: boolean, matmulTf32: boolean): void;
 }
 
+interface FillAddon {
+  eltwiseFill(dst: number, n: number, bits: number): void;
+}
+
+interface TransposeAddon {
+  transpose2d(src: number, dst: number, batch: number, rows: number, cols: number, elementBytes: number): void;
+}
+
 type BackendValues = tf.backend_util.BackendValues;
 
 interface TensorEntry {
@@ -48,7 +65,14 @@ interface TensorEntry {
   strings?: Uint8Array[];
   /** A float32 tensor stored as IEEE halves (its values are on the half grid). */
   half?: boolean;
+  /** A cached scalar constant: shared by every tensor of its value, never freed. */
+  constant?: boolean;
+  /** KRSC copies of this filter (device pointers) by element size, made by krscFilter and freed with the entry. */
+  krsc?: { 2?: number; 4?: number };
 }
+
+/** Scalar constants cached on the device at most: beyond, scalars are uploaded as any tensor. */
+const MAX_CONSTANTS = 4096;
 
 /** Bytes per element on the device. */
 export function deviceElementBytes(dtype: tf.DataType): number {
@@ -68,13 +92,45 @@ function deviceArray(values: BackendValues, dtype: tf.DataType): Float32Array | 
   return values instanceof Int32Array ? values : Int32Array.from(values as ArrayLike<number>);
 }
 
+/**
+ * The 32-bit word every element of a float32 or int32 array of more than one element holds, or null
+ * (arrays of data differ within their first few elements, so the scan costs nothing for them).
+ */
+function uniformWord(values: Float32Array | Int32Array): number | null {
+  if (values.length < 2 || values.length > 65536) return null;
+  const words = new Int32Array(values.buffer, values.byteOffset, values.length);
+  const first = words[0]!;
+  for (let i = 1; i < words.length; i++) if (words[i] !== first) return null;
+  return first;
+}
+
+/** A host array for an entry's device bytes: halves, float32 (complex64 as pairs) or int32 words. */
+function hostArray(entry: TensorEntry): Uint16Array | Float32Array | Int32Array {
+  if (entry.half) return new Uint16Array(entry.size);
+  const count = entry.dtype === 'complex64' ? entry.size * 2 : entry.size;
+  return entry.dtype === 'float32' || entry.dtype === 'complex64' ? new Float32Array(count) : new Int32Array(count);
+}
+
+/** The values tfjs expects from the device bytes read into `out`. */
+function fromDevice(entry: TensorEntry, out: Uint16Array | Float32Array | Int32Array): BackendValues {
+  if (entry.half) return float16ArrayToFloat32(out as Uint16Array);
+  return entry.dtype === 'bool' ? Uint8Array.from(out) : (out as Float32Array | Int32Array);
+}
+
 export class CudaBackend extends tf.KernelBackend {
   readonly data: tf.DataStorage<TensorEntry>;
+  /** Reads wait for the kernels queued on the GPU (src/engine/device_queue.ts). */
+  readonly queuesOnDevice = true;
   private host: MathBackendCPU | null = null;
   private disposed = false;
   /** Kernel calls in progress (a kernel may run others), and the float32 copies of halves they asked for. */
   private callDepth = 0;
   private floatCopies = new Map<TensorEntry, number>();
+  /** Device scalars by dtype and bits. */
+  private constants = new Map<string, TensorEntry>();
+  /** Arrays staged for upload (stageUpload) and their tickets; a ticket is dropped if its array is never written. */
+  private staged = new WeakMap<ArrayBufferView, number>();
+  private unusedStaging = new FinalizationRegistry<number>((ticket) => this.addon.dropStaged(ticket));
 
   constructor(
     readonly addon: CudaAddon,
@@ -89,17 +145,94 @@ export class CudaBackend extends tf.KernelBackend {
 
   private store(values: BackendValues | null, dtype: tf.DataType, size: number, refCount: number): TensorEntry {
     if (dtype === 'string') return { ptr: 0, bytes: 0, dtype, size, refCount, strings: (values ?? []) as Uint8Array[] };
+    if (values && size === 1) {
+      const shared = this.constant(values, dtype);
+      if (shared) return { ...shared, refCount };
+    }
     const bytes = size * deviceElementBytes(dtype);
     const ptr = bytes > 0 ? this.addon.alloc(bytes) : 0;
     if (values && bytes > 0) {
       try {
-        this.addon.upload(ptr, deviceArray(values, dtype));
+        this.upload(ptr, values, dtype, bytes);
       } catch (e) {
         this.addon.free(ptr);
         throw e;
       }
     }
     return { ptr, bytes, dtype, size, refCount };
+  }
+
+  private upload(ptr: number, values: BackendValues, dtype: tf.DataType, bytes: number): void {
+    const ticket = ArrayBuffer.isView(values) ? this.staged.get(values) : undefined;
+    if (ticket !== undefined && (dtype === 'float32' ? values instanceof Float32Array : values instanceof Int32Array) && (values as Float32Array).byteLength === bytes) {
+      this.staged.delete(values as Float32Array);
+      this.unusedStaging.unregister(values as Float32Array);
+      this.addon.uploadStaged(ptr, ticket);
+      return;
+    }
+    const words = deviceArray(values, dtype);
+    // tfjs makes a tensor of zeros for every output without a gradient (a norm's statistics, twice
+    // per norm and step) and of ones to start gradients: fills on the device, not copies.
+    const word = uniformWord(words);
+    if (word === 0) return this.addon.zero(ptr, bytes);
+    if (word !== null) return (this.addon as CudaAddon & FillAddon).eltwiseFill(ptr, words.length, word);
+    this.addon.upload(ptr, words);
+  }
+
+  /** The shared device copy of a scalar of float32, int32 or bool (uploaded on first use). */
+  private constant(values: BackendValues, dtype: tf.DataType): TensorEntry | null {
+    if (dtype !== 'float32' && dtype !== 'int32' && dtype !== 'bool') return null;
+    const word = deviceArray(values, dtype);
+    const key = `${dtype === 'float32' ? 'f' : 'i'}${new Int32Array(word.buffer, word.byteOffset, 1)[0]}`;
+    const hit = this.constants.get(key);
+    if (hit) return hit;
+    if (this.constants.size >= MAX_CONSTANTS) return null;
+    const ptr = this.addon.alloc(4);
+    try {
+      this.addon.upload(ptr, word);
+    } catch (e) {
+      this.addon.free(ptr);
+      throw e;
+    }
+    const entry: TensorEntry = { ptr, bytes: 4, dtype, size: 1, refCount: 0, constant: true };
+    this.constants.set(key, entry);
+    return entry;
+  }
+
+  /**
+   * Copies `values` into pinned memory on a worker thread; a later write of this very array (a tensor
+   * made from it) then queues its copy to the device without copying on the main thread. The array
+   * must not change until it is written.
+   */
+  async stageUpload(values: Float32Array | Int32Array): Promise<void> {
+    if (this.staged.has(values) || values.byteLength === 0) return;
+    const ticket = await this.addon.stageUpload(values);
+    this.staged.set(values, ticket);
+    this.unusedStaging.register(values, ticket, values);
+  }
+
+  /**
+   * The filter in cuDNN's KRSC (OHWI) layout, from tfjs' HWIO [r, s, c, k], as halves (a half-stored
+   * filter's own bits) or float32: made once per weight version (tensor data never change in place)
+   * and freed with the filter's entry.
+   */
+  krscFilter(filter: tf.TensorInfo, halves: boolean): number {
+    const entry = this.data.get(filter.dataId);
+    const elementBytes = halves ? 2 : 4;
+    const known = entry.krsc?.[elementBytes];
+    if (known !== undefined) return known;
+    if (halves && !entry.half) throw new Error('krscFilter: halves of a filter that is not stored as halves');
+    const k = filter.shape[3]!;
+    const krsc = this.addon.alloc(entry.size * elementBytes);
+    try {
+      const src = halves ? entry.ptr : this.ptr(filter);
+      (this.addon as CudaAddon & TransposeAddon).transpose2d(src, krsc, 1, entry.size / k, k, elementBytes);
+    } catch (e) {
+      this.addon.free(krsc);
+      throw e;
+    }
+    entry.krsc = { ...entry.krsc, [elementBytes]: krsc };
+    return krsc;
   }
 
   override write(values: BackendValues, shape: number[], dtype: tf.DataType): tf.DataId {
@@ -186,7 +319,8 @@ export class CudaBackend extends tf.KernelBackend {
     const entry = this.data.get(dataId);
     entry.refCount--;
     if (!force && entry.refCount > 0) return false;
-    if (entry.ptr) this.addon.free(entry.ptr);
+    if (entry.ptr && !entry.constant) this.addon.free(entry.ptr);
+    for (const copy of Object.values(entry.krsc ?? {})) this.addon.free(copy);
     this.data.delete(dataId);
     return true;
   }
@@ -200,28 +334,28 @@ export class CudaBackend extends tf.KernelBackend {
   override readSync(dataId: tf.DataId): BackendValues {
     const entry = this.data.get(dataId);
     if (entry.strings) return entry.strings;
-    if (entry.half) {
-      const halves = new Uint16Array(entry.size);
-      if (entry.bytes > 0) this.addon.download(entry.ptr, halves);
-      return float16ArrayToFloat32(halves);
-    }
-    const count = entry.dtype === 'complex64' ? entry.size * 2 : entry.size;
-    const out = entry.dtype === 'float32' || entry.dtype === 'complex64' ? new Float32Array(count) : new Int32Array(count);
+    const out = hostArray(entry);
     if (entry.bytes > 0) this.addon.download(entry.ptr, out);
-    return entry.dtype === 'bool' ? Uint8Array.from(out) : out;
+    return fromDevice(entry, out);
   }
 
-  /** Waits for the GPU without blocking the event loop (signal handlers, progress bars), then reads. */
+  /**
+   * Reads without draining the stream or blocking the event loop (signal handlers, progress bars): the
+   * copy is queued at once, so the values are those of this moment even if the tensor is disposed or
+   * reused before the copy runs (a free is ordered after it on the stream), and the read completes
+   * when that copy has run, whatever was queued after it.
+   */
   override async read(dataId: tf.DataId): Promise<BackendValues> {
-    const event = this.addon.recordEvent();
-    try {
-      for (let polls = 0; !this.addon.eventDone(event); polls++) {
-        await new Promise((resolve) => (polls < 32 ? setImmediate(resolve) : setTimeout(resolve, 1)));
-      }
-    } finally {
-      this.addon.releaseEvent(event);
+    const entry = this.data.get(dataId);
+    if (entry.strings) return entry.strings;
+    const out = hostArray(entry);
+    if (entry.bytes === 0) return fromDevice(entry, out);
+    const ticket = this.addon.readAsync(entry.ptr, entry.bytes);
+    for (let polls = 0; !this.addon.readDone(ticket); polls++) {
+      await new Promise((resolve) => (polls < 32 ? setImmediate(resolve) : setTimeout(resolve, 1)));
     }
-    return this.readSync(dataId);
+    this.addon.readCollect(ticket, out);
+    return fromDevice(entry, out);
   }
 
   override timerAvailable(): boolean {

@@ -41,6 +41,43 @@ export interface CudaMemory {
   total: number;
 }
 
+/** What the runtime did since resetCounters() (native/cuda/runtime.h's Counters). */
+export interface CudaCounters {
+  allocs: number;
+  frees: number;
+  uploads: number;
+  uploadBytes: number;
+  /** Uploads whose copy into pinned memory ran on a worker thread. */
+  stagedUploads: number;
+  /** Blocking reads: each one waits for everything queued. */
+  downloads: number;
+  /** Reads queued on the stream and collected once their copy ran. */
+  asyncReads: number;
+  /** Waits for everything queued (downloads, synchronize). */
+  syncs: number;
+  /** Waits for one queued read that was collected before its copy ran. */
+  eventWaits: number;
+  /** Our kernels launched (cuDNN and cuBLAS calls count as native calls). */
+  launches: number;
+  /** The blocks of their grids. */
+  blocks: number;
+  /** Native calls by addon function. */
+  calls: Record<string, number>;
+}
+
+/** One convolution's algorithm search (native/cuda/conv_algos.h), for reports. */
+export interface ConvPlanInfo {
+  /** Direction (0 forward, 1 backward data, 2 backward filter), storage, math mode and the shape's numbers. */
+  key: string;
+  /** Usable algorithms, fastest first: cuDNN's algorithm and math type enums, workspace bytes, measured ms. */
+  algorithms: Array<{ algo: number; mathType: number; workspace: number; ms: number }>;
+  /** Index of the algorithm the last call ran (-1: none yet). */
+  used: number;
+  searchWorkspace: number;
+  /** Reused from an earlier process's search. */
+  loaded: boolean;
+}
+
 /** The addon's core: device start-up, memory and copies (native/cuda/device.cc). */
 export interface CudaAddon {
   readonly flavour: CudaFlavour;
@@ -59,8 +96,34 @@ export interface CudaAddon {
   recordEvent(): number;
   eventDone(event: number): boolean;
   releaseEvent(event: number): void;
+  /** Queues a copy of the bytes into pinned memory (a later free is ordered after it): a ticket. */
+  readAsync(ptr: number, bytes: number): number;
+  /** Whether the queued copy has run; never waits. */
+  readDone(ticket: number): boolean;
+  /** Copies the read bytes into `out` (waiting for that copy alone if needed) and frees the ticket. */
+  readCollect(ticket: number, out: ArrayBufferView): void;
+  /** The array's bytes copied into pinned memory on a worker thread: resolves to a ticket for uploadStaged. */
+  stageUpload(values: ArrayBufferView): Promise<number>;
+  uploadStaged(ptr: number, ticket: number): void;
+  dropStaged(ticket: number): void;
+  counters(): CudaCounters;
+  resetCounters(): void;
+  convPlans(): ConvPlanInfo[];
+  /** The searches of this process as text, for loadConvPlans in a later one on the same device and libraries. */
+  saveConvPlans(): string;
+  /** Returns how many searches were loaded. */
+  loadConvPlans(text: string): number;
   memory(): CudaMemory;
   resetPeak(): void;
+}
+
+/**
+ * The host build's test controls (native/cuda/host/emulate.cc): injected faults ('faultFree',
+ * 'faultLaunch', 'faultSync' after n operations; 'failKernel' / 'skipKernel' by name), reads that are
+ * not ready yet ('pendingPolls'), smaller launch limits ('maxGridY', 'smCount', ...), and 'clear'.
+ */
+export interface HostEmulation {
+  emulate(setting: string, value?: number | string): void;
 }
 
 export const ADDON_FILES: Record<CudaFlavour, { file: string; status: string }> = {

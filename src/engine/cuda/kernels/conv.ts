@@ -20,13 +20,9 @@
  * stays float32. With one operand half-stored and the other not, the float32 path runs (the backend
  * hands it a float32 copy of the halves).
  *
- * The reordered (KRSC) filter is not cached between calls, although the same weight feeds the forward
- * pass of both views and both backward-data passes: a cache keyed by the filter's storage entry could
- * be invalidated correctly (the backend replaces an entry on move and deletes it on dispose), but
- * without a dispose hook in backend.ts its copies would outlive the weights until the next convolution
- * noticed, showing as device memory in use after everything is disposed. The reorder reads and writes
- * the filter once (a 3x3x512x512 filter: 19 MB, about 10 us on an H100) next to convolutions of 100 us
- * (64 px) to milliseconds (224 px) each, so a cache would save a few percent of a step at most.
+ * Filters go to the addon in cuDNN's KRSC layout, made once per weight version by the backend
+ * (CudaBackend.krscFilter) and shared by the forward pass of every view and every backward-data pass
+ * of the step; the copy is freed with the weight's tensor.
  */
 import { tf } from '../../tf.js';
 import { convParams } from '../../conv_params.js';
@@ -35,6 +31,7 @@ import type { CudaBackend } from '../backend.js';
 import { countNative } from '../../kernel_stats.js';
 import { addonOf, type CudaKernel, type KernelTable, output } from './common.js';
 
+/** Filters in KRSC (CudaBackend.krscFilter), not tfjs' HWIO. */
 interface ConvAddon {
   /** biasLength: the output channel count, or 1 for one value added everywhere; read only when params says there is a bias. */
   convForward(x: number, filter: number, bias: number, biasLength: number, out: number, params: Int32Array): void;
@@ -51,14 +48,14 @@ interface ConvAddon {
 export const HALF_RUN = '/half';
 
 /**
- * The half path of a convolution: when both operands are half-stored, `run` gets their storage and a
- * half-stored output of `shape` to fill, and the run is counted as `${kernelName}/half`. null when
- * the float32 path applies.
+ * The half path of a convolution: when both operands are half-stored, `run` gets their storage (the
+ * filter's KRSC halves when `b` is the filter) and a half-stored output of `shape` to fill, and the run
+ * is counted as `${kernelName}/half`. null when the float32 path applies.
  */
-function onHalves(backend: CudaBackend, kernelName: string, a: tf.TensorInfo, b: tf.TensorInfo, shape: number[], run: (a: number, b: number, out: number) => void): tf.TensorInfo | null {
+function onHalves(backend: CudaBackend, kernelName: string, a: tf.TensorInfo, b: tf.TensorInfo, bIsFilter: boolean, shape: number[], run: (a: number, b: number, out: number) => void): tf.TensorInfo | null {
   if (!backend.isHalf(a) || !backend.isHalf(b)) return null;
   const out = backend.makeHalfTensorInfo(shape);
-  run(backend.storagePtr(a), backend.storagePtr(b), backend.storagePtr(out));
+  run(backend.storagePtr(a), bIsFilter ? backend.krscFilter(b, true) : backend.storagePtr(b), backend.storagePtr(out));
   countNative(kernelName + HALF_RUN);
   return out;
 }
@@ -99,10 +96,10 @@ const conv2D: CudaKernel = ({ inputs, attrs }, backend) => {
   const params = info && convParams(info, { relu: false, bias: false });
   if (!info || !params) return null;
   const addon = addonOf<ConvAddon>(backend);
-  const half = onHalves(backend, tf.Conv2D, x, filter, info.outShape, (xp, fp, out) => addon.convForwardHalves(xp, fp, out, params));
+  const half = onHalves(backend, tf.Conv2D, x, filter, true, info.outShape, (xp, fp, out) => addon.convForwardHalves(xp, fp, out, params));
   if (half) return half;
   const out = output(backend, info.outShape, 'float32');
-  addon.convForward(backend.ptr(x), backend.ptr(filter), 0, 0, out.ptr, params);
+  addon.convForward(backend.ptr(x), backend.krscFilter(filter, false), 0, 0, out.ptr, params);
   return out.info;
 };
 
@@ -120,7 +117,7 @@ const fusedConv2D: CudaKernel = ({ inputs, attrs }, backend) => {
   const params = convParams(info, { relu: activation === 'relu', bias: biasLength > 0 });
   if (!params) return null;
   const out = output(backend, info.outShape, 'float32');
-  addonOf<ConvAddon>(backend).convForward(backend.ptr(x), backend.ptr(filter), bias ? backend.ptr(bias) : 0, biasLength, out.ptr, params);
+  addonOf<ConvAddon>(backend).convForward(backend.ptr(x), backend.krscFilter(filter, false), bias ? backend.ptr(bias) : 0, biasLength, out.ptr, params);
   return out.info;
 };
 
@@ -134,10 +131,10 @@ const conv2DBackpropInput: CudaKernel = ({ inputs, attrs }, backend) => {
   const params = convParams(info, { relu: false, bias: false });
   if (!params) return null;
   const addon = addonOf<ConvAddon>(backend);
-  const half = onHalves(backend, tf.Conv2DBackpropInput, dy, filter, inputShape, (dyp, fp, out) => addon.convBackwardDataHalves(dyp, fp, out, params));
+  const half = onHalves(backend, tf.Conv2DBackpropInput, dy, filter, true, inputShape, (dyp, fp, out) => addon.convBackwardDataHalves(dyp, fp, out, params));
   if (half) return half;
   const out = output(backend, inputShape, 'float32');
-  addon.convBackwardData(backend.ptr(dy), backend.ptr(filter), out.ptr, params);
+  addon.convBackwardData(backend.ptr(dy), backend.krscFilter(filter, false), out.ptr, params);
   return out.info;
 };
 
@@ -151,7 +148,7 @@ const conv2DBackpropFilter: CudaKernel = ({ inputs, attrs }, backend) => {
   const params = convParams(info, { relu: false, bias: false });
   if (!params) return null;
   const addon = addonOf<ConvAddon>(backend);
-  const half = onHalves(backend, tf.Conv2DBackpropFilter, x, dy, filterShape, (xp, dyp, out) => addon.convBackwardFilterHalves(xp, dyp, out, params));
+  const half = onHalves(backend, tf.Conv2DBackpropFilter, x, dy, false, filterShape, (xp, dyp, out) => addon.convBackwardFilterHalves(xp, dyp, out, params));
   if (half) return half;
   const out = output(backend, filterShape, 'float32');
   addon.convBackwardFilter(backend.ptr(x), backend.ptr(dy), out.ptr, params);

@@ -41,7 +41,7 @@ export function permute(backend: CudaBackend, x: tf.TensorInfo, perm: readonly n
   if (x.dtype === 'string') return null;
   const outShape = perm.map((p) => x.shape[p]!);
   const matrix = x.dtype === 'complex64' ? null : asMatrixTranspose(x.shape, perm);
-  if (matrix && matrix[0] <= 65535) {
+  if (matrix) {
     const out = output(backend, outShape, x.dtype);
     transposeMatrices(backend, backend.ptr(x), out.ptr, ...matrix);
     return out.info;

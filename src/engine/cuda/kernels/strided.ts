@@ -63,7 +63,8 @@ export function copyStrided(
   const fullShape = w === 1 ? [...shape] : [...shape, w];
   const fullStrides = w === 1 ? [...strides] : [...strides.map((s) => s * w), 1];
   const view = mergeDims(fullShape, fullStrides);
-  if (view.shape.length > MAX_RANK) return false;
+  // The kernel takes int32 sizes and strides: a view of a tensor of 2^31 elements or more runs on the host.
+  if (view.shape.length > MAX_RANK || [...view.shape, ...view.strides].some((v) => Math.abs(v) > 0x7fffffff)) return false;
   addonOf<StridedAddon>(backend).stridedCopy(src + offset * w * 4, dst, Int32Array.from(view.shape), Int32Array.from(view.strides));
   return true;
 }
