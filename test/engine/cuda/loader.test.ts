@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadCuda, describeDriverProblem, describeDevice } from '../../../src/engine/cuda/loader.js';
-import { findLibraries } from '../../../src/engine/cuda/libraries.js';
+import { findLibraries, preloadsFor } from '../../../src/engine/cuda/libraries.js';
 import { ADDON_FILES, loadCudaAddon } from '../../../src/engine/cuda/native.js';
 import { packageRoot } from '../../../src/engine/package_root.js';
 import { AUTO_ORDER, probeEngines } from '../../../src/engine/engine.js';
@@ -120,5 +120,32 @@ describe('the cuDNN / cuBLAS search', () => {
     expect(found.cudnn.at(-1)).toBe('libcudnn.so.9');
     expect(found.cublas.slice(0, 2)).toEqual([path.join(cudaLib, 'libcublas.so.13'), path.join(ld, 'libcublas.so.12')]);
     expect(found.searched).toContain(cudnnDir);
+  });
+});
+
+describe('the libraries loaded before cuDNN and cuBLAS', () => {
+  it('are those of the major in use, from the same folder, in dependency order, never another major\'s', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'simtrip-both-majors-'));
+    const files = [
+      // cuDNN 8 and 9 side by side, as a pip and an apt install leave them; readdir order is not load order.
+      'libcudnn.so.8', 'libcudnn_ops_infer.so.8', 'libcudnn_cnn_infer.so.8', 'libcudnn_adv.so.8', 'libcudnn_ops.so.8',
+      'libcudnn.so.9', 'libcudnn_adv.so.9', 'libcudnn_cnn.so.9', 'libcudnn_ops.so.9', 'libcudnn_heuristic.so.9',
+      'libcudnn_engines_precompiled.so.9.1.0', 'libcudnn_engines_precompiled.so.9.10.2', 'libcudnn_graph.so.9',
+      'libcublas.so.12', 'libcublasLt.so.12', 'libcublas.so.13', 'libcublasLt.so.13', 'libcublasLt.so.13.1.0',
+    ];
+    for (const f of files) writeFileSync(path.join(dir, f), '');
+    const at = (...names: string[]) => names.map((n) => path.join(dir, n));
+    expect(preloadsFor(path.join(dir, 'libcudnn.so.9'))).toEqual(
+      at('libcudnn_graph.so.9', 'libcudnn_engines_precompiled.so.9.10.2', 'libcudnn_heuristic.so.9', 'libcudnn_ops.so.9', 'libcudnn_cnn.so.9', 'libcudnn_adv.so.9'),
+    );
+    expect(preloadsFor(path.join(dir, 'libcublas.so.13'))).toEqual(at('libcublasLt.so.13'));
+    expect(preloadsFor(path.join(dir, 'libcublas.so.12'))).toEqual(at('libcublasLt.so.12'));
+    expect(preloadsFor('libcudnn.so.9')).toEqual([]);
+
+    const found = findLibraries({ CUDNN_PATH: dir, LD_LIBRARY_PATH: '' }, false);
+    const cudnn = found.cudnn[0]!.split('\t');
+    expect(cudnn.at(-1)).toBe(path.join(dir, 'libcudnn.so.9'));
+    expect(cudnn.every((f) => /\.so\.9(\.|$)/.test(f))).toBe(true);
+    expect(found.cublas.slice(0, 2)).toEqual([at('libcublasLt.so.13', 'libcublas.so.13').join('\t'), at('libcublasLt.so.12', 'libcublas.so.12').join('\t')]);
   });
 });
