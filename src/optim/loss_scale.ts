@@ -124,28 +124,30 @@ function tensorsOf(grads: Grads): tf.Tensor[] {
 }
 
 /**
- * True when every element of every gradient is finite. One scalar is read back for all tensors: the
- * native ALL_FINITE kernel's flag where the backend has it, else the total of sum(g*0) over the
- * gradients (x*0 is 0 for finite x and NaN for ±Inf and NaN, so the total is 0 or NaN and cannot
- * overflow the way a plain sum of large finite gradients could).
+ * 1 when every element of every tensor is finite, else 0: a float32 scalar computed where the tensors
+ * are, with no read. The native ALL_FINITE kernel's flag where the backend has it (one pass over all
+ * of them), else the total of sum(g*0) over the tensors compared with 0 (x*0 is 0 for finite x and NaN
+ * for ±Inf and NaN, so the total is 0 or NaN and cannot overflow the way a plain sum of large finite
+ * gradients could).
  */
-export function gradsAreFinite(grads: Grads): boolean {
-  const list = tensorsOf(grads);
-  if (list.length === 0) return true;
-  if (canRunKernel(ALL_FINITE, ...list)) {
-    const inputs = Object.fromEntries(list.map((g, i) => [`x${i}`, g]));
-    const flag = tf.engine().runKernel(ALL_FINITE, inputs) as tf.Tensor;
-    try {
-      return flag.dataSync()[0] === 1;
-    } finally {
-      flag.dispose();
+export function finiteFlag(tensors: readonly tf.Tensor[]): tf.Scalar {
+  if (tensors.length === 0) return tf.scalar(1);
+  return tf.tidy(() => {
+    if (canRunKernel(ALL_FINITE, ...tensors)) {
+      const inputs = Object.fromEntries(tensors.map((g, i) => [`x${i}`, g]));
+      return tf.cast(tf.engine().runKernel(ALL_FINITE, inputs) as tf.Scalar, 'float32');
     }
-  }
-  const total = tf.tidy(() => tf.addN(list.map((g) => tf.sum(tf.mul(g, 0)))));
+    return tf.cast(tf.equal(tf.addN(tensors.map((g) => tf.sum(tf.mul(g, 0)))), 0), 'float32') as tf.Scalar;
+  });
+}
+
+/** True when every element of every gradient is finite: finiteFlag, read back (one synchronisation). */
+export function gradsAreFinite(grads: Grads): boolean {
+  const flag = finiteFlag(tensorsOf(grads));
   try {
-    return total.dataSync()[0] === 0;
+    return flag.dataSync()[0] === 1;
   } finally {
-    total.dispose();
+    flag.dispose();
   }
 }
 

@@ -6,9 +6,15 @@
  *
  * Where the backend has the fused kernel (onednn: one native pass per parameter) it runs that; else
  * the same arithmetic as standard tfjs ops, in the same float32 order, so both agree bit for bit.
+ *
+ * A step may be gated: `gate` is a scalar tensor, 1 to apply the update and anything else to leave
+ * every weight and buffer as it is. Engines with a gated kernel (cuda) decide on the device, so the
+ * update is queued before the step's loss is read; elsewhere the gate is read first, which costs
+ * nothing where tensors live in host memory. A gated-off first step on the device leaves zero momentum
+ * buffers, which the next step treats exactly as absent ones (momentum * 0 + d = d).
  */
 import { tf } from '../engine/tf.js';
-import { SGD_UPDATE, type SgdUpdateAttrs, canRunKernel } from '../engine/custom_kernels.js';
+import { SGD_UPDATE, SGD_UPDATE_GATED, type SgdUpdateAttrs, canRunKernel } from '../engine/custom_kernels.js';
 import type { Param } from '../model/params.js';
 
 export interface SgdOptions {
@@ -27,16 +33,21 @@ export class Sgd {
     private readonly opts: SgdOptions,
   ) {}
 
-  /** Applies one update; `grads` maps tfjs variable names to gradients; `lr` gives each group's lr. */
-  step(grads: tf.NamedTensorMap, lr: (group: string) => number): void {
+  /**
+   * Applies one update; `grads` maps tfjs variable names to gradients; `lr` gives each group's lr;
+   * `gate` (optional) applies it only where it holds 1.
+   */
+  step(grads: tf.NamedTensorMap, lr: (group: string) => number, gate?: tf.Scalar): void {
+    const onDevice = gate !== undefined && canRunKernel(SGD_UPDATE_GATED);
+    if (gate && !onDevice && gate.dataSync()[0] !== 1) return;
     tf.tidy(() => {
       const fused = canRunKernel(SGD_UPDATE);
       for (const p of this.params) {
         const g = grads[p.variable.name];
         if (!g) continue;
         const wd = p.normOrBias && !this.opts.decayNormAndBias ? 0 : this.opts.weightDecay;
-        if (fused && p.variable.dtype === 'float32' && g.dtype === 'float32') {
-          this.fusedStep(p, g, wd, lr(p.group));
+        if ((fused || onDevice) && p.variable.dtype === 'float32' && g.dtype === 'float32') {
+          this.fusedStep(p, g, wd, lr(p.group), onDevice ? gate : undefined);
           continue;
         }
         const d = wd > 0 ? tf.add(g, tf.mul(p.variable, wd)) : g;
@@ -53,11 +64,13 @@ export class Sgd {
   }
 
   /** One native pass: the kernel returns the new weights and momentum buffer (see kernels/sgd.ts). */
-  private fusedStep(p: Param, g: tf.Tensor, wd: number, lr: number): void {
+  private fusedStep(p: Param, g: tf.Tensor, wd: number, lr: number, gate?: tf.Scalar): void {
     const buf = this.buffers.get(p.name);
     const attrs: SgdUpdateAttrs = { lr, momentum: this.opts.momentum, weightDecay: wd > 0 ? wd : 0, first: !buf };
     const inputs: tf.NamedTensorMap = buf ? { w: p.variable, g, buf } : { w: p.variable, g };
-    const [newW, newBuf] = tf.engine().runKernel(SGD_UPDATE, inputs, attrs as unknown as tf.NamedAttrMap) as tf.Tensor[];
+    if (gate) inputs.gate = gate;
+    const kernel = gate ? SGD_UPDATE_GATED : SGD_UPDATE;
+    const [newW, newBuf] = tf.engine().runKernel(kernel, inputs, attrs as unknown as tf.NamedAttrMap) as tf.Tensor[];
     if (buf) buf.assign(newBuf!);
     else this.buffers.set(p.name, tf.variable(newBuf!, false, `${p.variable.name}/momentum`));
     p.variable.assign(newW!);

@@ -7,12 +7,24 @@
  * scale before the backward, the gradients are checked for Inf/NaN in one reduction, and then either
  * unscaled and applied, or dropped (the scaler halves its scale). Such a skipped step is routine, not
  * divergence: only a non-finite unscaled loss means the run diverged.
+ *
+ * Nothing inside a step waits for the device. The update is queued first, gated on the device by a
+ * finite check (the loss's in fp32; the loss's and every gradient's under a scaler), so a non-finite
+ * step leaves the weights and momentum as they were without anyone reading the loss. Then every scalar
+ * of the step (the gate, the loss, its terms and monitors) goes back in one copy:
+ *  - trainStep reads it at once: one synchronisation per step;
+ *  - queueTrainStep, on an engine whose reads wait for a device (the CUDA engine), leaves it in flight
+ *    (a copy queued behind the update, collected when it has run), so the trainer reads step k while
+ *    step k + 1 runs, as PyTorch users read loss.item() late. Under a loss scaler it reads at once: the
+ *    scaler's next scale depends on this step's gradients, which is the one synchronisation
+ *    GradScaler makes too. On the host engines reading costs nothing and it reads at once.
  */
 import { tf } from '../engine/tf.js';
+import { readsWaitForDevice } from '../engine/device_queue.js';
 import { trainingGrads } from './gradients.js';
 import type { StepOutput, TrainMethod } from '../method/method.js';
 import type { ParamStore } from '../model/params.js';
-import { gradsAreFinite, unscaleGrads, type LossScaler } from '../optim/loss_scale.js';
+import { finiteFlag, unscaleGrads, type LossScaler } from '../optim/loss_scale.js';
 import type { Sgd } from '../optim/sgd.js';
 
 export interface StepResult {
@@ -30,6 +42,14 @@ export interface StepResult {
   lossScale?: number;
 }
 
+/** A step whose update is queued and whose scalars are on their way back. */
+export interface QueuedStep {
+  /** The step's numbers, once their copy has run; rejects with the engine's error if the device failed. */
+  result: Promise<StepResult>;
+  /** Set when the numbers were read at once (a host engine, or a loss scaler): `result` is already settled. */
+  ready?: StepResult;
+}
+
 export interface StepInputs {
   /** Labels of the batch rows, for methods that need them. */
   labels?: Int32Array;
@@ -37,7 +57,7 @@ export interface StepInputs {
   scaler?: LossScaler;
 }
 
-/** Runs a step on views given as NHWC float32 buffers of `side` x `side` images. */
+/** Runs a step on views given as NHWC float32 buffers of `side` x `side` images; reads its numbers at once. */
 export function trainStep(
   method: TrainMethod,
   store: ParamStore,
@@ -47,12 +67,59 @@ export function trainStep(
   lr: (group: string) => number,
   inputs: StepInputs = {},
 ): StepResult {
+  const step = runStep(method, store, optimizer, views, side, lr, inputs);
+  try {
+    return step.finish(step.scalars.dataSync() as Float32Array);
+  } finally {
+    step.scalars.dispose();
+  }
+}
+
+/** trainStep without waiting for the device: the numbers arrive with `result`. */
+export function queueTrainStep(
+  method: TrainMethod,
+  store: ParamStore,
+  optimizer: Sgd,
+  views: readonly Float32Array[],
+  side: number,
+  lr: (group: string) => number,
+  inputs: StepInputs = {},
+): QueuedStep {
+  if (inputs.scaler || !readsWaitForDevice()) {
+    const ready = trainStep(method, store, optimizer, views, side, lr, inputs);
+    return { result: Promise.resolve(ready), ready };
+  }
+  const step = runStep(method, store, optimizer, views, side, lr, inputs);
+  // Every engine takes its copy of the values when the read starts (the CUDA engine queues it on the
+  // stream, the host engines read at once), so the tensor can go now and no tensor outlives the step.
+  const values = step.scalars.data() as Promise<Float32Array>;
+  step.scalars.dispose();
+  return { result: values.then((v) => step.finish(v)) };
+}
+
+interface RanStep {
+  /** [gate, loss, ...terms, collapseStd?, accuracy?] on the device, float32. */
+  scalars: tf.Tensor1D;
+  /** The StepResult of the scalars' values; updates the loss scaler. */
+  finish(values: Float32Array): StepResult;
+}
+
+function runStep(
+  method: TrainMethod,
+  store: ParamStore,
+  optimizer: Sgd,
+  views: readonly Float32Array[],
+  side: number,
+  lr: (group: string) => number,
+  inputs: StepInputs,
+): RanStep {
   const batch = views[0]!.length / (side * side * 3);
   if (method.needsLabels && inputs.labels?.length !== batch) {
     throw new Error(`${method.name} needs ${batch} labels, got ${inputs.labels?.length ?? 'none'}`);
   }
   const vars = store.trainable().map((p) => p.variable);
-  const scale = inputs.scaler?.scale;
+  const { scaler } = inputs;
+  const scale = scaler?.scale;
   let unscaled: tf.Scalar | undefined;
   let kept: Pick<StepOutput, 'terms' | 'collapseStd' | 'accuracy'> = { terms: {} };
   const { value, grads } = trainingGrads(() => {
@@ -66,34 +133,32 @@ export function trainStep(
     unscaled = tf.keep(out.loss);
     return tf.mul(out.loss, scale) as tf.Scalar;
   }, vars);
-  const loss = (unscaled ?? value).dataSync()[0]!;
-  let skipped = !Number.isFinite(loss);
-  if (inputs.scaler) {
-    // A non-finite loss is divergence (the trainer stops) and says nothing about the scale.
-    if (!skipped) {
-      const finite = gradsAreFinite(grads);
-      skipped = !inputs.scaler.update(finite);
-      if (!skipped) {
-        const plain = unscaleGrads(grads, scale!);
-        optimizer.step(plain, lr);
-        tf.dispose(Object.values(plain));
-      }
+  const loss = unscaled ?? value;
+  // A non-finite loss means non-finite gradients (fp32), and under a scaler non-finite scaled
+  // gradients mean a scale too large: either way the update must not be applied.
+  const gate = finiteFlag(scale === undefined ? [loss] : [loss, ...Object.values(grads)]);
+  const update = scale === undefined ? grads : unscaleGrads(grads, scale);
+  optimizer.step(update, lr, gate);
+  const termNames = Object.keys(kept.terms);
+  const scalars = tf.tidy(() =>
+    tf.concat([gate, loss, ...termNames.map((k) => kept.terms[k]!), ...(kept.collapseStd ? [kept.collapseStd] : []), ...(kept.accuracy ? [kept.accuracy] : [])].map((t) => tf.reshape(tf.cast(t, 'float32'), [1]))),
+  ) as tf.Tensor1D;
+  tf.dispose([value, gate, ...(unscaled ? [unscaled] : []), ...Object.values(grads), ...(update !== grads ? Object.values(update) : []), ...monitorTensors(kept)]);
+  const finish = (v: Float32Array): StepResult => {
+    const applied = v[0] === 1;
+    const result: StepResult = { loss: v[1]!, terms: Object.fromEntries(termNames.map((k, i) => [k, v[2 + i]!])), skipped: !applied };
+    let next = 2 + termNames.length;
+    if (kept.collapseStd) result.collapseStd = v[next++];
+    if (kept.accuracy) result.accuracy = v[next++];
+    if (scaler) {
+      result.lossScale = scale;
+      // A non-finite loss is divergence (the trainer stops) and says nothing about the scale; with a
+      // finite loss the gate is the gradients' finite check.
+      if (Number.isFinite(result.loss)) scaler.update(applied);
     }
-  } else if (!skipped) {
-    // A non-finite loss means non-finite gradients: the update is skipped so the weights stay good.
-    optimizer.step(grads, lr);
-  }
-  const read = (t: tf.Scalar | undefined): number | undefined => t?.dataSync()[0];
-  const result: StepResult = {
-    loss,
-    terms: Object.fromEntries(Object.entries(kept.terms).map(([k, t]) => [k, read(t)!])),
-    skipped,
+    return result;
   };
-  if (kept.collapseStd) result.collapseStd = read(kept.collapseStd);
-  if (kept.accuracy) result.accuracy = read(kept.accuracy);
-  if (scale !== undefined) result.lossScale = scale;
-  tf.dispose([value, ...(unscaled ? [unscaled] : []), ...Object.values(grads), ...monitorTensors(kept)]);
-  return result;
+  return { scalars, finish };
 }
 
 function monitorTensors(out: Pick<StepOutput, 'terms' | 'collapseStd' | 'accuracy'>): tf.Scalar[] {

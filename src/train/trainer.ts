@@ -33,7 +33,8 @@ import { RunningSums, Window, type RunningState } from './running_means.js';
 import { findResumePoint, type ResumePoint } from './resume.js';
 import { RunDir } from './run_dir.js';
 import { lockRunDir, type RunLock } from './run_lock.js';
-import { trainStep, type StepResult } from './step.js';
+import { queueTrainStep, type StepResult } from './step.js';
+import { stageForUpload } from '../engine/device_queue.js';
 
 export interface TrainOptions {
   config: Config;
@@ -412,24 +413,44 @@ interface StepNumbers {
   logged: Record<string, number | undefined>;
 }
 
-function runStep(state: RunState, views: Float32Array[], labels: Int32Array | undefined, lr: (group: string) => number): StepNumbers {
+/** A step whose update is queued and whose numbers are not recorded yet. */
+interface QueuedStep {
+  /** The step's numbers once they are back, or the engine's error; never rejects. */
+  numbers: Promise<{ value: StepNumbers } | { error: unknown }>;
+  /** The numbers were read at once (a host engine, a loss scaler): record them before the next step. */
+  ready: boolean;
+  /** The step's batch within its epoch. */
+  batch: number;
+  /** Global steps done before it. */
+  stepsBefore: number;
+  lr: (group: string) => number;
+}
+
+function runStep(state: RunState, views: Float32Array[], labels: Int32Array | undefined, lr: (group: string) => number, batch: number): QueuedStep {
   const { cfg, model } = state;
-  const out: StepResult = withGpuMemoryHint(
-    () => trainStep(model.method, model.store, state.optimizer, views, cfg.data.image_size, lr, { labels, scaler: state.scaler }),
+  const queued = withGpuMemoryHint(
+    () => queueTrainStep(model.method, model.store, state.optimizer, views, cfg.data.image_size, lr, { labels, scaler: state.scaler }),
     'train.batch_size',
     cfg.train.batch_size,
   );
-  return {
+  const numbers = (out: StepResult): StepNumbers => ({
     loss: out.loss,
     skipped: out.skipped,
     accuracy: out.accuracy,
     logged: { loss: out.loss, collapse_std: out.collapseStd, train_accuracy: out.accuracy, ...out.terms },
+  });
+  return {
+    numbers: queued.result.then((out) => ({ value: numbers(out) }), (error: unknown) => ({ error })),
+    ready: queued.ready !== undefined,
+    batch,
+    stepsBefore: state.step,
+    lr,
   };
 }
 
-/** The divergence error, saying what is kept and what to do next. */
-function divergence(state: RunState, loss: number, epoch: number, lr: (group: string) => number): DivergedError {
-  const { checkpoint, step } = state;
+/** The divergence error of the step after `stepsBefore` steps, saying what is kept and what to do next. */
+function divergence(state: RunState, loss: number, epoch: number, step: number, lr: (group: string) => number): DivergedError {
+  const { checkpoint } = state;
   // Before the first checkpoint there is nothing to resume; --resume would only be refused.
   const kept = checkpoint ? `the last good checkpoint ${checkpoint} is kept` : 'no checkpoint had been written yet';
   const next = checkpoint ? 'then resume with --resume' : 'then start the run again (without --resume: there is no checkpoint to continue from)';
@@ -442,9 +463,59 @@ function divergence(state: RunState, loss: number, epoch: number, lr: (group: st
 /** What an epoch's steps came to: the epoch's mean loss, or the signal that stopped it. */
 type EpochOutcome = { interrupted: string } | { means: Record<string, number> };
 
+/** An epoch's running account of its recorded steps. */
+interface EpochTally {
+  epoch: number;
+  batches: number;
+  window: Window;
+  sums: RunningSums;
+  progress: ReturnType<typeof createProgress>;
+}
+
+/**
+ * Records a queued step once its numbers are back: divergence (or the engine's error) stops the run
+ * here, with the logs flushed; otherwise the step joins the window and the epoch's sums, the metrics
+ * log, the progress bar and onStep.
+ */
+async function recordStep(state: RunState, tally: EpochTally, queued: QueuedStep): Promise<void> {
+  const { cfg, opts, scaler } = state;
+  const settled = await queued.numbers;
+  const out = 'value' in settled ? settled.value : undefined;
+  // Only a non-finite (unscaled) loss is divergence; mixed16's overflow skips are routine.
+  if (!out || !Number.isFinite(out.loss)) {
+    tally.progress.stop();
+    await flushLogs(state);
+    throw out ? divergence(state, out.loss, tally.epoch, queued.stepsBefore, queued.lr) : (settled as { error: unknown }).error;
+  }
+  const step = queued.stepsBefore + 1;
+  const { lr } = queued;
+  if (out.skipped) state.skippedSteps++;
+  state.lastLoss = out.loss;
+  tally.sums.add(out.logged);
+  tally.window.add(out.logged, cfg.train.batch_size);
+  if (tally.window.steps === cfg.train.log_every || queued.batch === tally.batches - 1) {
+    appendRecord(state, {
+      kind: 'train',
+      step,
+      epoch: tally.epoch + 1,
+      lr: lr('default'),
+      ...tally.window.take(),
+      ...(scaler ? { loss_scale: scaler.scale, skipped_steps: state.skippedSteps } : {}),
+      ...gpuMemory(),
+      time: new Date().toISOString(),
+    });
+    if (performance.now() - state.flushedAt >= FLUSH_EVERY_MS) await flushLogs(state);
+  }
+  const fields: Record<string, string> = { 'step loss': out.loss.toFixed(4), lr: lr('default').toPrecision(3) };
+  if (out.accuracy !== undefined) fields.acc = out.accuracy.toFixed(3);
+  if (scaler) fields.scale = String(scaler.scale);
+  tally.progress.update(queued.batch + 1, fields);
+  opts.onStep?.(step);
+}
+
 /** The steps of one epoch, from where the run stands; a stop request saves `last` at the step reached. */
 async function trainEpoch(state: RunState, epoch: number): Promise<EpochOutcome> {
-  const { cfg, opts, data, model, scaler, pool } = state;
+  const { cfg, opts, data, model, pool } = state;
   const method = model.method;
   const side = cfg.data.image_size;
   const augment = method.augment?.(cfg.data.augment) ?? cfg.data.augment;
@@ -457,63 +528,48 @@ async function trainEpoch(state: RunState, epoch: number): Promise<EpochOutcome>
   });
   const prepare = (b: number): Promise<Float32Array[]> => {
     const { source, items } = batchViews(method, data, batches[b]!, cfg.seed, epoch);
-    return augmentViewsParallel(source, items, side, augment, model.normalization, { seed: cfg.seed, epoch }, pool);
+    return augmentViewsParallel(source, items, side, augment, model.normalization, { seed: cfg.seed, epoch }, pool).then(stageForUpload);
   };
   const firstBatch = state.step - epoch * state.stepsPerEpoch;
   state.ahead = pool && firstBatch < batches.length ? prepare(firstBatch) : undefined;
   // Resumed inside this epoch: the window and the epoch go on from the sums the checkpoint carried.
   const resumed = state.running;
   state.running = undefined;
-  const window = new Window(resumed?.window);
-  const epochSums = new RunningSums(resumed?.epoch);
+  const tally: EpochTally = { epoch, batches: batches.length, window: new Window(resumed?.window), sums: new RunningSums(resumed?.epoch), progress };
+  // On the CUDA engine a step's numbers come in one step late (src/train/step.ts): the GPU runs step b
+  // while step b - 1's come back, and only then are they checked, logged and shown. A stop request
+  // therefore saves after the step already queued, recorded first: a checkpoint's running sums cover
+  // exactly the steps in its weights. Host engines read at once and record each step before the next.
+  let inFlight: QueuedStep | undefined;
+  const land = async (): Promise<void> => {
+    const queued = inFlight;
+    inFlight = undefined;
+    if (queued) await recordStep(state, tally, queued);
+  };
   for (let b = firstBatch; b < batches.length; b++) {
     // Steps are synchronous; without a turn of the event loop a Ctrl-C would wait for the epoch's end.
     await new Promise((resolve) => setImmediate(resolve));
     state.lock?.check();
     const why = state.stop.reason();
     if (why !== undefined) {
+      await land();
       progress.stop();
-      await saveState(state, epoch, false, { interrupted: why }, { window: window.state(), epoch: epochSums.state() });
+      await saveState(state, epoch, false, { interrupted: why }, { window: tally.window.state(), epoch: tally.sums.state() });
       return { interrupted: why };
     }
     const batch = batches[b]!;
     const views = await (state.ahead ?? prepare(b));
     state.ahead = pool && b + 1 < batches.length ? prepare(b + 1) : undefined;
     const labels = method.needsLabels ? batch.map((i) => data.train.labels[i]!) : undefined;
-    const lr = groupLr(cfg, state.schedule, state.step);
-    const out = runStep(state, views, labels, lr);
-    // Only a non-finite (unscaled) loss is divergence; mixed16's overflow skips are routine.
-    if (!Number.isFinite(out.loss)) {
-      progress.stop();
-      await flushLogs(state);
-      throw divergence(state, out.loss, epoch, lr);
-    }
-    if (out.skipped) state.skippedSteps++;
+    const queued = runStep(state, views, labels, groupLr(cfg, state.schedule, state.step), b);
+    await land();
+    inFlight = queued;
     state.step++;
-    state.lastLoss = out.loss;
-    epochSums.add(out.logged);
-    window.add(out.logged, cfg.train.batch_size);
-    if (window.steps === cfg.train.log_every || b === batches.length - 1) {
-      appendRecord(state, {
-        kind: 'train',
-        step: state.step,
-        epoch: epoch + 1,
-        lr: lr('default'),
-        ...window.take(),
-        ...(scaler ? { loss_scale: scaler.scale, skipped_steps: state.skippedSteps } : {}),
-        ...gpuMemory(),
-        time: new Date().toISOString(),
-      });
-      if (performance.now() - state.flushedAt >= FLUSH_EVERY_MS) await flushLogs(state);
-    }
-    const fields: Record<string, string> = { 'step loss': out.loss.toFixed(4), lr: lr('default').toPrecision(3) };
-    if (out.accuracy !== undefined) fields.acc = out.accuracy.toFixed(3);
-    if (scaler) fields.scale = String(scaler.scale);
-    progress.update(b + 1, fields);
-    opts.onStep?.(state.step);
+    if (queued.ready) await land();
   }
+  await land();
   progress.finish();
-  return { means: epochSums.means() };
+  return { means: tally.sums.means() };
 }
 
 /**
