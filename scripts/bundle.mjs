@@ -36,6 +36,7 @@ const entryPoints = {
     'bench/data_throughput': 'bench/data_throughput.ts',
     'bench/e2e_train': 'bench/e2e_train.ts',
     'bench/tensorboard_writer': 'bench/tensorboard_writer.ts',
+    'bench/step_overhead': 'bench/step_overhead.ts',
     'check/cuda': 'src/check/cuda.ts',
 };
 
