@@ -38,6 +38,7 @@ async function resolveConfig(opts: { config: string; set: string[] }): Promise<C
  */
 async function startEngine(cfg: Config, training: boolean, verbose: boolean): Promise<EngineInfo> {
   const engine = await initEngine(cfg.engine.backend, { training, tf32: cfg.engine.tf32 });
+  for (const line of engine.notices ?? []) log(line);
   for (const line of engine.skipped) {
     if (verbose || line.startsWith(`${engine.requested}:`)) log(`engine: skipped ${line}`);
   }
@@ -218,9 +219,10 @@ export function buildProgram(): Command {
 
   program
     .command('doctor')
-    .description('report Node, the engines that load here (and why the others do not), which one `auto` picks, cores and memory')
-    .action(async () => {
-      process.stdout.write(await runDoctor());
+    .description('report Node, the engines that load here (and why the others do not), the CUDA engine\'s self-check, which one `auto` picks, cores and memory')
+    .option('--recheck', 'run the CUDA engine\'s self-check again instead of showing its cached result (after a driver or library change)')
+    .action(async (opts: { recheck?: boolean }) => {
+      process.stdout.write(await runDoctor({ recheck: opts.recheck ?? false }));
     });
 
   addSynthCommand(program, log);

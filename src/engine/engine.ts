@@ -15,6 +15,7 @@ import { UserError } from '../util/errors.js';
 import { loadOnednn } from './onednn/loader.js';
 import { loadCuda } from './cuda/loader.js';
 import type { CudaBackend } from './cuda/backend.js';
+import { selfCheck, selfCheckIdentity, type SelfCheckResult } from './cuda/self_check.js';
 
 export const ENGINE_NAMES = ['auto', 'cuda', 'tensorflow-gpu', 'tensorflow', 'onednn', 'wasm', 'cpu'] as const;
 export type EngineName = (typeof ENGINE_NAMES)[number];
@@ -48,6 +49,8 @@ export interface EngineInfo {
   skipped: string[];
   /** Extra detail, e.g. device or thread count. */
   detail: string;
+  /** Lines every command prints, verbose or not: an engine auto passed over because it is broken. */
+  notices?: string[];
 }
 
 export interface ProbeResult {
@@ -84,14 +87,36 @@ export function cudaLibrariesFound(): { ok: boolean; missing: string[] } {
   return { ok: missing.length === 0, missing };
 }
 
-type Activation = { ok: true; detail: string } | { ok: false; reason: string; hint?: string };
+/** broken: the engine loads but computes wrongly here (a failed self-check), which auto says out loud. */
+type Activation = { ok: true; detail: string } | { ok: false; reason: string; hint?: string; broken?: boolean };
 
-async function tryActivate(engine: ConcreteEngine): Promise<Activation> {
+interface ActivateOptions {
+  /** Run the CUDA engine's self-check again instead of trusting its cached result. */
+  recheck?: boolean;
+}
+
+function describeSelfCheck(c: SelfCheckResult): string {
+  return c.cached ? `self-check passed (cached, run ${c.at.slice(0, 16).replace('T', ' ')} UTC)` : `self-check passed (${c.ms} ms)`;
+}
+
+async function tryActivate(engine: ConcreteEngine, opts: ActivateOptions = {}): Promise<Activation> {
   switch (engine) {
     case 'cuda': {
       const r = await loadCuda();
       if (!r.ok) return { ok: false, reason: r.reason, hint: r.hint };
-      return (await tf.setBackend(r.backendName)) ? { ok: true, detail: r.detail } : { ok: false, reason: 'cuda backend did not initialise' };
+      if (!(await tf.setBackend(r.backendName))) return { ok: false, reason: 'cuda backend did not initialise' };
+      // Never trust an engine that has not shown it computes correctly on this GPU, driver and libraries.
+      const check = await selfCheck(r.backendName, selfCheckIdentity(r.device, r.flavour), { recheck: opts.recheck });
+      if (!check.ok) {
+        const when = check.cached ? ` (cached result of ${check.at.slice(0, 16).replace('T', ' ')} UTC)` : '';
+        return {
+          ok: false,
+          reason: `its self-check failed on this machine${when}: ${check.kernel}: ${check.error}`,
+          hint: "see 'simtrip doctor'; 'simtrip doctor --recheck' runs the check again after a driver or library change",
+          broken: true,
+        };
+      }
+      return { ok: true, detail: `${r.detail}; ${describeSelfCheck(check)}` };
     }
     case 'tensorflow-gpu': {
       if (!packageInstalled('@tensorflow/tfjs-node-gpu')) return { ok: false, reason: 'tfjs-node-gpu not installed' };
@@ -163,6 +188,7 @@ export async function initEngine(requested: EngineName, opts: EngineOptions = {}
   }
   productionMode();
   const skipped: string[] = [];
+  const notices: string[] = [];
   const candidates: readonly ConcreteEngine[] = requested === 'auto' ? AUTO_ORDER : [requested];
   for (const engine of candidates) {
     if (opts.training && !CAN_TRAIN[engine]) {
@@ -173,7 +199,7 @@ export async function initEngine(requested: EngineName, opts: EngineOptions = {}
     }
     const r = await tryActivate(engine);
     if (r.ok) {
-      active = { requested, engine, tfBackend: tf.getBackend(), skipped, detail: r.detail };
+      active = { requested, engine, tfBackend: tf.getBackend(), skipped, detail: r.detail, ...(notices.length ? { notices } : {}) };
       applyTf32(active, opts.tf32);
       return active;
     }
@@ -182,6 +208,7 @@ export async function initEngine(requested: EngineName, opts: EngineOptions = {}
       throw new UserError(`engine.backend: got '${engine}', which is unavailable here: ${r.reason}.${fix} Run 'simtrip doctor' for details, or use engine.backend: auto`);
     }
     skipped.push(`${engine}: ${r.reason}`);
+    if (r.broken) notices.push(`engine: ${engine} ${r.reason}; auto moves on to the next engine. Run 'simtrip doctor' for details`);
   }
   throw new Error(`no engine could be initialised:\n  ${skipped.join('\n  ')}`);
 }
@@ -197,11 +224,11 @@ export function activeEngine(): EngineInfo | null {
 }
 
 /** Reports every engine's availability without switching away from the active one for long. */
-export async function probeEngines(): Promise<ProbeResult[]> {
+export async function probeEngines(opts: ActivateOptions = {}): Promise<ProbeResult[]> {
   productionMode();
   const results: ProbeResult[] = [];
   for (const engine of ['cuda', 'tensorflow-gpu', 'tensorflow', 'onednn', 'wasm', 'cpu'] as const) {
-    const r = await tryActivate(engine);
+    const r = await tryActivate(engine, opts);
     results.push(
       r.ok
         ? { engine, available: true, detail: r.detail }

@@ -9,7 +9,10 @@ import { findLibraries, INSTALL_HINTS, type LibrarySearch } from './libraries.js
 import { loadCudaAddon, type CudaDeviceInfo, type CudaFlavour } from './native.js';
 
 export interface CudaLoadOptions {
-  /** 'cuda' (default) is the GPU build; 'host' the emulated build the tests use. */
+  /**
+   * 'cuda' (default) is the GPU build; 'host' the emulated build the tests use. SIMTRIP_CUDA_FLAVOUR=host
+   * makes the host build stand in for the GPU build (tests of engine selection on machines without a GPU).
+   */
   flavour?: CudaFlavour;
   /** The tfjs backend name to register: 'cuda' by default, 'cuda-host' for the host build. */
   backendName?: string;
@@ -19,7 +22,7 @@ export interface CudaLoadOptions {
 }
 
 export type CudaLoad =
-  | { ok: true; backendName: string; detail: string; device: CudaDeviceInfo }
+  | { ok: true; backendName: string; detail: string; device: CudaDeviceInfo; flavour: CudaFlavour }
   | { ok: false; reason: string; hint: string };
 
 function version(v: number, scheme: 'cuda' | 'cudnn' | 'cublas'): string {
@@ -73,7 +76,7 @@ function hintFor(message: string): string {
 }
 
 export async function loadCuda(options: CudaLoadOptions = {}): Promise<CudaLoad> {
-  const flavour = options.flavour ?? 'cuda';
+  const flavour = options.flavour ?? (process.env.SIMTRIP_CUDA_FLAVOUR === 'host' ? 'host' : 'cuda');
   const backendName = options.backendName ?? (flavour === 'cuda' ? 'cuda' : 'cuda-host');
   if (process.env.SIMTRIP_CUDA_DISABLE === '1') {
     return { ok: false, reason: 'disabled by SIMTRIP_CUDA_DISABLE=1', hint: 'unset SIMTRIP_CUDA_DISABLE' };
@@ -105,5 +108,5 @@ export async function loadCuda(options: CudaLoadOptions = {}): Promise<CudaLoad>
   } catch (e) {
     return { ok: false, reason: `registering the ${backendName} backend failed: ${(e as Error).message}`, hint: 'use engine.backend: onednn or cpu' };
   }
-  return { ok: true, backendName, detail: describeDevice(device), device };
+  return { ok: true, backendName, detail: describeDevice(device), device, flavour };
 }
