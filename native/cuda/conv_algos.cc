@@ -71,7 +71,7 @@ std::unique_ptr<Scratch> searchWorkspace() {
   return std::make_unique<Scratch>(0);
 }
 
-// () -> [{ key, direction, algorithms: [{ algo, mathType, workspace, ms }], used, searchWorkspace, loaded }]
+// () -> [{ key, algorithms: [{ algo, mathType, workspace, ms }], used, calls, searchWorkspace, loaded }]
 SIMTRIP_EXPORT(convPlans) {
   napi_value out;
   napi_create_array(args.env, &out);
@@ -93,6 +93,7 @@ SIMTRIP_EXPORT(convPlans) {
     setProperty(args.env, plan, "key", string(args.env, key.c_str()));
     setProperty(args.env, plan, "algorithms", algos);
     setProperty(args.env, plan, "used", number(args.env, c->used));
+    setProperty(args.env, plan, "calls", number(args.env, static_cast<double>(c->calls)));
     setProperty(args.env, plan, "searchWorkspace", number(args.env, static_cast<double>(c->searchWorkspace)));
     setProperty(args.env, plan, "loaded", boolean(args.env, c->loaded));
     napi_set_element(args.env, out, i++, plan);

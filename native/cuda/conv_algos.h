@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -38,6 +39,7 @@ struct ConvChoices {
   std::vector<ConvAlgo> ranked;  // usable algorithms, fastest first
   size_t searchWorkspace = 0;    // what the search was offered
   int used = -1;                 // the algorithm the last call ran (an index into ranked)
+  uint64_t calls = 0;            // calls run with these choices (reports match failures to plans by it)
   bool loaded = false;           // from a saved search (loadConvPlans), not searched in this process
 };
 
@@ -69,6 +71,7 @@ void runRanked(ConvChoices &c, const std::string &what, Run run) {
       continue;
     }
     c.used = static_cast<int>(i);
+    c.calls++;
     run(c.ranked[i], workspace->as<void>(), workspace->bytes());
     return;
   }

@@ -4,6 +4,7 @@
  *
  *   node dist/check/cuda.js [--engine cuda|host] [--reference onednn|cpu] [--scale full|small]
  *                           [--only kernels,steps,golden,tf32] [--fixtures DIR] [--out FILE]
+ *                           [--budget SECONDS]
  *
  * 1. kernels: every native kernel against the reference on random inputs with the models' shapes,
  *    forward and gradient, TF32 off; and which native kernels no case reached.
@@ -21,6 +22,15 @@
  *    measure the error it gives (reported, not gated).
  * The table is printed last; the exit code is 1 when a gated check fails. `--engine host` runs the
  * emulated build (CI); `--scale small` shrinks every shape for it.
+ *
+ * On a GPU machine every minute counts, so the check never stops at a failure: an error (a device
+ * fault included) becomes that check's FAIL row and the next check runs; parts start only while
+ * `--budget SECONDS` allows; progress goes to stderr as each part starts and each check finishes; and
+ * `--out FILE` is rewritten after every part, so a run cut short still leaves its rows. Each row's
+ * JSON carries what a fix needs without another run: the kernel, its input shapes and dtypes, the
+ * relative and largest absolute error against the tolerance, the whole error message with the cuDNN
+ * status, and every convolution the check ran with the algorithm and math type cuDNN's search chose
+ * for it. cuDNN's searches persist across the device script's processes with SIMTRIP_CUDA_CONV_PLANS.
  */
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -32,6 +42,9 @@ import { fallbackRuns, nativeRuns, resetKernelStats } from '../engine/kernel_sta
 import { loadOnednn } from '../engine/onednn/loader.js';
 import { packageRoot } from '../engine/package_root.js';
 import { relativeError } from './compare.js';
+import { CheckRun, cudnnStatusOf, PARTS, type CheckDetail, type CheckRow, type ConvUse, type Part } from './check_run.js';
+
+export type { CheckDetail, CheckRow, ConvUse } from './check_run.js';
 import { GOLDEN_FIXTURES, goldenGradients, goldenParity } from './golden.js';
 import type { Scale } from './kernel_cases.js';
 import { runKernelCases } from './run_cases.js';
@@ -40,24 +53,16 @@ import { compareProbes } from './probe_parity.js';
 import { compareSteps, stepOn, type StepSpec } from './step_parity.js';
 import '@tensorflow/tfjs-backend-cpu';
 
-const PARTS = ['kernels', 'steps', 'mixed16', 'probe', 'golden', 'tf32'] as const;
-type Part = (typeof PARTS)[number];
 
-interface Options {
+export interface Options {
   engine: 'cuda' | 'host';
   reference: 'onednn' | 'cpu';
   scale?: Scale;
   only: Part[];
   fixtures: string;
   out?: string;
-}
-
-export interface CheckRow {
-  part: Part;
-  name: string;
-  value: string;
-  limit: string;
-  ok: boolean | null;
+  /** Seconds after which no further part starts. */
+  budget?: number;
 }
 
 function parseOptions(argv: string[]): Options {
@@ -71,6 +76,7 @@ function parseOptions(argv: string[]): Options {
     else if (flag === '--only') o.only = value.split(',').filter((p): p is Part => (PARTS as readonly string[]).includes(p));
     else if (flag === '--fixtures') o.fixtures = value;
     else if (flag === '--out') o.out = value;
+    else if (flag === '--budget' && Number(value) > 0) o.budget = Number(value);
     else throw new Error(`unknown flag or value: ${flag} ${value}`);
   }
   return o;
@@ -129,13 +135,163 @@ const MIXED16 = {
 
 const exp = (x: number) => (Number.isFinite(x) ? x.toExponential(2) : String(x));
 
-/** Runs the selected parts; `log` gets one line per finished check. */
-export async function runCudaCheck(o: Options, log: (line: string) => void = () => {}): Promise<CheckRow[]> {
-  const rows: CheckRow[] = [];
-  const add = (row: CheckRow) => {
-    rows.push(row);
-    log(`${row.ok === false ? 'FAIL' : row.ok ? 'ok  ' : 'info'} ${row.part.padEnd(7)} ${row.name}: ${row.value}${row.limit ? ` (limit ${row.limit})` : ''}`);
-  };
+/** Every native kernel against the reference, forward and gradient, and which kernels no case reached. */
+async function kernelsPart(run: CheckRun): Promise<void> {
+  resetKernelStats();
+  run.convolutionsSince();
+  await run.guard('kernels', 'kernel cases', async () => {
+    await runKernelCases(run.target, run.reference, run.scale, (r) => {
+      const detail: CheckDetail = {
+        kernel: r.name,
+        shapes: r.shapes,
+        dtypes: r.dtypes,
+        relativeError: r.error,
+        maxError: r.maxError,
+        tolerance: r.tolerance,
+        ...(r.problem ? { error: r.problem, cudnnStatus: cudnnStatusOf(r.problem) } : {}),
+      };
+      const convolutions = run.convolutionsSince();
+      if (convolutions.length) detail.convolutions = convolutions;
+      run.add({ part: 'kernels', name: r.name, value: r.problem ?? exp(r.error), limit: exp(r.tolerance), ok: r.ok, detail });
+    });
+  });
+  const unreached = Object.keys(CUDA_KERNELS).filter((k) => !nativeRuns.get(k));
+  run.add({ part: 'kernels', name: 'native kernels no case reached', value: unreached.length ? unreached.join(', ') : 'none', limit: 'none', ok: unreached.length === 0 });
+}
+
+const fallbacksText = () => {
+  const list = [...fallbackRuns].map(([k, n]) => `${k} x${n}`);
+  return { value: list.length ? list.join(', ') : 'none', ok: list.length === 0 };
+};
+
+/** A full step of every preset against the reference: loss, gradients, state after SGD, host fallbacks. */
+async function stepsPart(run: CheckRun): Promise<void> {
+  for (const spec of stepSpecs(run.scale)) {
+    await run.guard('steps', spec.label, async () => {
+      run.convolutionsSince();
+      const ref = await stepOn(run.reference, spec);
+      resetKernelStats();
+      const got = await stepOn(run.target, spec);
+      const fallbacks = fallbacksText();
+      const c = compareSteps(got, ref);
+      const convolutions = run.convolutionsSince();
+      run.add({
+        part: 'steps',
+        name: `${spec.label}: loss`,
+        value: `${got.loss.toFixed(6)} vs ${ref.loss.toFixed(6)}`,
+        limit: '1e-4 rel',
+        ok: c.lossDifference <= 1e-4 * Math.max(1, Math.abs(ref.loss)),
+        // The step's convolutions with the algorithms cuDNN chose, on its first row.
+        detail: { kernel: spec.label, shapes: [[spec.batch, spec.side, spec.side, 3]], relativeError: c.wholeGradient, convolutions },
+      });
+      const perTensor = (spec.gate ?? 'tensor') === 'tensor';
+      const wholeLimit = perTensor ? 1e-4 : 1e-2;
+      run.add({ part: 'steps', name: `${spec.label}: the whole gradient`, value: exp(c.wholeGradient), limit: exp(wholeLimit), ok: c.wholeGradient < wholeLimit && c.missing.length === 0 });
+      run.add({ part: 'steps', name: `${spec.label}: worst gradient tensor (${c.worstGradient.name})`, value: exp(c.worstGradient.error), limit: perTensor ? '1.00e-4' : '', ok: perTensor ? c.worstGradient.error < 1e-4 : null });
+      run.add({ part: 'steps', name: `${spec.label}: worst weight/statistic/momentum after SGD (${c.worstState.name})`, value: exp(c.worstState.error), limit: perTensor ? '1.00e-4' : '', ok: perTensor ? c.worstState.error < 1e-4 : null });
+      run.add({ part: 'steps', name: `${spec.label}: host fallbacks in the step`, limit: 'none', ...fallbacks });
+    });
+  }
+}
+
+/** engine.precision mixed16 against the reference's emulation: one step, a short run, the scaler. */
+async function mixed16Part(run: CheckRun): Promise<void> {
+  const { target, reference, scale } = run;
+  const spec = { ...stepSpecs(scale)[0]!, precision: 'mixed16' as const };
+  await run.guard('mixed16', `${spec.label}: one step`, async () => {
+    const ref = await stepOn(reference, spec);
+    resetKernelStats();
+    const got = await stepOn(target, spec);
+    const fallbacks = fallbacksText();
+    const c = compareSteps(got, ref);
+    run.add({ part: 'mixed16', name: `${spec.label}: loss`, value: `${got.loss.toFixed(6)} vs ${ref.loss.toFixed(6)}`, limit: `${MIXED16.loss} abs`, ok: c.lossDifference <= MIXED16.loss });
+    run.add({ part: 'mixed16', name: `${spec.label}: worst gradient (${c.worstGradient.name})`, value: exp(c.worstGradient.error), limit: exp(MIXED16.gradient), ok: c.worstGradient.error <= MIXED16.gradient && c.missing.length === 0 });
+    run.add({ part: 'mixed16', name: `${spec.label}: host fallbacks in the step`, limit: 'none', ...fallbacks });
+  });
+  const r = MIXED16.run[scale];
+  await run.guard('mixed16', `${r.spec.label}: ${r.steps} steps`, async () => {
+    const refRun = await trainingRun(reference, r.spec, r.steps, 2 ** 16);
+    const losses = compareRuns(await trainingRun(target, r.spec, r.steps, 2 ** 16), refRun);
+    const drift = compareRuns(await trainingRun(reference, r.spec, r.steps, null), refRun).worstLossDifference;
+    run.add({
+      part: 'mixed16',
+      name: `${r.spec.label}: losses over ${r.steps} steps, worst difference (fp32 vs mixed16 on ${reference}: ${exp(drift)})`,
+      value: exp(losses.worstLossDifference),
+      limit: `< ${exp(drift)}`,
+      ok: losses.worstLossDifference < drift,
+    });
+    run.add({ part: 'mixed16', name: `${r.spec.label}: scaler skips and scales over ${r.steps} steps`, value: losses.scalerMismatches.length ? `differ at steps ${losses.scalerMismatches.join(', ')}` : 'identical', limit: 'identical', ok: losses.scalerMismatches.length === 0 });
+  });
+  await run.guard('mixed16', `${r.spec.label}: overflowing scale`, async () => {
+    const overflow = compareRuns(await trainingRun(target, r.spec, 8, 2 ** 40), await trainingRun(reference, r.spec, 8, 2 ** 40));
+    run.add({ part: 'mixed16', name: `${r.spec.label}: overflowing scale 2^40, skip pattern over 8 steps`, value: overflow.scalerMismatches.length ? `differs at steps ${overflow.scalerMismatches.join(', ')}` : 'identical', limit: 'identical', ok: overflow.scalerMismatches.length === 0 });
+  });
+}
+
+/** A linear probe fitted on the engine against the cpu backend's, on the same features. */
+async function probePart(run: CheckRun): Promise<void> {
+  const p = await compareProbes(run.target, run.scale === 'full' ? 30 : 5);
+  run.add({
+    part: 'probe',
+    name: `linear probe on ${p.testItems} test items: accuracy (weights relative error ${exp(p.weightsError)})`,
+    value: `${(100 * p.accuracy).toFixed(1)} % vs ${(100 * p.referenceAccuracy).toFixed(1)} % on cpu`,
+    limit: '1 % apart',
+    ok: Math.abs(p.accuracy - p.referenceAccuracy) <= 0.01,
+  });
+}
+
+/** The golden fixtures of the original PyTorch models, and the backbone gradients from their weights. */
+async function goldenPart(run: CheckRun): Promise<void> {
+  for (const f of GOLDEN_FIXTURES) {
+    await run.guard('golden', f.dir, async () => {
+      await tf.setBackend(run.target);
+      const r = await goldenParity(run.fixtures, f);
+      run.add({ part: 'golden', name: `${r.fixture} features, logits`, value: `${exp(r.featuresError)}, ${exp(r.logitsError)}`, limit: '1.00e-4', ok: r.featuresError < 1e-4 && r.logitsError < 1e-4 });
+      await tf.setBackend(run.reference);
+      const ref = await goldenGradients(run.fixtures, f);
+      await tf.setBackend(run.target);
+      const got = await goldenGradients(run.fixtures, f);
+      let worst = { name: '', error: 0 };
+      for (const [name, g] of ref) {
+        const e = relativeError(got.get(name)!, g);
+        if (e > worst.error) worst = { name, error: e };
+      }
+      run.add({ part: 'golden', name: `${f.dir} weights, training-mode backward: worst gradient (${worst.name})`, value: exp(worst.error), limit: '1.00e-4', ok: worst.error < 1e-4 && got.size === ref.size });
+    });
+  }
+}
+
+/** The error TF32 gives, for convolutions (the default) and everywhere (reported, not gated). */
+async function tf32Part(run: CheckRun): Promise<void> {
+  for (const [label, conv, matmul] of [['TF32 for convolutions (default)', true, false], ['TF32 everywhere', true, true]] as const) {
+    for (const spec of baseStepSpecs(run.scale)) {
+      await run.guard('tf32', `${label}, ${spec.label}`, async () => {
+        run.backend.setTf32(conv, matmul);
+        const ref = await stepOn(run.reference, spec);
+        const got = await stepOn(run.target, spec);
+        const c = compareSteps(got, ref);
+        run.add({ part: 'tf32', name: `${label}, ${spec.label}: worst gradient, state`, value: `${exp(c.worstGradient.error)}, ${exp(c.worstState.error)}`, limit: '', ok: null });
+      });
+    }
+  }
+  run.backend.setTf32(false, false);
+}
+
+const PART_RUNS: Record<Part, (run: CheckRun) => Promise<void>> = {
+  kernels: kernelsPart,
+  steps: stepsPart,
+  mixed16: mixed16Part,
+  probe: probePart,
+  golden: goldenPart,
+  tf32: tf32Part,
+};
+
+/**
+ * Runs the selected parts; `log` gets a line as each part starts and as each check finishes; `save`
+ * gets the rows so far (and every convolution's plan) after every part. A check that throws is a FAIL
+ * row and the run goes on.
+ */
+export async function runCudaCheck(o: Options, log: (line: string) => void = () => {}, save: (rows: CheckRow[], plans: ConvUse[]) => void = () => {}): Promise<CheckRow[]> {
   const cuda = await loadCuda({ flavour: o.engine });
   if (!cuda.ok) throw new Error(`the CUDA engine does not load: ${cuda.reason} (${cuda.hint})`);
   let reference: string = o.reference;
@@ -146,110 +302,19 @@ export async function runCudaCheck(o: Options, log: (line: string) => void = () 
       reference = 'cpu';
     }
   }
-  const target = cuda.backendName;
   const scale: Scale = o.scale ?? (o.engine === 'cuda' ? 'full' : 'small');
-  log(`info target ${target}: ${cuda.detail}; reference ${reference}; scale ${scale}`);
-  await tf.setBackend(target);
+  log(`info target ${cuda.backendName}: ${cuda.detail}; reference ${reference}; scale ${scale}`);
+  await tf.setBackend(cuda.backendName);
+  const backend = tf.engine().findBackend(cuda.backendName) as CudaBackend;
   // The engine's TF32 switch (the host build has no tensor cores: there it changes nothing).
-  const cudaBackend = tf.engine().findBackend(target) as CudaBackend;
-  const setMath = (convs: boolean, matmuls: boolean) => cudaBackend.setTf32(convs, matmuls);
-  setMath(false, false);
-
-  if (o.only.includes('kernels')) {
-    resetKernelStats();
-    await runKernelCases(target, reference, scale, (r) =>
-      add({ part: 'kernels', name: r.name, value: r.problem ?? exp(r.error), limit: exp(r.tolerance), ok: r.ok }),
-    );
-    const unreached = Object.keys(CUDA_KERNELS).filter((k) => !nativeRuns.get(k));
-    add({ part: 'kernels', name: 'native kernels no case reached', value: unreached.length ? unreached.join(', ') : 'none', limit: 'none', ok: unreached.length === 0 });
+  backend.setTf32(false, false);
+  const selected = PARTS.filter((p) => o.only.includes(p) && (p !== 'tf32' || o.engine === 'cuda'));
+  const run = new CheckRun({ target: cuda.backendName, reference, scale, fixtures: o.fixtures, backend, budget: o.budget, parts: selected, log, save });
+  for (const part of selected) {
+    if (run.starting(part)) await run.guard(part, `part ${part}`, () => PART_RUNS[part](run));
   }
-
-  const specs = stepSpecs(scale);
-  if (o.only.includes('steps')) {
-    for (const spec of specs) {
-      const ref = await stepOn(reference, spec);
-      resetKernelStats();
-      const got = await stepOn(target, spec);
-      const fallbacks = [...fallbackRuns].map(([k, n]) => `${k} x${n}`);
-      const c = compareSteps(got, ref);
-      add({ part: 'steps', name: `${spec.label}: loss`, value: `${got.loss.toFixed(6)} vs ${ref.loss.toFixed(6)}`, limit: '1e-4 rel', ok: c.lossDifference <= 1e-4 * Math.max(1, Math.abs(ref.loss)) });
-      const perTensor = (spec.gate ?? 'tensor') === 'tensor';
-      const wholeLimit = perTensor ? 1e-4 : 1e-2;
-      add({ part: 'steps', name: `${spec.label}: the whole gradient`, value: exp(c.wholeGradient), limit: exp(wholeLimit), ok: c.wholeGradient < wholeLimit && c.missing.length === 0 });
-      add({ part: 'steps', name: `${spec.label}: worst gradient tensor (${c.worstGradient.name})`, value: exp(c.worstGradient.error), limit: perTensor ? '1.00e-4' : '', ok: perTensor ? c.worstGradient.error < 1e-4 : null });
-      add({ part: 'steps', name: `${spec.label}: worst weight/statistic/momentum after SGD (${c.worstState.name})`, value: exp(c.worstState.error), limit: perTensor ? '1.00e-4' : '', ok: perTensor ? c.worstState.error < 1e-4 : null });
-      add({ part: 'steps', name: `${spec.label}: host fallbacks in the step`, value: fallbacks.length ? fallbacks.join(', ') : 'none', limit: 'none', ok: fallbacks.length === 0 });
-    }
-  }
-
-  if (o.only.includes('mixed16')) {
-    const spec = { ...specs[0]!, precision: 'mixed16' as const };
-    const ref = await stepOn(reference, spec);
-    resetKernelStats();
-    const got = await stepOn(target, spec);
-    const fallbacks = [...fallbackRuns].map(([k, n]) => `${k} x${n}`);
-    const c = compareSteps(got, ref);
-    add({ part: 'mixed16', name: `${spec.label}: loss`, value: `${got.loss.toFixed(6)} vs ${ref.loss.toFixed(6)}`, limit: `${MIXED16.loss} abs`, ok: c.lossDifference <= MIXED16.loss });
-    add({ part: 'mixed16', name: `${spec.label}: worst gradient (${c.worstGradient.name})`, value: exp(c.worstGradient.error), limit: exp(MIXED16.gradient), ok: c.worstGradient.error <= MIXED16.gradient && c.missing.length === 0 });
-    add({ part: 'mixed16', name: `${spec.label}: host fallbacks in the step`, value: fallbacks.length ? fallbacks.join(', ') : 'none', limit: 'none', ok: fallbacks.length === 0 });
-    const run = MIXED16.run[scale];
-    const refRun = await trainingRun(reference, run.spec, run.steps, 2 ** 16);
-    const losses = compareRuns(await trainingRun(target, run.spec, run.steps, 2 ** 16), refRun);
-    const drift = compareRuns(await trainingRun(reference, run.spec, run.steps, null), refRun).worstLossDifference;
-    add({
-      part: 'mixed16',
-      name: `${run.spec.label}: losses over ${run.steps} steps, worst difference (fp32 vs mixed16 on ${reference}: ${exp(drift)})`,
-      value: exp(losses.worstLossDifference),
-      limit: `< ${exp(drift)}`,
-      ok: losses.worstLossDifference < drift,
-    });
-    add({ part: 'mixed16', name: `${run.spec.label}: scaler skips and scales over ${run.steps} steps`, value: losses.scalerMismatches.length ? `differ at steps ${losses.scalerMismatches.join(', ')}` : 'identical', limit: 'identical', ok: losses.scalerMismatches.length === 0 });
-    const overflow = compareRuns(await trainingRun(target, run.spec, 8, 2 ** 40), await trainingRun(reference, run.spec, 8, 2 ** 40));
-    add({ part: 'mixed16', name: `${run.spec.label}: overflowing scale 2^40, skip pattern over 8 steps`, value: overflow.scalerMismatches.length ? `differs at steps ${overflow.scalerMismatches.join(', ')}` : 'identical', limit: 'identical', ok: overflow.scalerMismatches.length === 0 });
-  }
-
-  if (o.only.includes('probe')) {
-    const p = await compareProbes(target, scale === 'full' ? 30 : 5);
-    add({
-      part: 'probe',
-      name: `linear probe on ${p.testItems} test items: accuracy (weights relative error ${exp(p.weightsError)})`,
-      value: `${(100 * p.accuracy).toFixed(1)} % vs ${(100 * p.referenceAccuracy).toFixed(1)} % on cpu`,
-      limit: '1 % apart',
-      ok: Math.abs(p.accuracy - p.referenceAccuracy) <= 0.01,
-    });
-  }
-
-  if (o.only.includes('golden')) {
-    await tf.setBackend(target);
-    for (const f of GOLDEN_FIXTURES) {
-      const r = await goldenParity(o.fixtures, f);
-      add({ part: 'golden', name: `${r.fixture} features, logits`, value: `${exp(r.featuresError)}, ${exp(r.logitsError)}`, limit: '1.00e-4', ok: r.featuresError < 1e-4 && r.logitsError < 1e-4 });
-      await tf.setBackend(reference);
-      const ref = await goldenGradients(o.fixtures, f);
-      await tf.setBackend(target);
-      const got = await goldenGradients(o.fixtures, f);
-      let worst = { name: '', error: 0 };
-      for (const [name, g] of ref) {
-        const e = relativeError(got.get(name)!, g);
-        if (e > worst.error) worst = { name, error: e };
-      }
-      add({ part: 'golden', name: `${f.dir} weights, training-mode backward: worst gradient (${worst.name})`, value: exp(worst.error), limit: '1.00e-4', ok: worst.error < 1e-4 && got.size === ref.size });
-    }
-  }
-
-  if (o.only.includes('tf32') && o.engine === 'cuda') {
-    for (const [label, conv, matmul] of [['TF32 for convolutions (default)', true, false], ['TF32 everywhere', true, true]] as const) {
-      setMath(conv, matmul);
-      for (const spec of baseStepSpecs(scale)) {
-        const ref = await stepOn(reference, spec);
-        const got = await stepOn(target, spec);
-        const c = compareSteps(got, ref);
-        add({ part: 'tf32', name: `${label}, ${spec.label}: worst gradient, state`, value: `${exp(c.worstGradient.error)}, ${exp(c.worstState.error)}`, limit: '', ok: null });
-      }
-    }
-    setMath(false, false);
-  }
-  return rows;
+  run.finish();
+  return run.rows;
 }
 
 export function formatTable(rows: CheckRow[]): string {
@@ -264,8 +329,10 @@ export function formatTable(rows: CheckRow[]): string {
 async function main(): Promise<number> {
   const o = parseOptions(process.argv.slice(2));
   if (!tf.env().getBool('PROD')) tf.enableProdMode();
-  const rows = await runCudaCheck(o, (line) => process.stderr.write(`${line}\n`));
-  if (o.out) writeFileSync(o.out, `${JSON.stringify(rows, null, 1)}\n`);
+  const save = (rows: CheckRow[], convolutions: ConvUse[]) => {
+    if (o.out) writeFileSync(o.out, `${JSON.stringify({ rows, convolutions }, null, 1)}\n`);
+  };
+  const rows = await runCudaCheck(o, (line) => process.stderr.write(`${line}\n`), save);
   process.stdout.write(`${formatTable(rows)}\n`);
   return rows.some((r) => r.ok === false) ? 1 : 0;
 }

@@ -6,7 +6,7 @@
  * models' own, for the GPU.
  */
 import { tf } from '../engine/tf.js';
-import { SGD_UPDATE, type SgdUpdateAttrs } from '../engine/custom_kernels.js';
+import { SGD_UPDATE, SGD_UPDATE_GATED, canRunKernel, type SgdUpdateAttrs } from '../engine/custom_kernels.js';
 import { batchNormTrain } from '../ops/batch_norm.js';
 import { roundToHalf } from '../ops/fp16_round.js';
 import { gradsAreFinite } from '../optim/loss_scale.js';
@@ -68,6 +68,19 @@ function dims(scale: Scale) {
 function sgdUpdate(w: tf.Tensor, g: tf.Tensor, buf?: tf.Tensor): tf.Tensor[] {
   const attrs: SgdUpdateAttrs = { lr: 0.05, momentum: 0.9, weightDecay: 5e-4, first: !buf };
   return tf.engine().runKernel(SGD_UPDATE, buf ? { w, g, buf } : { w, g }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor[];
+}
+
+/**
+ * The gated update where the backend has it (the engines that decide on the device), else what it must
+ * equal: the update where the gate is 1, the weights and buffer unchanged (zeros on a first step) else.
+ */
+function gatedSgdUpdate(w: tf.Tensor, g: tf.Tensor, buf: tf.Tensor | undefined, apply: boolean): tf.Tensor[] {
+  const gate = tf.scalar(apply ? 1 : 0);
+  if (canRunKernel(SGD_UPDATE_GATED)) {
+    const attrs: SgdUpdateAttrs = { lr: 0.05, momentum: 0.9, weightDecay: 5e-4, first: !buf };
+    return tf.engine().runKernel(SGD_UPDATE_GATED, buf ? { w, g, buf, gate } : { w, g, gate }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor[];
+  }
+  return apply ? sgdUpdate(w, g, buf) : [tf.clone(w), buf ? tf.clone(buf) : tf.zerosLike(w)];
 }
 
 /** The loss scaler's check (the native kernel where registered, composed ops elsewhere) as a tensor. */
@@ -246,6 +259,12 @@ export function kernelCases(scale: Scale): KernelCase[] {
     },
     { name: 'round to half (specials)', inputs: [{ shape: [rows, d], fill: 'specials' }], op: (x) => roundToHalf(x), tolerance: 0 },
     { name: 'SGD update, first and later step', inputs: [{ shape: [rows, d] }, { shape: [rows, d] }, { shape: [rows, d] }], op: (w, g, b) => [...sgdUpdate(w, g), ...sgdUpdate(w, g, b)], tolerance: 0 },
+    {
+      name: 'SGD update gated on the device, applied and dropped',
+      inputs: [{ shape: [rows, d] }, { shape: [rows, d] }, { shape: [rows, d] }],
+      op: (w, g, b) => [...gatedSgdUpdate(w, g, b, true), ...gatedSgdUpdate(w, g, b, false), ...gatedSgdUpdate(w, g, undefined, false)],
+      tolerance: 0,
+    },
   ];
   return cases;
 }

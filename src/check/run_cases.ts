@@ -10,10 +10,15 @@ export interface CaseResult {
   name: string;
   /** Worst relative error over outputs and gradients (0 for exact integer matches). */
   error: number;
+  /** Largest absolute difference of any finite value. */
+  maxError: number;
   tolerance: number;
   ok: boolean;
   /** What failed, when it did. */
   problem?: string;
+  /** The inputs' shapes and dtypes. */
+  shapes: number[][];
+  dtypes: string[];
 }
 
 async function evaluate(backend: string, c: KernelCase, inputs: Values[]): Promise<Values[]> {
@@ -38,12 +43,15 @@ async function evaluate(backend: string, c: KernelCase, inputs: Values[]): Promi
   return out;
 }
 
-/** Relative error over finite entries; non-finite ones (and integers) must match exactly. */
-export function compareValues(got: Values, ref: Values): { error: number; problem?: string } {
-  if (got.length !== ref.length) return { error: Infinity, problem: `${got.length} values, reference ${ref.length}` };
+/**
+ * Relative error over finite entries, and the largest absolute difference; non-finite ones (and
+ * integers) must match exactly.
+ */
+export function compareValues(got: Values, ref: Values): { error: number; maxError: number; problem?: string } {
+  if (got.length !== ref.length) return { error: Infinity, maxError: Infinity, problem: `${got.length} values, reference ${ref.length}` };
   if (!(ref instanceof Float32Array)) {
-    for (let i = 0; i < ref.length; i++) if (got[i] !== ref[i]) return { error: Infinity, problem: `[${i}] = ${got[i]}, reference ${ref[i]}` };
-    return { error: 0 };
+    for (let i = 0; i < ref.length; i++) if (got[i] !== ref[i]) return { error: Infinity, maxError: Math.abs(got[i]! - ref[i]!), problem: `[${i}] = ${got[i]}, reference ${ref[i]}` };
+    return { error: 0, maxError: 0 };
   }
   const a: number[] = [];
   const b: number[] = [];
@@ -54,11 +62,13 @@ export function compareValues(got: Values, ref: Values): { error: number; proble
       a.push(g);
       b.push(r);
     } else if (!(Object.is(r, g) || (Number.isNaN(r) && Number.isNaN(g)))) {
-      return { error: Infinity, problem: `[${i}] = ${g}, reference ${r}` };
+      return { error: Infinity, maxError: Infinity, problem: `[${i}] = ${g}, reference ${r}` };
     }
   }
+  let maxError = 0;
+  for (let i = 0; i < a.length; i++) maxError = Math.max(maxError, Number.isNaN(a[i]!) ? Infinity : Math.abs(a[i]! - b[i]!));
   const error = b.every((v) => v === 0) ? Math.max(0, ...a.map(Math.abs)) : relativeError(a, b);
-  return { error };
+  return { error, maxError };
 }
 
 export async function runKernelCases(target: string, reference: string, scale: Scale, onCase?: (r: CaseResult) => void): Promise<CaseResult[]> {
@@ -66,20 +76,24 @@ export async function runKernelCases(target: string, reference: string, scale: S
   for (const c of kernelCases(scale)) {
     const tolerance = c.tolerance ?? 1e-5;
     const inputs = makeInputs(c);
+    const about = { shapes: c.inputs.map((s) => s.shape), dtypes: c.inputs.map((s) => s.dtype ?? 'float32') };
     let result: CaseResult;
     try {
       const ref = await evaluate(reference, c, inputs);
       const got = await evaluate(target, c, inputs);
       let error = 0;
+      let maxError = 0;
       let problem: string | undefined;
       ref.forEach((r, i) => {
         const cmp = compareValues(got[i]!, r);
-        if (cmp.error > error) error = cmp.error;
+        error = Math.max(error, cmp.error);
+        maxError = Math.max(maxError, cmp.maxError);
         if (cmp.problem && !problem) problem = `output ${i}: ${cmp.problem}`;
       });
-      result = { name: c.name, error, tolerance, ok: !problem && error <= tolerance, problem };
+      result = { name: c.name, error, maxError, tolerance, ok: !problem && error <= tolerance, problem, ...about };
     } catch (e) {
-      result = { name: c.name, error: Infinity, tolerance, ok: false, problem: (e as Error).message.split('\n')[0] };
+      // The whole message: a device error names the kernel, the shape, the algorithm and the status.
+      result = { name: c.name, error: Infinity, maxError: Infinity, tolerance, ok: false, problem: ((e as Error).message ?? String(e)).replace(/\s*\n\s*/g, ' '), ...about };
     }
     onCase?.(result);
     results.push(result);

@@ -15,7 +15,8 @@ import { UserError } from '../util/errors.js';
 import { loadOnednn } from './onednn/loader.js';
 import { loadCuda } from './cuda/loader.js';
 import type { CudaBackend } from './cuda/backend.js';
-import { selfCheck, selfCheckIdentity, type SelfCheckResult } from './cuda/self_check.js';
+import { engineIdentity } from './cuda/identity.js';
+import { selfCheck, type SelfCheckResult } from './cuda/self_check.js';
 
 export const ENGINE_NAMES = ['auto', 'cuda', 'tensorflow-gpu', 'tensorflow', 'onednn', 'wasm', 'cpu'] as const;
 export type EngineName = (typeof ENGINE_NAMES)[number];
@@ -106,7 +107,7 @@ async function tryActivate(engine: ConcreteEngine, opts: ActivateOptions = {}): 
       if (!r.ok) return { ok: false, reason: r.reason, hint: r.hint };
       if (!(await tf.setBackend(r.backendName))) return { ok: false, reason: 'cuda backend did not initialise' };
       // Never trust an engine that has not shown it computes correctly on this GPU, driver and libraries.
-      const check = await selfCheck(r.backendName, selfCheckIdentity(r.device, r.flavour), { recheck: opts.recheck });
+      const check = await selfCheck(r.backendName, engineIdentity(r.device, r.flavour), { recheck: opts.recheck });
       if (!check.ok) {
         const when = check.cached ? ` (cached result of ${check.at.slice(0, 16).replace('T', ' ')} UTC)` : '';
         return {

@@ -7,6 +7,8 @@
 import { execFileSync } from 'node:child_process';
 import { findLibraries, INSTALL_HINTS, type LibrarySearch } from './libraries.js';
 import { loadCudaAddon, type CudaDeviceInfo, type CudaFlavour } from './native.js';
+import { keepConvPlans } from './conv_plan_file.js';
+import { engineIdentity } from './identity.js';
 
 export interface CudaLoadOptions {
   /**
@@ -75,6 +77,8 @@ function hintFor(message: string): string {
   return INSTALL_HINTS.driver;
 }
 
+let keptPlans = false;
+
 export async function loadCuda(options: CudaLoadOptions = {}): Promise<CudaLoad> {
   const flavour = options.flavour ?? (process.env.SIMTRIP_CUDA_FLAVOUR === 'host' ? 'host' : 'cuda');
   const backendName = options.backendName ?? (flavour === 'cuda' ? 'cuda' : 'cuda-host');
@@ -100,6 +104,12 @@ export async function loadCuda(options: CudaLoadOptions = {}): Promise<CudaLoad>
       return { ok: false, reason: `${message}${searched}`, hint: hintFor(message) };
     }
     return { ok: false, reason: describeDriverProblem(message), hint: INSTALL_HINTS.driver };
+  }
+  // cuDNN's searches shared with the other processes of a device run.
+  const plans = process.env.SIMTRIP_CUDA_CONV_PLANS;
+  if (plans && !keptPlans) {
+    keptPlans = true;
+    keepConvPlans(loaded.addon, engineIdentity(device, flavour), plans);
   }
   // Imported only now so that a machine without a GPU never pays for loading the kernels.
   const { registerCudaBackend } = await import('./register.js');

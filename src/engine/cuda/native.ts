@@ -73,6 +73,8 @@ export interface ConvPlanInfo {
   algorithms: Array<{ algo: number; mathType: number; workspace: number; ms: number }>;
   /** Index of the algorithm the last call ran (-1: none yet). */
   used: number;
+  /** Calls run with this search's choices so far. */
+  calls: number;
   searchWorkspace: number;
   /** Reused from an earlier process's search. */
   loaded: boolean;

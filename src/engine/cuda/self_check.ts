@@ -5,22 +5,21 @@
  * against the cpu backend's results, with TF32 off. About a second on a GPU (mostly cuDNN's first
  * searches), so a driver, library or build that computes garbage is found before a run trains on it.
  *
- * The result is cached per (GPU, driver, CUDA runtime, cuDNN, cuBLAS, addon build) in
+ * The result is cached per (GPU, driver, CUDA runtime, cuDNN, cuBLAS, addon build: identity.ts) in
  * $XDG_CACHE_HOME/simtrip/cuda-self-check.json (~/.cache/simtrip/ by default); `simtrip doctor` shows
  * it, and `simtrip doctor --recheck` runs it again.
  */
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
 import { tf } from '../tf.js';
 import { SGD_UPDATE, type SgdUpdateAttrs } from '../custom_kernels.js';
-import { packageRoot } from '../package_root.js';
 import { batchNormTrain } from '../../ops/batch_norm.js';
 import { writeJsonAtomic } from '../../io/atomic.js';
+import { relativeError } from '../../check/compare.js';
 import type { CudaBackend } from './backend.js';
-import { ADDON_FILES, type CudaDeviceInfo, type CudaFlavour } from './native.js';
 
 export interface SelfCheckResult {
   ok: boolean;
@@ -43,25 +42,6 @@ const LIMIT = 1e-3;
 export function selfCheckCacheFile(env: NodeJS.ProcessEnv = process.env): string {
   const base = env.XDG_CACHE_HOME && path.isAbsolute(env.XDG_CACHE_HOME) ? env.XDG_CACHE_HOME : path.join(os.homedir(), '.cache');
   return path.join(base, 'simtrip', 'cuda-self-check.json');
-}
-
-/** What a result holds for: the device, its driver, the libraries loaded and the addon's build. */
-export function selfCheckIdentity(device: CudaDeviceInfo, flavour: CudaFlavour): string {
-  const file = path.join(packageRoot(), ADDON_FILES[flavour].file);
-  let build = 'unknown build';
-  try {
-    const s = statSync(file);
-    build = `${s.size} bytes, ${s.mtime.toISOString()}`;
-  } catch {
-    // no file to describe: the identity still separates devices and libraries
-  }
-  return [
-    `${device.name} sm_${device.computeCapability.replace('.', '')}`,
-    `driver ${device.driverVersion}, runtime ${device.runtimeVersion}`,
-    `cuDNN ${device.cudnnVersion} ${device.cudnnPath}`,
-    `cuBLAS ${device.cublasVersion} ${device.cublasPath}`,
-    `addon ${flavour} ${build}`,
-  ].join('; ');
 }
 
 interface CacheFile {
@@ -184,17 +164,6 @@ const CHECKS: Check[] = [
     },
   },
 ];
-
-function relativeError(got: Float32Array, want: Float32Array): number {
-  let diff = 0;
-  let norm = 0;
-  for (let i = 0; i < want.length; i++) {
-    diff += (got[i]! - want[i]!) ** 2;
-    norm += want[i]! ** 2;
-  }
-  const e = Math.sqrt(diff) / Math.max(Math.sqrt(norm), 1e-30);
-  return Number.isNaN(e) ? Infinity : e;
-}
 
 /** The outputs of a check on one backend, read back. */
 async function outputsOn(backend: string, check: Check): Promise<Float32Array[]> {

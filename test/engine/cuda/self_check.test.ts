@@ -13,7 +13,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { initEngine } from '../../../src/engine/engine.js';
 import { tf } from '../../../src/engine/tf.js';
 import type { CudaAddon, HostEmulation } from '../../../src/engine/cuda/native.js';
-import { cachedSelfCheck, selfCheck, selfCheckCacheFile, selfCheckIdentity } from '../../../src/engine/cuda/self_check.js';
+import { engineIdentity } from '../../../src/engine/cuda/identity.js';
+import { cachedSelfCheck, selfCheck, selfCheckCacheFile } from '../../../src/engine/cuda/self_check.js';
 import { runDoctor } from '../../../src/cli/doctor.js';
 import { UserError } from '../../../src/util/errors.js';
 import { CUDA_HOST, hostAddon, loadCudaHost } from './helpers.js';
@@ -37,7 +38,7 @@ afterEach(() => {
 });
 
 describe.skipIf(!load.ok)('the CUDA engine\'s self-check (host build)', () => {
-  const identity = () => (load.ok ? selfCheckIdentity(load.device, 'host') : '');
+  const identity = () => (load.ok ? engineIdentity(load.device, 'host') : '');
 
   it('keeps its results under $XDG_CACHE_HOME/simtrip, else ~/.cache/simtrip', () => {
     expect(selfCheckCacheFile({ XDG_CACHE_HOME: '/x/cache' })).toBe('/x/cache/simtrip/cuda-self-check.json');
