@@ -5,7 +5,11 @@
  * memory; a search is offered at most half of the free memory; a search saved by another process is
  * reused.
  */
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { loadConvPlanFile, saveConvPlanFile } from '../../../src/engine/cuda/conv_plan_file.js';
 import { tf } from '../../../src/engine/tf.js';
 import type { ConvPlanInfo, CudaAddon } from '../../../src/engine/cuda/native.js';
 import { relativeError } from '../../helpers.js';
@@ -77,5 +81,19 @@ describe.skipIf(!load.ok)('convolution algorithms on the CUDA host build', () =>
     const plan = addon.convPlans().find((p) => p.key === key)!;
     expect(plan).toMatchObject({ loaded: true, used: 0, algorithms: [{ algo: 0, mathType: 1, workspace: 0, ms: 0.25 }] });
     expect(addon.saveConvPlans().split('\n')).toContain(`${key}|1048576|0 1 0 0.25;`);
+  });
+
+  it('keeps searches in a file across processes, for the same device, libraries and build only', () => {
+    const addon: CudaAddon = hostAddon();
+    const file = join(mkdtempSync(join(tmpdir(), 'simtrip-plans-')), 'plans.txt');
+    saveConvPlanFile(addon, 'device A', file);
+    const saved = readFileSync(file, 'utf8').split('\n');
+    expect(saved[0]).toBe('# device A');
+    expect(saved.length).toBeGreaterThan(2);
+    const key = '1 float exact 1 7 7 2 3 1 1 0 0 1 1 1 1 7 7';
+    writeFileSync(file, `# device A\n${key}|0|0 0 0 1;\n`);
+    expect(loadConvPlanFile(addon, 'device B', file)).toBe(0);
+    expect(loadConvPlanFile(addon, 'device A', file)).toBe(1);
+    expect(addon.convPlans().find((p) => p.key === key)?.loaded).toBe(true);
   });
 });
