@@ -18,14 +18,19 @@ class AllocationBook {
     peak_ = std::max(peak_, inUse_);
   }
 
-  // Forgets p and returns its size; a pointer the runtime did not hand out is a bug, not a free.
-  size_t remove(void *p) {
+  // Forgets p before it is freed, and counts the free. A pointer the runtime did not hand out is a
+  // bug, not a free: it is recorded as a fault (raised by the next checked call), and false says not
+  // to free it. Never throws: frees run in destructors.
+  bool remove(void *p) noexcept {
     auto it = sizes_.find(p);
-    if (it == sizes_.end()) throw DeviceError("release of a pointer this runtime did not allocate");
-    const size_t bytes = it->second;
-    inUse_ -= bytes;
+    if (it == sizes_.end()) {
+      recordFault("release of a pointer this runtime did not allocate");
+      return false;
+    }
+    inUse_ -= it->second;
     sizes_.erase(it);
-    return bytes;
+    counters().frees++;
+    return true;
   }
 
   size_t inUse() const { return inUse_; }

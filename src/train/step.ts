@@ -76,20 +76,12 @@ export function trainStep(
 }
 
 /** trainStep without waiting for the device: the numbers arrive with `result`. */
-export function queueTrainStep(
-  method: TrainMethod,
-  store: ParamStore,
-  optimizer: Sgd,
-  views: readonly Float32Array[],
-  side: number,
-  lr: (group: string) => number,
-  inputs: StepInputs = {},
-): QueuedStep {
-  if (inputs.scaler || !readsWaitForDevice()) {
-    const ready = trainStep(method, store, optimizer, views, side, lr, inputs);
+export function queueTrainStep(...args: Parameters<typeof trainStep>): QueuedStep {
+  if (args[6]?.scaler || !readsWaitForDevice()) {
+    const ready = trainStep(...args);
     return { result: Promise.resolve(ready), ready };
   }
-  const step = runStep(method, store, optimizer, views, side, lr, inputs);
+  const step = runStep(...args);
   // Every engine takes its copy of the values when the read starts (the CUDA engine queues it on the
   // stream, the host engines read at once), so the tensor can go now and no tensor outlives the step.
   const values = step.scalars.data() as Promise<Float32Array>;
@@ -104,15 +96,7 @@ interface RanStep {
   finish(values: Float32Array): StepResult;
 }
 
-function runStep(
-  method: TrainMethod,
-  store: ParamStore,
-  optimizer: Sgd,
-  views: readonly Float32Array[],
-  side: number,
-  lr: (group: string) => number,
-  inputs: StepInputs,
-): RanStep {
+function runStep(...[method, store, optimizer, views, side, lr, inputs = {}]: Parameters<typeof trainStep>): RanStep {
   const batch = views[0]!.length / (side * side * 3);
   if (method.needsLabels && inputs.labels?.length !== batch) {
     throw new Error(`${method.name} needs ${batch} labels, got ${inputs.labels?.length ?? 'none'}`);

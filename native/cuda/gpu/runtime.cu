@@ -135,14 +135,7 @@ void *alloc(size_t bytes) {
 }
 
 void release(void *p) noexcept {
-  if (!p) return;
-  try {
-    gBook.remove(p);
-  } catch (const std::exception &e) {
-    recordFault(e.what());
-    return;
-  }
-  counters().frees++;
+  if (!p || !gBook.remove(p)) return;
   const cudaError_t e = cudaFreeAsync(p, gStream);
   if (e != cudaSuccess) recordFault(std::string("cudaFreeAsync: ") + cudaGetErrorString(e));
 }

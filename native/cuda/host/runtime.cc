@@ -101,14 +101,7 @@ void *alloc(size_t bytes) {
 }
 
 void release(void *p) noexcept {
-  if (!p) return;
-  try {
-    gBook.remove(p);
-  } catch (const std::exception &e) {
-    recordFault(e.what());
-    return;
-  }
-  counters().frees++;
+  if (!p || !gBook.remove(p)) return;
   std::free(p);
   if (injected(emulation::Fault::Free)) recordFault("cudaFreeAsync: an illegal memory access was encountered (injected)");
 }
