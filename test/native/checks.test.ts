@@ -32,7 +32,8 @@ describe.skipIf(!hasGxx)('half storage conversions (native/shared/half_bits.h)',
 
 describe.skipIf(!hasGxx)('the CUDA emulator', () => {
   it('gives barriers, shuffles and block reductions their CUDA semantics and reports misuse', () => {
-    const run = buildAndRun('test/native/cuda_emu_checks.cc', ['native/cuda/host/emu.cc']);
+    // launch.h checks limits, counts and raises faults through the host runtime.
+    const run = buildAndRun('test/native/cuda_emu_checks.cc', ['native/cuda/host/emu.cc', 'native/cuda/host/runtime.cc', 'native/cuda/faults.cc']);
     expect(run.stderr).toBe('');
     expect(run.stdout).not.toContain('FAIL');
     expect(run.stdout.split('\n').filter((l) => l.startsWith('ok')).length).toBe(7);
