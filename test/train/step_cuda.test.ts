@@ -6,6 +6,8 @@
  * weights as they were without anything read, and the trainer makes no synchronisation between steps
  * whether train.log_every logs a step or not.
  */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigSchema } from '../../src/config/schema.js';
 import type { EngineInfo } from '../../src/engine/engine.js';
@@ -15,10 +17,11 @@ import { buildSslModel, type SslModel } from '../../src/model/build.js';
 import { LossScaler } from '../../src/optim/loss_scale.js';
 import { Sgd } from '../../src/optim/sgd.js';
 import { queueTrainStep, trainStep } from '../../src/train/step.js';
-import { train } from '../../src/train/trainer.js';
+import { readCheckpoint } from '../../src/train/checkpoint.js';
+import { DivergedError, train } from '../../src/train/trainer.js';
 import { Rng } from '../../src/util/rng.js';
 import { CUDA_HOST, hostAddon, loadCudaHost } from '../engine/cuda/helpers.js';
-import { options, runDir, tinyConfig } from './helpers.js';
+import { metricsOf, options, runDir, tensorsOf, tinyConfig } from './helpers.js';
 
 const load = await loadCudaHost();
 const addon = () => hostAddon() as CudaAddon & HostEmulation;
@@ -105,15 +108,55 @@ describe.skipIf(!load.ok)('synchronisations in a training step on the CUDA host 
 });
 
 describe.skipIf(!load.ok)('the trainer on the CUDA host build', () => {
-  it('synchronises nowhere between two steps, whether train.log_every logs a step or skips it', async () => {
+  const engine: EngineInfo = { requested: 'cuda', engine: 'cuda', tfBackend: CUDA_HOST, skipped: [], detail: 'host build' };
+  // log_every 3 over a 4-step epoch: steps 1 and 2 are not logged, 3 and 4 are.
+  const config = () => tinyConfig({ epochs: 1, log_every: 3, knn_every: 0 });
+  // Timings and the device memory held are measurements of the process, not of the run.
+  const timingless = (m: Record<string, unknown>) => ({ ...m, time: 0, img_per_s: 0, gpu_mib: 0 });
+  let full: string;
+
+  beforeAll(async () => {
     await tf.setBackend(CUDA_HOST);
-    const engine: EngineInfo = { requested: 'cuda', engine: 'cuda', tfBackend: CUDA_HOST, skipped: [], detail: 'host build' };
-    const config = tinyConfig({ epochs: 1, log_every: 2, knn_every: 0 });
+  });
+
+  it('synchronises nowhere between two steps, whether train.log_every logs a step or skips it', async () => {
+    full = await runDir();
     const syncs: number[] = [];
     addon().resetCounters();
-    await train({ ...options(config, await runDir(), { onStep: () => syncs.push(addon().counters().syncs) }), engine });
+    await train({ ...options(config(), full, { onStep: () => syncs.push(addon().counters().syncs) }), engine });
     // 4 steps in the epoch; between two recorded steps lies a whole step (queued and collected).
     expect(syncs).toHaveLength(4);
     expect(syncs.slice(1).map((s, i) => s - syncs[i]!)).toEqual([0, 0, 0]);
+  });
+
+  it('a stop seen one step late saves the step already queued, with the running sums of exactly the steps in its weights: --resume ends as the uninterrupted run, metrics.jsonl line for line', async () => {
+    const dir = await runDir();
+    const controller = new AbortController();
+    // Step 1 is recorded while step 2 runs: the stop lands after step 2, inside the window of steps 1-3.
+    const first = await train({ ...options(config(), dir, { signal: controller.signal, onStep: (s) => s === 1 && controller.abort() }), engine });
+    expect(first).toMatchObject({ interrupted: 'aborted', steps: 2 });
+    const last = join(dir, 'checkpoints', 'last.safetensors');
+    const saved = (await readCheckpoint(last)).state;
+    expect(saved.step).toBe(2);
+    expect(saved.running?.window.steps).toBe(2);
+    expect(saved.metrics.last_step_loss).toBe(first.lastLoss);
+    await train({ ...options(config(), dir, { resume: true }), engine });
+    expect((await metricsOf(dir)).map(timingless)).toEqual((await metricsOf(full)).map(timingless));
+    const a = await tensorsOf(join(full, 'checkpoints', 'last.safetensors'));
+    const b = await tensorsOf(last);
+    for (const [name, values] of a) expect(b.get(name), name).toEqual(values);
+  });
+
+  it('a non-finite loss seen one step late, on an epoch\'s last step, stops the run before the epoch\'s checkpoint', async () => {
+    const dir = await runDir();
+    // Two steps an epoch; an absurd lr overflows the weights in step 1, so step 2's loss is NaN.
+    const base = tinyConfig({ epochs: 2, base_lr: 1e38, warmup_epochs: 0, knn_every: 0, log_every: 1 });
+    const exploding = { ...base, data: { ...base.data, synthetic: { ...base.data.synthetic!, train_size: 16 } } };
+    const err = await train({ ...options(exploding, dir), engine }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(DivergedError);
+    // The message counts the steps done before the one that diverged, as on the host engines.
+    expect((err as Error).message).toMatch(/^loss is NaN at epoch 1, step 1 .*no checkpoint had been written yet/);
+    expect((await metricsOf(dir)).map((m) => `${m.kind}@${m.step}`)).toEqual(['train@1']);
+    expect(existsSync(join(dir, 'checkpoints'))).toBe(false);
   });
 });

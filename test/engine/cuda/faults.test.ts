@@ -3,7 +3,7 @@
  * in a destructor, a kernel that faults after its launch returned, a synchronisation that reports an
  * earlier kernel's failure), and each must come back as the engine's error (code SIMTRIP_GPU_ERROR) at
  * the next call that checks, with the process alive. `simtrip train` on the engine then exits 1 with
- * one line and leaves the last good checkpoint as it was.
+ * one line, leaves the last good checkpoint as it was and releases the run directory's lock.
  */
 import { mkdtemp, readFile, readdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -91,7 +91,7 @@ describe.skipIf(!load.ok)('GPU faults on the CUDA host build', () => {
 });
 
 describe.skipIf(!load.ok)('simtrip train when the GPU faults mid-run', () => {
-  it('exits 1 with one line, saves nothing, and leaves the last good checkpoint as it was', async () => {
+  it('exits 1 with one line, saves nothing, leaves the last good checkpoint as it was and the run directory unlocked; --resume then goes on', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'simtrip-gpu-fault-'));
     const config = join(dir, 'tiny.json');
     await writeFile(
@@ -123,5 +123,15 @@ describe.skipIf(!load.ok)('simtrip train when the GPU faults mid-run', () => {
     expect(r.stderr).not.toMatch(/^\s+at /m);
     expect(await readFile(last)).toEqual(good);
     expect(await readdir(join(runDir, 'checkpoints'))).toEqual(files);
+    // The failed run let go of the run directory's lock, and left its log ending at the checkpoint:
+    // the next --resume (the GPU working again) takes over without a word about a stale lock and
+    // logs every step once.
+    expect((await readdir(runDir)).filter((f) => f.startsWith('train.lock'))).toEqual([]);
+    addon().emulate('clear');
+    const again = await runCli('train', '--config', config, '--run-dir', runDir, '--resume', '--set', 'train.epochs=2');
+    expect(again.code).toBe(0);
+    expect(again.stderr).not.toMatch(/lock/);
+    const metrics = (await readFile(join(runDir, 'metrics.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { kind: string; step: number });
+    expect(metrics.map((m) => `${m.kind}@${m.step}`)).toEqual(['train@1', 'epoch@1', 'train@2', 'epoch@2']);
   });
 });
