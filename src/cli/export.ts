@@ -26,7 +26,8 @@ export function addExportCommand(program: Command): void {
       const options = { checkpoint: opts.checkpoint, format: opts.format as 'onnx', out: opts.out, imageSize: opts.imageSize };
       checkExportOptions(options);
       // Exporting reads weights and lays them out (transposes, BiT's standardisation): any engine will do.
-      await initEngine('auto');
+      const engine = await initEngine('auto');
+      for (const line of engine.notices ?? []) process.stderr.write(`${line}\n`);
       const result = await exportEncoder(options);
       process.stdout.write(`${result.lines.join('\n')}\n`);
     });

@@ -1,6 +1,6 @@
 /**
  * The engines `auto` passed over are printed only under --verbose (or for an engine the user named),
- * not on every command. initEngine is replaced so the test sees the same skipped engines on every
+ * not on every command; an engine that loaded but failed its self-check is named by every command. initEngine is replaced so the test sees the same skipped engines on every
  * machine, whatever is installed there; the model still runs on the cpu backend.
  */
 import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
@@ -13,6 +13,7 @@ import { useCpuBackend } from '../helpers.js';
 import { resetExitCodeAfterEach, runCli } from './run_cli.js';
 
 const SKIPPED = ['tensorflow-gpu: tfjs-node-gpu not installed', 'tensorflow: tfjs-node not installed'];
+const NOTICE = "engine: cuda its self-check failed on this machine (test): matmul: relative error 1; auto moves on to the next engine. Run 'simtrip doctor' for details";
 
 vi.mock('../../src/engine/engine.js', async (importOriginal) => {
   const actual = await importOriginal<typeof import('../../src/engine/engine.js')>();
@@ -24,6 +25,7 @@ vi.mock('../../src/engine/engine.js', async (importOriginal) => {
       tfBackend: 'cpu',
       skipped: requested === 'auto' ? SKIPPED : [],
       detail: 'test',
+      ...(requested === 'auto' ? { notices: [NOTICE] } : {}),
     }),
   };
 });
@@ -59,6 +61,15 @@ describe('engines auto passed over', () => {
       const lines = r.stderr.split('\n').filter((l) => l.startsWith('engine: skipped'));
       expect(lines).toEqual(SKIPPED.map((s) => `engine: skipped ${s}`));
     }
+  });
+
+  it('an engine that failed its self-check is named in one line by every command that starts an engine, verbose or not', async () => {
+    const embed = await runCli('embed', '--config', config, '--images', images, '--out', join(dir, 'c.npy'));
+    expect(embed.code).toBe(0);
+    // export picks its engine itself (auto), before it reads the weights.
+    const exported = await runCli('export', '--checkpoint', join(dir, 'missing.safetensors'), '--format', 'onnx', '--out', join(dir, 'x.onnx'));
+    expect(exported.code).toBe(2);
+    for (const r of [embed, exported]) expect(r.stderr.split('\n').filter((l) => l.startsWith('engine: '))).toEqual([NOTICE]);
   });
 
   it('--help says what --verbose adds', async () => {
