@@ -1,14 +1,9 @@
 /**
  * `simtrip export`: registers the command; the work is in src/export/export.ts, loaded when it runs.
  */
-import { Command, InvalidArgumentError } from 'commander';
+import type { Command } from 'commander';
+import { positiveInteger } from './args.js';
 import { initEngine } from '../engine/engine.js';
-
-function positiveInteger(value: string): number {
-  const n = Number(value);
-  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(n) || n < 1) throw new InvalidArgumentError('expected a positive integer');
-  return n;
-}
 
 export function addExportCommand(program: Command): void {
   program

@@ -4,16 +4,19 @@
  * exit codes: 0 ok, 2 usage/config/input error (one line), 1 runtime failure, 130 interrupted.
  */
 import { Command, CommanderError } from 'commander';
-import { basename, dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { loadConfig, configToYaml } from '../config/load.js';
 import type { Config } from '../config/schema.js';
+import type { FittedProbe } from '../eval/fitted_probe.js';
+import type { EvalResult } from '../eval/protocols.js';
 import { initEngine, type EngineInfo } from '../engine/engine.js';
 import { describeGpuFailure } from '../engine/gpu_failure.js';
-import { resolveCheckpointPath } from '../train/checkpoint.js';
+import { checkpointHome, resolveCheckpointPath } from '../train/checkpoint.js';
 import { UserError } from '../util/errors.js';
 import { plural } from '../util/text.js';
 import { runDoctor } from './doctor.js';
 import { addExportCommand } from './export.js';
+import { addPredictCommand } from './predict.js';
 import { addSynthCommand } from './synth.js';
 
 /** One message per line on stderr; stdout stays for results (JSON, summaries) that scripts read. */
@@ -61,9 +64,7 @@ function wholeNumber(flag: string, text: string): number {
 
 /** Where eval keeps its records (<home>/evals/): the checkpoint's run dir, else the config's. */
 function evalHome(cfg: Config, checkpoint: string | undefined): string {
-  if (!checkpoint) return join('runs', cfg.name);
-  const dir = dirname(resolveCheckpointPath(checkpoint));
-  return basename(dir) === 'checkpoints' ? dirname(dir) : dir;
+  return checkpoint ? checkpointHome(resolveCheckpointPath(checkpoint)) : join('runs', cfg.name);
 }
 
 export function buildProgram(): Command {
@@ -134,6 +135,8 @@ export function buildProgram(): Command {
       const home = opts.runDir ?? evalHome(cfg, opts.checkpoint);
       const engine = await startEngine(cfg, false, verbose());
       const { evaluate } = await import('../eval/evaluate.js');
+      // Each fitted probe is kept beside its record, for simtrip predict and export --with-probe.
+      const probes = new Map<EvalResult, FittedProbe>();
       const report = await evaluate({
         config: cfg,
         checkpoint: opts.checkpoint,
@@ -143,9 +146,10 @@ export function buildProgram(): Command {
         engine: engine.engine,
         log,
         featureCache: opts.cacheFeatures ? join(home, 'features') : undefined,
+        onProbe: (result, probe) => probes.set(result, probe),
       });
       const { keepEvalRecords } = await import('../eval/keep_records.js');
-      process.stdout.write(`${await keepEvalRecords(report, cfg, home, { out: opts.out, log })}\n`);
+      process.stdout.write(`${await keepEvalRecords(report, cfg, home, { out: opts.out, log, probes })}\n`);
       // Beside a training run, the run's report is refreshed so it shows these numbers.
       const { isRunDir } = await import('../report/run_data.js');
       if (await isRunDir(home)) {
@@ -227,6 +231,7 @@ export function buildProgram(): Command {
 
   addSynthCommand(program, log);
   addExportCommand(program);
+  addPredictCommand(program, log);
 
   const config = program.command('config').description('inspect configurations');
   configOptions(config.command('show').description('print the resolved config (extends and --set applied, defaults filled) as YAML')).action(
@@ -261,6 +266,7 @@ export async function main(argv: string[]): Promise<number> {
     }
     if (err instanceof UserError) {
       log(`simtrip: ${errorMessage(err).replace(/\s*\n\s*/g, ' ')}`);
+      for (const line of err.details) log(`  ${line}`);
       if (verbose) log((err as Error).stack ?? '');
       return 2;
     }

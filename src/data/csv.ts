@@ -1,6 +1,7 @@
 /**
- * A small RFC 4180 CSV reader: comma-separated fields, optional double quotes around a field (which
- * may then hold commas, newlines and doubled quotes ""), LF or CRLF line ends, an optional UTF-8 BOM.
+ * A small RFC 4180 CSV reader (and the field quoting writers use): comma-separated fields, optional
+ * double quotes around a field (which may then hold commas, newlines and doubled quotes ""), LF or
+ * CRLF line ends, an optional UTF-8 BOM.
  * Metadata files exported from spreadsheets quote fields freely, so splitting on ',' is not enough.
  */
 
@@ -18,6 +19,11 @@ export class CsvSyntaxError extends Error {
   ) {
     super(`line ${line}: ${message}`);
   }
+}
+
+/** A CSV field as a writer puts it: quoted when it holds a comma, a quote or a line break. */
+export function csvField(value: string): string {
+  return /[",\r\n]/.test(value) ? `"${value.replace(/"/g, '""')}"` : value;
 }
 
 export function parseCsv(text: string): CsvRecord[] {

@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { loadSharp } from '../util/sharp.js';
 import { UserError } from '../util/errors.js';
 import { Rng } from '../util/rng.js';
+import { csvField } from './csv.js';
 import { forEachConcurrent } from './decode_cache.js';
 import { HAM10000_CLASS_NAMES, HAM10000_METADATA } from './ham10000.js';
 import { drawLesion, renderLesion } from './synthetic_lesions.js';
@@ -83,11 +84,6 @@ export function hamLesionMix(total: number, min = 5): number[] {
 const DX_TYPES = ['histo', 'follow_up', 'consensus', 'confocal'] as const;
 const SEXES = ['male', 'female'] as const;
 const SITES = ['back', 'lower extremity', 'trunk', 'upper extremity', 'abdomen', 'face', 'chest', 'foot', 'neck', 'scalp'] as const;
-
-/** A CSV field, quoted when it holds a comma, a quote or a line break (RFC 4180). */
-function csvField(value: string): string {
-  return /[",\r\n]/.test(value) ? `"${value.replace(/"/g, '""')}"` : value;
-}
 
 /** Writes the folder (see the file comment) under `root`, which is created if needed. */
 export async function writeHam10000Folder(root: string, options: HamWriteOptions = {}): Promise<WrittenHam10000> {

@@ -8,6 +8,7 @@
  * baselines papers compare against.
  */
 import type { Config, DataConfig, ModelConfig } from '../config/schema.js';
+import type { Normalization } from '../data/augment.js';
 import { loadDataSplits } from '../data/index.js';
 import { buildEncoder, type EncoderModel } from '../model/build.js';
 import { formatWeightsReport, loadSafetensorsWeights, loadWeights } from '../model/weights.js';
@@ -16,17 +17,19 @@ import { createProgress } from '../report/progress.js';
 import type { DataSplits, ImageDataset } from '../data/dataset.js';
 import { UserError } from '../util/errors.js';
 import { cachedFeatures, FeatureCache, fileIdentity } from './feature_cache.js';
+import { encoderFingerprint } from './encoder_fingerprint.js';
 import { extractFeatures } from './features.js';
+import type { FittedProbe } from './fitted_probe.js';
 import { requireWholeBackbone } from './frozen_weights.js';
-import { logoProbe } from './logo.js';
+import { fitLogoProbe } from './logo.js';
 import type { ClassificationMetrics } from './metrics.js';
 import {
   groupName,
   knnProbe,
   labelledGroups,
   labelledRows,
+  fitSplitProbe,
   resolveProtocol,
-  splitProbe,
   type EvalResult,
   type FeatureSet,
   type LinearResult,
@@ -49,6 +52,8 @@ export interface EvalOptions {
   data?: DataSplits;
   /** Folder to cache features in as float16 .npy (see feature_cache.ts); no caching when absent. */
   featureCache?: string;
+  /** Receives each linear result with the probe behind its test metrics (to keep it, see saved_probe.ts). */
+  onProbe?: (result: LinearResult, probe: FittedProbe) => void;
 }
 
 export type { EvalResult } from './protocols.js';
@@ -78,6 +83,10 @@ export interface EvalReport {
   groups?: string[];
   /** float16 when the features went through the cache (rounded so every cached run sees the same). */
   features: { dtype: 'float32' | 'float16'; cache?: string };
+  /** What the images went through before the encoder: resized and centre-cropped to image_size, scaled for normalization. */
+  input: { image_size: number; normalization: Normalization };
+  /** encoderFingerprint of the evaluated weights; computed when probes are kept (EvalOptions.onProbe). */
+  encoder_fingerprint?: string;
   results: EvalResult[];
   created: string;
 }
@@ -218,8 +227,9 @@ export async function evaluate(opts: EvalOptions): Promise<EvalReport> {
     const results: EvalResult[] = [];
     if (opts.linear) {
       for (const fraction of opts.labelFractions ?? [cfg.eval.linear.label_fraction]) {
-        const r = protocol === 'logo' ? logoProbe(features, fraction, protocolOpts) : splitProbe(features, fraction, protocolOpts);
+        const { result: r, probe } = protocol === 'logo' ? fitLogoProbe(features, fraction, protocolOpts) : fitSplitProbe(features, fraction, protocolOpts);
         results.push(r);
+        opts.onProbe?.(r, probe);
         opts.log(accuracyLine(`linear probe (${fraction * 100}% labels, ${protocol})`, r.metrics) + resultDetail(r));
       }
     }
@@ -244,6 +254,8 @@ export async function evaluate(opts: EvalOptions): Promise<EvalReport> {
       class_names: classNames,
       groups: protocol === 'logo' ? labelledGroups(features.train).map((g) => groupName(features.train, g)) : undefined,
       features: cache ? { dtype: 'float16', cache: cache.dir } : { dtype: 'float32' },
+      input: { image_size: cfg.data.image_size, normalization: model.normalization },
+      ...(opts.onProbe && opts.linear ? { encoder_fingerprint: encoderFingerprint(model) } : {}),
       results,
       created: new Date().toISOString(),
     };

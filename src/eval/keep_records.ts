@@ -6,8 +6,10 @@ import { join } from 'node:path';
 import type { Config } from '../config/schema.js';
 import { writeJsonAtomic } from '../io/atomic.js';
 import type { EvalReport } from './evaluate.js';
+import type { FittedProbe } from './fitted_probe.js';
 import type { EvalResult } from './protocols.js';
-import { EVALS_DIR, evalRecords, recordDir, RECORD_FILE, saveEvalRecords, type EvalRecord } from './records.js';
+import { EVALS_DIR, evalRecords, recordDir, RECORD_FILE, saveEvalRecords, type EvalRecord, type RecordToSave } from './records.js';
+import { savedProbeFiles } from './saved_probe.js';
 
 const pct = (x: number) => `${(100 * x).toFixed(2)}%`;
 
@@ -34,19 +36,45 @@ function summaryLine(report: EvalReport, records: readonly EvalRecord[], home: s
   return `${scores} (${report.train_samples} train / ${report.test_samples} test)${label} -> ${join(home, EVALS_DIR)} (${saved.added} new, ${saved.replaced} replaced)`;
 }
 
+export interface KeepOptions {
+  out?: string;
+  log: (line: string) => void;
+  /** The probe behind each linear result (EvalOptions.onProbe), kept beside its record. */
+  probes?: ReadonlyMap<EvalResult, FittedProbe>;
+}
+
+/** A record with the files of its probe, when eval kept one. */
+function withProbe(record: EvalRecord, report: EvalReport, probes: KeepOptions['probes']): RecordToSave {
+  const probe = probes?.get(record.result);
+  if (!probe || !report.encoder_fingerprint) return { record };
+  const preprocessing = { imageSize: report.input.image_size, normalization: report.input.normalization };
+  return { record, files: savedProbeFiles(record, probe, { fingerprint: report.encoder_fingerprint, preprocessing }) };
+}
+
+/** How to use a kept probe: "; classify images with simtrip predict --checkpoint ... --probe ...". */
+function predictHint(report: EvalReport, home: string, kept: readonly string[]): string {
+  const source = report.encoder_source;
+  if (source.kind === 'random-init') return '';
+  const runDir = source.kind === 'weights' ? ` --run-dir ${home}` : '';
+  return `; classify images with simtrip predict --checkpoint ${source.path}${runDir} --probe ${kept.length === 1 ? kept[0] : '<id>'} --images <dir> --out preds.csv`;
+}
+
 /**
- * Saves the report's results as records in `<home>/evals/`, says which records it replaced (one line
- * each, to `log`), writes `out` when given (the report with its record ids and folders), and returns
- * the one-line summary for stdout.
+ * Saves the report's results as records in `<home>/evals/` (with their probes, see saved_probe.ts),
+ * says which records it replaced (one line each, to `log`), writes `out` when given (the report with
+ * its record ids and folders), and returns the one-line summary for stdout.
  */
-export async function keepEvalRecords(report: EvalReport, cfg: Config, home: string, options: { out?: string; log: (line: string) => void }): Promise<string> {
+export async function keepEvalRecords(report: EvalReport, cfg: Config, home: string, options: KeepOptions): Promise<string> {
   const records = evalRecords(report, cfg, home);
-  const saved = await saveEvalRecords(home, records.map((record) => ({ record })));
+  const items = records.map((record) => withProbe(record, report, options.probes));
+  const saved = await saveEvalRecords(home, items);
   for (const old of saved.replaced) {
     const now = records.find((r) => r.id === old.id)!;
     const change = `balanced accuracy ${pct(old.result.metrics.balanced_accuracy)} -> ${pct(now.result.metrics.balanced_accuracy)}`;
     options.log(`eval: replaced record ${old.id} (${resultName(old.result)}, same key, written ${old.created}; ${change})`);
   }
+  const kept = items.filter((i) => i.files).map((i) => i.record.id);
+  if (kept.length > 0) options.log(`probes   kept beside their records (${kept.join(', ')})${predictHint(report, home, kept)}`);
   if (options.out) {
     await writeJsonAtomic(options.out, { ...report, records: records.map((r) => ({ id: r.id, path: join(recordDir(home, r.id), RECORD_FILE) })) });
   }

@@ -125,7 +125,11 @@ function standardize(x: Float32Array, stats: FeatureStats): Float32Array {
   return out;
 }
 
-function makeProbe(dim: number, numClasses: number, weights: Float32Array, bias: Float32Array, stats?: FeatureStats): LinearProbe {
+/**
+ * A probe from its parameters: weights [dim x numClasses] row-major and bias, acting on features
+ * standardised with `stats` when given (a fitted probe, or one read back from its saved files).
+ */
+export function makeLinearProbe(dim: number, numClasses: number, weights: Float32Array, bias: Float32Array, stats?: FeatureStats): LinearProbe {
   const logits = (x: Float32Array): Float32Array => {
     const n = rowCount('x', x, dim);
     const out = new Float32Array(n * numClasses);
@@ -424,11 +428,11 @@ export function trainLinearProbe(
       options.onEpoch?.({ epoch: epoch + 1, epochs: cfg.epochs, loss, lr });
       if (options.onSnapshot) {
         const { weights, bias } = trainer.parameters();
-        options.onSnapshot(epoch + 1, makeProbe(dim, numClasses, weights, bias, stats));
+        options.onSnapshot(epoch + 1, makeLinearProbe(dim, numClasses, weights, bias, stats));
       }
     }
     const { weights, bias } = trainer.parameters();
-    return makeProbe(dim, numClasses, weights, bias, stats);
+    return makeLinearProbe(dim, numClasses, weights, bias, stats);
   } finally {
     trainer.dispose();
   }

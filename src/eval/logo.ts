@@ -7,7 +7,8 @@
  * classifiers vote by averaging their softmax probabilities, and the argmax is the ensemble's answer.
  */
 import type { LinearProbe } from './linear_probe.js';
-import { argmaxRows, probeProtocol, softmaxRows, takeRows } from './linear_probe.js';
+import { probeProtocol, takeRows } from './linear_probe.js';
+import { ENSEMBLE_COMBINE, fittedPredictions, type FittedMember, type FittedProbe } from './fitted_probe.js';
 import { classificationMetrics, HEADLINE_METRICS, meanStd, type MeanStd, type MetricSummary } from './metrics.js';
 import {
   classCounts,
@@ -19,6 +20,7 @@ import {
   labelledRows,
   resolveProtocol,
   takeLabels,
+  type FittedResult,
   type FoldResult,
   type LinearResult,
   type ProbeData,
@@ -35,24 +37,17 @@ export interface FoldInfo {
   probe: LinearProbe;
 }
 
-/** Mean over the classifiers of their softmax probabilities on x: [n x numClasses], float64. */
-export function averageProbabilities(probes: readonly LinearProbe[], x: Float32Array, numClasses: number): Float64Array {
-  if (probes.length === 0) throw new RangeError('an ensemble needs at least one classifier');
-  let sum: Float64Array | undefined;
-  for (const probe of probes) {
-    const p = softmaxRows(probe.logits(x), numClasses);
-    if (!sum) sum = p;
-    else for (let i = 0; i < p.length; i++) sum[i]! += p[i]!;
-  }
-  return sum!.map((v) => v / probes.length);
-}
-
 function foldSummary(folds: readonly FoldResult[]): Record<keyof MetricSummary, MeanStd> {
   const entries = HEADLINE_METRICS.map((key) => [key, meanStd(folds.map((f) => f.metrics[key]))] as const);
   return Object.fromEntries(entries) as Record<keyof MetricSummary, MeanStd>;
 }
 
 export function logoProbe(data: ProbeData, fraction: number, opts: ProtocolOptions, onFold?: (fold: FoldInfo) => void): LinearResult {
+  return fitLogoProbe(data, fraction, opts, onFold).result;
+}
+
+/** logoProbe, with the fold probes whose ensemble it reports on test. */
+export function fitLogoProbe(data: ProbeData, fraction: number, opts: ProtocolOptions, onFold?: (fold: FoldInfo) => void): FittedResult {
   // Throws the user-facing error when there are fewer than two labelled groups.
   resolveProtocol('logo', data.train);
   const train = data.train;
@@ -62,7 +57,7 @@ export function logoProbe(data: ProbeData, fraction: number, opts: ProtocolOptio
   const labelled = labelledRows(train.y);
   const used = new Uint8Array(train.y.length);
   const folds: FoldResult[] = [];
-  const probes: LinearProbe[] = [];
+  const members: FittedMember[] = [];
   for (const g of labelledGroups(train)) {
     const inGroup = (i: number) => train.groups![i] === g;
     const heldOutRows = labelled.filter(inGroup);
@@ -78,11 +73,12 @@ export function logoProbe(data: ProbeData, fraction: number, opts: ProtocolOptio
       class_counts: classCounts(train.y, foldPool, trainRows, data.classNames),
       metrics: classificationMetrics(takeLabels(train.y, heldOutRows), heldOutPred, data.classNames),
     });
-    probes.push(probe);
+    members.push({ name: `fold ${groupName(train, g)}`, held_out_group: groupName(train, g), fitted_on: trainRows.length, probe });
     onFold?.({ group: g, trainRows, heldOutRows, probe });
   }
-  const pred = argmaxRows(averageProbabilities(probes, test.x, k), k);
-  return {
+  const fitted: FittedProbe = { members };
+  const pred = fittedPredictions(fitted, test.x, k);
+  const result: LinearResult = {
     classifier: 'linear',
     protocol: 'logo',
     label_fraction: fraction,
@@ -91,6 +87,7 @@ export function logoProbe(data: ProbeData, fraction: number, opts: ProtocolOptio
     metrics: classificationMetrics(test.y, pred, data.classNames),
     folds,
     fold_summary: foldSummary(folds),
-    ensemble: { members: probes.length, combine: 'mean of softmax probabilities' },
+    ensemble: { members: members.length, combine: ENSEMBLE_COMBINE },
   };
+  return { result, probe: fitted };
 }

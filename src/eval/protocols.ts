@@ -11,6 +11,7 @@
  */
 import type { EvalConfig, LinearEvalConfig } from '../config/schema.js';
 import { UserError } from '../util/errors.js';
+import type { FittedProbe } from './fitted_probe.js';
 import { knnClassify } from './knn.js';
 import { stratifiedSubset } from './label_fraction.js';
 import { probeLr, probeProtocol, takeRows, trainLinearProbe, type EpochInfo, type LinearProbe, type ProbeKernel, type ProbeProtocol } from './linear_probe.js';
@@ -96,6 +97,12 @@ export interface KnnResult {
 }
 
 export type EvalResult = LinearResult | KnnResult;
+
+/** A linear result with the classifier that produced its test metrics, for keeping (see saved_probe.ts). */
+export interface FittedResult {
+  result: LinearResult;
+  probe: FittedProbe;
+}
 
 /** Progress hooks for one probe (a bar in the CLI). */
 export interface ProbeProgress {
@@ -222,6 +229,11 @@ export function fractionRows(y: Int32Array, rows: Int32Array, fraction: number, 
  * later epoch (the longer-trained probe) and to the earlier lr in the grid.
  */
 export function splitProbe(data: ProbeData, fraction: number, opts: ProtocolOptions): LinearResult {
+  return fitSplitProbe(data, fraction, opts).result;
+}
+
+/** splitProbe, with the probe it reports on test. */
+export function fitSplitProbe(data: ProbeData, fraction: number, opts: ProtocolOptions): FittedResult {
   const train = labelledPart(data.train, data.dim);
   const test = labelledPart(data.test, data.dim);
   const available = labelledRows(train.y);
@@ -233,7 +245,10 @@ export function splitProbe(data: ProbeData, fraction: number, opts: ProtocolOpti
 
   if (!data.val) {
     const probe = fitProbe(train, rows, data, base, opts, `linear ${fraction}`);
-    return { classifier: 'linear', protocol: 'split', label_fraction: fraction, settings: probeProtocol(base, rows.length, nTest), class_counts: counts, metrics: score(test, probe) };
+    return {
+      result: { classifier: 'linear', protocol: 'split', label_fraction: fraction, settings: probeProtocol(base, rows.length, nTest), class_counts: counts, metrics: score(test, probe) },
+      probe: { members: [{ name: 'probe', fitted_on: rows.length, probe }] },
+    };
   }
 
   const val = labelledPart(data.val, data.dim);
@@ -251,7 +266,7 @@ export function splitProbe(data: ProbeData, fraction: number, opts: ProtocolOpti
     if (!best || beats(runBest!.val, best.val)) best = { ...runBest!, cfg };
   }
   const chosen = best!;
-  return {
+  const result: LinearResult = {
     classifier: 'linear',
     protocol: 'split',
     label_fraction: fraction,
@@ -266,6 +281,7 @@ export function splitProbe(data: ProbeData, fraction: number, opts: ProtocolOpti
       val: chosen.val,
     },
   };
+  return { result, probe: { members: [{ name: 'probe', fitted_on: rows.length, probe: chosen.probe }] } };
 }
 
 /** Weighted kNN fitted on every labelled training item, scored on test. */

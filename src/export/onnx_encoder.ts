@@ -12,7 +12,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { normalizationStats, type Normalization } from '../data/augment.js';
+import { preprocessingRecord, type Preprocessing } from '../data/preprocessing.js';
 import { packageRoot } from '../engine/package_root.js';
 import type { EncoderModel } from '../model/build.js';
 import type { BatchNormSpec, ConvSpec, GroupNormSpec, InferenceEmitter } from '../model/emitter.js';
@@ -106,26 +106,10 @@ export class OnnxEmitter implements InferenceEmitter {
   }
 }
 
-/** What an image goes through before the encoder, as `simtrip embed` does it. */
-export interface Preprocessing {
-  readonly imageSize: number;
-  readonly normalization: Normalization;
-}
-
 /** The preprocessing as metadata entries: one JSON record, and the same facts as plain keys. */
 export function preprocessingMetadata(p: Preprocessing): Record<string, string> {
-  const { mean, std } = normalizationStats(p.normalization);
-  const record = {
-    color: 'RGB',
-    layout: 'NCHW',
-    dtype: 'float32',
-    resize: { shorter_side: p.imageSize, filter: 'lanczos3 (libvips, through sharp)' },
-    crop: { center: [p.imageSize, p.imageSize] },
-    scale: '1/255',
-    mean,
-    std,
-    formula: 'input[c] = (pixel[c] / 255 - mean[c]) / std[c]',
-  };
+  const record = preprocessingRecord(p);
+  const { mean, std } = record;
   return {
     preprocessing: JSON.stringify(record),
     image_size: String(p.imageSize),

@@ -10,7 +10,7 @@
  */
 import { existsSync, readdirSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { z } from 'zod';
 import { ConfigSchema, type Config } from '../config/schema.js';
 import type { Normalization } from '../data/augment.js';
@@ -230,6 +230,12 @@ export function resolveCheckpointPath(p: string): string {
     p,
     'no checkpoint here (expected a .safetensors file, the same path without extension, or a run directory)',
   );
+}
+
+/** The run directory of a checkpoint file (the folder above checkpoints/), else the file's own folder. */
+export function checkpointHome(checkpointFile: string): string {
+  const dir = dirname(checkpointFile);
+  return basename(dir) === CHECKPOINT_DIR ? dirname(dir) : dir;
 }
 
 export interface LoadedCheckpoint {

@@ -87,6 +87,7 @@ export function fakeEvalReport(opts: { protocol: 'split' | 'logo'; fractions: re
     class_names: CLASSES,
     groups: opts.protocol === 'logo' ? ['slideA', 'slideB'] : undefined,
     features: { dtype: 'float16', cache: 'fake/features' },
+    input: { image_size: 32, normalization: 'imagenet' },
     results,
     created: '2026-01-01T00:00:00.000Z',
   };
