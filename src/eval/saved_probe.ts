@@ -27,7 +27,7 @@ import { InputFileError, UserError } from '../util/errors.js';
 import type { EncoderModel } from '../model/build.js';
 import { encoderFingerprint, shortFingerprint } from './encoder_fingerprint.js';
 import { ENSEMBLE_COMBINE, type FittedMember, type FittedProbe } from './fitted_probe.js';
-import { makeLinearProbe } from './linear_probe.js';
+import { makeLinearProbe, type LinearProbe } from './linear_probe.js';
 import type { LinearResult } from './protocols.js';
 import { EVALS_DIR, readEvalRecords, recordDir, type EvalRecord } from './records.js';
 
@@ -95,11 +95,16 @@ function transpose(x: Float32Array, rows: number, cols: number): Float32Array {
   return out;
 }
 
+/** A probe's weights in PyTorch's nn.Linear layout, [classes x features] row-major. */
+export function weightsByClass(probe: LinearProbe): Float32Array {
+  return transpose(probe.weights, probe.dim, probe.numClasses);
+}
+
 /** A member's parameters in PyTorch's nn.Linear layout: weight [classes, features]. */
-export function memberTensors(member: FittedMember, index: number): TensorToWrite[] {
+function memberTensors(member: FittedMember, index: number): TensorToWrite[] {
   const { probe } = member;
   const out: TensorToWrite[] = [
-    { name: tensorName(index, 'weight'), dtype: 'F32', shape: [probe.numClasses, probe.dim], data: transpose(probe.weights, probe.dim, probe.numClasses) },
+    { name: tensorName(index, 'weight'), dtype: 'F32', shape: [probe.numClasses, probe.dim], data: weightsByClass(probe) },
     { name: tensorName(index, 'bias'), dtype: 'F32', shape: [probe.numClasses], data: probe.bias },
   ];
   if (probe.mean && probe.std) {

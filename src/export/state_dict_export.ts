@@ -51,16 +51,18 @@ function loadLines(file: string, build: readonly string[]): string[] {
 /** The CIFAR stem swapped into a torchvision/timm ResNet: the module names stay, so the file loads strictly. */
 const CIFAR_STEM = ['model.conv1 = torch.nn.Conv2d(3, 64, 3, 1, 1, bias=False)', 'model.maxpool = torch.nn.Identity()'];
 
-function resnetTarget(config: ModelConfig, format: StateDictFormat, file: string): StateDictExport['target'] {
+function resnetTarget(config: ModelConfig, format: StateDictFormat, file: string, numClasses?: number): StateDictExport['target'] {
   if (config.width !== TORCHVISION_WIDTH) {
     return { none: `no ${format} ResNet has width ${config.width} (theirs are ${TORCHVISION_WIDTH} wide): the keys are ${format}'s ${config.arch} names, the channels ${config.width}, ${2 * config.width}, ${4 * config.width}, ${8 * config.width} per stage` };
   }
-  const build =
-    format === 'torchvision'
-      ? ['import torch, torchvision', `model = torchvision.models.${config.arch}()`, 'model.fc = torch.nn.Identity()  # no classifier: the model returns the pooled features']
-      : ['import torch, timm', `model = timm.create_model(${JSON.stringify(config.arch)}, num_classes=0)`];
+  const torchvision =
+    numClasses === undefined
+      ? { model: `torchvision.models.${config.arch}() with fc = Identity`, build: [`model = torchvision.models.${config.arch}()`, 'model.fc = torch.nn.Identity()  # no classifier: the model returns the pooled features'] }
+      : { model: `torchvision.models.${config.arch}(num_classes=${numClasses})`, build: [`model = torchvision.models.${config.arch}(num_classes=${numClasses})`] };
+  const timm = `timm.create_model(${JSON.stringify(config.arch)}, num_classes=${numClasses ?? 0})`;
+  const build = format === 'torchvision' ? ['import torch, torchvision', ...torchvision.build] : ['import torch, timm', `model = ${timm}`];
   const cifar = config.stem === 'cifar';
-  const model = format === 'torchvision' ? `torchvision.models.${config.arch}() with fc = Identity` : `timm.create_model('${config.arch}', num_classes=0)`;
+  const model = format === 'torchvision' ? torchvision.model : timm.replace(/"/g, "'");
   return { model: cifar ? `${model}, its stem swapped for the CIFAR stem (no ${format} class has it)` : model, python: loadLines(file, cifar ? [...build, ...CIFAR_STEM] : build) };
 }
 
@@ -71,27 +73,36 @@ export function timmBitName(arch: string): string {
   return `resnetv2_${depth}x${widthFactor}_bit`;
 }
 
-function bitTarget(config: ModelConfig, file: string): StateDictExport['target'] {
+function bitTarget(config: ModelConfig, file: string, numClasses?: number): StateDictExport['target'] {
   const name = timmBitName(config.arch);
   const why: string[] = [];
   if (config.stem === 'cifar') why.push('the CIFAR stem (3x3/2 conv, no max-pool)');
   if (config.norm === 'batch') why.push('BatchNorm in place of GroupNorm');
   if (config.width !== TORCHVISION_WIDTH) why.push(`root width ${config.width}`);
   if (why.length > 0) return { none: `no timm model has ${why.join(', ')}: the keys are ${name}'s` };
-  return { model: `timm.create_model('${name}', num_classes=0)`, python: loadLines(file, ['import timm', `model = timm.create_model(${JSON.stringify(name)}, num_classes=0)`]) };
+  const create = `timm.create_model(${JSON.stringify(name)}, num_classes=${numClasses ?? 0})`;
+  return { model: create.replace(/"/g, "'"), python: loadLines(file, ['import timm', `model = ${create}`]) };
 }
 
-/** The PyTorch model a state dict of this encoder loads into strictly, with the Python lines; or why none does. */
-export function stateDictTarget(config: ModelConfig, format: StateDictFormat, file: string): StateDictExport['target'] {
-  if (!isBitArch(config.arch)) return resnetTarget(config, format, file);
+/**
+ * The PyTorch model a state dict of this encoder loads into strictly, with the Python lines; or why
+ * none does. With `numClasses` the file holds a classifier too (a probe), and the model is built with it.
+ */
+export function stateDictTarget(config: ModelConfig, format: StateDictFormat, file: string, numClasses?: number): StateDictExport['target'] {
+  if (!isBitArch(config.arch)) return resnetTarget(config, format, file, numClasses);
   if (format === 'torchvision') {
     throw new UserError(`--format torchvision: torchvision has no ResNet-v2 (BiT, model.arch ${config.arch}); use --format timm (${timmBitName(config.arch)}) or --format onnx`);
   }
-  return bitTarget(config, file);
+  return bitTarget(config, file, numClasses);
 }
 
-export async function exportStateDict(model: EncoderModel, config: ModelConfig, format: StateDictFormat, file: string): Promise<StateDictExport> {
-  const target = stateDictTarget(config, format, file);
+/** The classifier's key prefix in the model `format` builds for `config`: fc (ResNet), head.fc (timm's ResNet-v2). */
+export function classifierPrefix(config: ModelConfig): string {
+  return isBitArch(config.arch) ? 'head.fc' : 'fc';
+}
+
+export async function exportStateDict(model: EncoderModel, config: ModelConfig, format: StateDictFormat, file: string, numClasses?: number): Promise<StateDictExport> {
+  const target = stateDictTarget(config, format, file, numClasses);
   const bit = isBitArch(config.arch);
   const notes: string[] = [];
   if (bit) notes.push('timm standardises BiT kernels with eps 1e-8 where simtrip (and BiT) use 1e-10: features differ in the last digits');

@@ -4,10 +4,9 @@
  * the leave-one-group-out ensemble; it refuses a probe of other weights, finds probes by id or its
  * start, and lists them when a name matches none or several.
  */
-import { cpSync, existsSync, readFileSync } from 'node:fs';
+import { cpSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { parseCsv } from '../../src/data/csv.js';
 import { fittedProbabilities } from '../../src/eval/fitted_probe.js';
 import { roundToFloat16InPlace } from '../../src/io/float16.js';
 import { readNpy } from '../../src/io/npy.js';
@@ -17,20 +16,10 @@ import { recordDir, type EvalRecord } from '../../src/eval/records.js';
 import { resetExitCodeAfterEach, runCli } from '../cli/run_cli.js';
 import { useCpuBackend } from '../helpers.js';
 import { tempDir } from '../io/tmp.js';
-import { CLASSES, evalProbe, HOLDOUT, probeRun, writeCheckpoint, type ProbeRun } from './probe_run.js';
+import { CLASSES, evalProbe, HOLDOUT, probeRun, readPredictions, writeCheckpoint, type ProbeRun } from './probe_run.js';
 
 beforeAll(useCpuBackend);
 resetExitCodeAfterEach();
-
-export interface Predictions {
-  header: string[];
-  rows: { file: string; predicted: string; p: number[] }[];
-}
-
-export function readPredictions(path: string): Predictions {
-  const [header, ...rows] = parseCsv(readFileSync(path, 'utf8')).map((r) => r.fields);
-  return { header: header!, rows: rows.map(([file, predicted, ...p]) => ({ file: file!, predicted: predicted!, p: p.map(Number) })) };
-}
 
 /** predict on each class folder of the held-out group: the confusion matrix of its predictions. */
 async function predictedConfusion(run: ProbeRun, record: EvalRecord, checkpoint = run.dir): Promise<number[][]> {

@@ -3,12 +3,13 @@
  * the SimTriplet layout (<root>/<group>/<class>/*.png, three groups, the last held out as test), a
  * checkpoint of a trained-looking encoder, and `simtrip eval --linear-probe` on it through the CLI.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { expect } from 'vitest';
-import { ConfigSchema } from '../../src/config/schema.js';
+import { ConfigSchema, type Config } from '../../src/config/schema.js';
 import type { Normalization } from '../../src/data/augment.js';
+import { parseCsv } from '../../src/data/csv.js';
 import { readEvalRecords, type EvalRecord } from '../../src/eval/records.js';
 import { buildEncoder } from '../../src/model/build.js';
 import { saveCheckpoint } from '../../src/train/checkpoint.js';
@@ -53,8 +54,8 @@ async function writeImages(root: string, perClass: number): Promise<void> {
   }
 }
 
-/** A checkpoint of `model` (seeded random weights and running statistics) in `dir`. */
-export async function writeCheckpoint(dir: string, model: Record<string, unknown>, data: Record<string, unknown>, normalization: Normalization, seed: number, step = 30): Promise<void> {
+/** A checkpoint of `model` (seeded random weights and running statistics) in run directory `dir`; returns its config. */
+export async function writeCheckpoint(dir: string, model: Record<string, unknown>, data: Record<string, unknown>, normalization: Normalization, seed: number, step = 30): Promise<Config> {
   const cfg = ConfigSchema.parse({ model, data, method: { proj_dim: 16, proj_hidden: 16, proj_layers: 2, pred_hidden: 8 } });
   const enc = buildEncoder(cfg.model, seed);
   const sgd = tinySgd(enc.store);
@@ -62,6 +63,7 @@ export async function writeCheckpoint(dir: string, model: Record<string, unknown
   sgd.dispose();
   await saveCheckpoint(dir, { store: enc.store, state: { epoch: 3, step, config: cfg, normalization, engine: 'cpu' } });
   enc.store.dispose();
+  return cfg;
 }
 
 export async function probeRun(options: { model?: Record<string, unknown>; imageSize?: number; normalization?: Normalization; perClass?: number } = {}): Promise<ProbeRun> {
@@ -88,4 +90,15 @@ export async function evalProbe(run: ProbeRun, protocol: 'split' | 'logo', ...ex
   const record = records.filter((x) => x.protocol === protocol).at(-1)!;
   expect(r.stderr).toContain(`probes   kept beside their records (${record.id})`);
   return record;
+}
+
+/** A predictions CSV as simtrip predict writes it. */
+export interface Predictions {
+  header: string[];
+  rows: { file: string; predicted: string; p: number[] }[];
+}
+
+export function readPredictions(path: string): Predictions {
+  const [header, ...rows] = parseCsv(readFileSync(path, 'utf8')).map((r) => r.fields);
+  return { header: header!, rows: rows.map(([file, predicted, ...p]) => ({ file: file!, predicted: predicted!, p: p.map(Number) })) };
 }

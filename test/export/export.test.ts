@@ -6,42 +6,30 @@
  */
 import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import * as ort from 'onnxruntime-node';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { ConfigSchema, ModelSchema, type Config } from '../../src/config/schema.js';
-import { normalizationStats, type Normalization } from '../../src/data/augment.js';
+import { ModelSchema, type Config } from '../../src/config/schema.js';
+import type { Normalization } from '../../src/data/augment.js';
 import { tf } from '../../src/engine/tf.js';
 import { stateDictTarget, timmBitName } from '../../src/export/state_dict_export.js';
-import { ONNX_FEATURES, ONNX_INPUT } from '../../src/export/onnx_encoder.js';
-import { listImages, readImageResized } from '../../src/io/image.js';
+import { listImages } from '../../src/io/image.js';
 import { readNpy } from '../../src/io/npy.js';
 import { readSafetensors } from '../../src/io/safetensors.js';
 import { buildEncoder } from '../../src/model/build.js';
 import { loadWeights } from '../../src/model/weights.js';
-import { saveCheckpoint } from '../../src/train/checkpoint.js';
 import { resetExitCodeAfterEach, runCli } from '../cli/run_cli.js';
 import { relativeError, useCpuBackend } from '../helpers.js';
 import { fixture, tempDir } from '../io/tmp.js';
 import { torchFixture } from '../io/torch_fixtures.js';
-import { perturb, tinySgd } from '../model/tiny.js';
+import { writeCheckpoint } from '../eval/probe_run.js';
+import { runOnnx, preprocess } from './onnx_run.js';
 
 beforeAll(useCpuBackend);
 resetExitCodeAfterEach();
 
-function config(model: Record<string, unknown>, imageSize: number): Config {
-  return ConfigSchema.parse({ model, data: { image_size: imageSize }, method: { proj_dim: 16, proj_hidden: 16, proj_layers: 2, pred_hidden: 8 } });
-}
-
 /** A run with one checkpoint of a trained-looking encoder (random weights and running statistics). */
 async function run(model: Record<string, unknown>, imageSize: number, normalization: Normalization): Promise<{ dir: string; cfg: Config; yaml: string }> {
-  const cfg = config(model, imageSize);
-  const enc = buildEncoder(cfg.model, 5);
-  const sgd = tinySgd(enc.store);
-  perturb(enc.store, sgd, 13);
-  sgd.dispose();
   const dir = tempDir();
-  await saveCheckpoint(dir, { store: enc.store, state: { epoch: 3, step: 30, config: cfg, normalization, engine: 'cpu' } });
-  enc.store.dispose();
+  const cfg = await writeCheckpoint(dir, model, { image_size: imageSize }, normalization, 13);
   const yaml = join(dir, 'config.yaml');
   writeFileSync(yaml, `model: ${JSON.stringify(model)}\ndata: {image_size: ${imageSize}}\n`);
   return { dir, cfg, yaml };
@@ -56,28 +44,6 @@ async function images(): Promise<string> {
   const pixels = Buffer.from(Uint8Array.from({ length: 40 * 56 * 3 }, (_, i) => (i * 97 + 13) % 251));
   await sharp(pixels, { raw: { width: 56, height: 40, channels: 3 } }).png().toFile(join(dir, 'wide.png'));
   return dir;
-}
-
-/** What the ONNX model's metadata tells another program to do, done here: resize, crop, x/255, mean/std, NCHW. */
-async function preprocess(files: string[], side: number, normalization: Normalization): Promise<Float32Array> {
-  const { mean, std } = normalizationStats(normalization);
-  const out = new Float32Array(files.length * 3 * side * side);
-  for (const [n, f] of files.entries()) {
-    const img = await readImageResized(f, side);
-    for (let c = 0; c < 3; c++) {
-      for (let i = 0; i < side * side; i++) out[(n * 3 + c) * side * side + i] = (img.data[i * 3 + c]! / 255 - mean[c]!) / std[c]!;
-    }
-  }
-  return out;
-}
-
-async function onnxFeatures(path: string, input: Float32Array, dims: number[]): Promise<Float32Array> {
-  const session = await ort.InferenceSession.create(path);
-  try {
-    return (await session.run({ [ONNX_INPUT]: new ort.Tensor('float32', input, dims) }))[ONNX_FEATURES]!.data as Float32Array;
-  } finally {
-    await session.release();
-  }
 }
 
 describe('simtrip export --format onnx', () => {
@@ -98,7 +64,7 @@ describe('simtrip export --format onnx', () => {
     expect((await runCli('embed', '--config', yaml, '--checkpoint', dir, '--images', imageDir, '--out', embedded)).code).toBe(0);
     const expected = (await readNpy(embedded)).toFloat32();
     const files = await listImages(imageDir);
-    const got = await onnxFeatures(out, await preprocess(files, side, normalization), [files.length, 3, side, side]);
+    const got = await runOnnx(out, await preprocess(files, side, normalization), [files.length, 3, side, side]);
     expect(got.length).toBe(expected.length);
     expect(relativeError(got, expected)).toBeLessThan(1e-4);
   });
@@ -113,7 +79,7 @@ describe('simtrip export --format onnx', () => {
     await loadWeights(enc.store, torchFixture('simsiam_checkpoint_0099.pth.tar'));
     const x = tf.randomNormal([2, 24, 24, 3], 0, 1, 'float32', 4) as tf.Tensor4D;
     const expected = tf.tidy(() => enc.backbone.features(x, false).dataSync() as Float32Array);
-    const got = await onnxFeatures(out, tf.tidy(() => tf.transpose(x, [0, 3, 1, 2]).dataSync() as Float32Array), [2, 3, 24, 24]);
+    const got = await runOnnx(out, tf.tidy(() => tf.transpose(x, [0, 3, 1, 2]).dataSync() as Float32Array), [2, 3, 24, 24]);
     expect(relativeError(got, expected)).toBeLessThan(1e-5);
     x.dispose();
     enc.store.dispose();
