@@ -13,7 +13,7 @@ export function addPredictCommand(program: Command, log: (line: string) => void)
         'a CSV with one row per image (file, predicted class, every class probability); refuses a probe fitted on other weights than --checkpoint',
     )
     .requiredOption('--checkpoint <path>', 'the encoder: a simtrip run or checkpoint, or a weight file holding the same weights (e.g. its torchvision export)')
-    .option('--probe <id>', "the probe's record id, or its start (e.g. linear-10pct); default: the one probe fitted on this checkpoint. A name that matches none or several lists them all")
+    .option('--probe <id>', "the probe's record id, or its start (e.g. linear-10pct; of several, the one fitted on this checkpoint); default: the one probe fitted on this checkpoint. A name that matches none or several lists them all")
     .requiredOption('--images <dir>', 'folder of images (png, jpg, tif, ...), predicted in file-name order; resized and cropped as eval did')
     .requiredOption('--out <file.csv>', 'output CSV: file, predicted, p_<class> for every class')
     .option('--run-dir <dir>', "the run directory whose evals/ hold the probe (default: the checkpoint's run directory)")

@@ -222,17 +222,18 @@ async function listProbes(home: string): Promise<{ probes: Listed[]; withoutProb
   return { probes, withoutProbe: linear.length - probes.length };
 }
 
-function listingLine(p: Listed, fingerprint: string): string {
-  if (!p.info) return `${p.record.id}  (unreadable: ${p.problem})`;
+function listingLine(p: Listed, fingerprint: string, idWidth: number): string {
+  const id = p.record.id.padEnd(idWidth);
+  if (!p.info) return `${id}  (unreadable: ${p.problem})`;
   const pct = (x: number) => `${(100 * x).toFixed(2)}%`;
   const mine = p.info.encoder.fingerprint === fingerprint ? 'this encoder' : `another encoder: ${p.info.encoder.description}`;
-  return `${p.record.id}  ${describeProbe(p.info)}, test balanced accuracy ${pct(p.info.test.balanced_accuracy)} (${p.info.test.samples} items), ${p.record.created}; ${mine}`;
+  return `${id}  ${describeProbe(p.info)}, test balanced accuracy ${pct(p.info.test.balanced_accuracy)} (${p.info.test.samples} items), ${p.record.created}; ${mine}`;
 }
 
 /**
- * The probe `name` names in `<home>/evals/`: a record id, or the start of exactly one. Without a name,
- * the one probe fitted on the encoder with `fingerprint`. When nothing or more than one matches, the
- * error lists every probe there (and which encoder each belongs to).
+ * The probe `name` names in `<home>/evals/`: a record id, or the start of exactly one (or of exactly one
+ * fitted on the encoder with `fingerprint`). Without a name, the one probe fitted on that encoder. When
+ * nothing or more than one matches, the error lists every probe there (and which encoder each belongs to).
  */
 export async function findSavedProbe(home: string, name: string | undefined, fingerprint: string, flag: string): Promise<SavedProbe> {
   const { probes, withoutProbe } = await listProbes(home);
@@ -249,11 +250,15 @@ export async function findSavedProbe(home: string, name: string | undefined, fin
   } else {
     const exact = probes.filter((p) => p.record.id === name);
     matches = exact.length > 0 ? exact : probes.filter((p) => p.record.id.startsWith(name));
+    // Of several, the one fitted on this encoder: the others could not be used anyway.
+    const mine = matches.filter((p) => p.info?.encoder.fingerprint === fingerprint);
+    if (matches.length > 1 && mine.length === 1) matches = mine;
     problem = matches.length === 0 ? `'${name}' names no probe in ${where}` : `'${name}' matches ${matches.length} probes in ${where}; name one`;
   }
   if (matches.length === 1 && matches[0]!.info) return readSavedProbe(recordDir(home, matches[0]!.record.id));
   if (matches.length === 1) throw new InputFileError(join(recordDir(home, matches[0]!.record.id), PROBE_INFO_FILE), matches[0]!.problem!);
-  throw new UserError(`${flag}: ${problem}. The probes there:`, probes.map((p) => listingLine(p, fingerprint)));
+  const idWidth = Math.max(...probes.map((p) => p.record.id.length));
+  throw new UserError(`${flag}: ${problem}. The probes there:`, probes.map((p) => listingLine(p, fingerprint, idWidth)));
 }
 
 /**

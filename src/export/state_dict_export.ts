@@ -1,8 +1,9 @@
 /**
  * An encoder as a PyTorch state dict for torchvision or timm, in .safetensors: the backbone alone (no
- * projector, predictor or classifier), under the model's own key names, in PyTorch layout, with the
- * `num_batches_tracked` counter every BatchNorm has in PyTorch, so that `load_state_dict(...,
- * strict=True)` accepts it:
+ * projector or predictor; a classifier only when export adds a kept probe as fc, see probe_export.ts,
+ * and the model is then built with num_classes), under the model's own key names, in PyTorch layout,
+ * with the `num_batches_tracked` counter every BatchNorm has in PyTorch, so that
+ * `load_state_dict(..., strict=True)` accepts it:
  *
  *   resnet18/50, ImageNet stem, width 64   torchvision.models.resnetXX() / timm.create_model('resnetXX',
  *                                           num_classes=0) (torchvision's model with fc = Identity)

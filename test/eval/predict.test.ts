@@ -4,7 +4,7 @@
  * the leave-one-group-out ensemble; it refuses a probe of other weights, finds probes by id or its
  * start, and lists them when a name matches none or several.
  */
-import { cpSync, existsSync } from 'node:fs';
+import { cpSync, existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { fittedProbabilities } from '../../src/eval/fitted_probe.js';
@@ -145,6 +145,24 @@ describe('simtrip predict', () => {
     const unnamed = await runCli('predict', '--checkpoint', run.dir, '--images', images, '--out', out);
     expect(unnamed.stderr).toMatch(/^simtrip: --probe: 2 probes in .*evals were fitted on this encoder; name one\. The probes there:\n/);
     expect([none.code, unnamed.code]).toEqual([2, 2]);
+  });
+
+  it("a name several probes start with picks the one of this encoder; the listing names the others' encoders", async () => {
+    const copy = join(tempDir(), 'mixed-run');
+    cpSync(run.dir, copy, { recursive: true });
+    rmSync(recordDir(copy, logo.id), { recursive: true });
+    // A random-init probe in the same folder: another encoder.
+    const r = await runCli('eval', '--config', run.yaml, '--linear-probe', '--set', 'eval.protocol=split', '--run-dir', copy);
+    expect(r.code).toBe(0);
+    const images = join(run.root, HOLDOUT, 'blue');
+    const out = join(tempDir(), 'p.csv');
+    const picked = await runCli('predict', '--checkpoint', copy, '--probe', 'linear-100pct', '--images', images, '--out', out);
+    expect(picked.stdout).toContain(`with probe ${split.id} `);
+    const listed = await runCli('predict', '--checkpoint', copy, '--probe', 'nothing', '--images', images, '--out', out);
+    expect(listed.stderr).toMatch(/\n {2}linear-100pct-random-init-[0-9a-f]{10} {2}linear 100%, split, .*; another encoder: random initialisation \(seed 3\)\n/);
+    const other = await runCli('predict', '--checkpoint', copy, '--probe', 'linear-100pct-random', '--images', images, '--out', out);
+    expect(other.code).toBe(2);
+    expect(other.stderr).toMatch(/^simtrip: --probe linear-100pct-random-init-[0-9a-f]{10}: fitted on random initialisation \(seed 3\), weights sha256:[0-9a-f]{12}, not on checkpoint /);
   });
 
   it('says what is wrong with --out, --images and a run without probes', async () => {
