@@ -117,7 +117,8 @@ export function buildProgram(): Command {
       .description(
         'evaluate a frozen encoder: linear probe and/or weighted kNN on the config\'s data, under eval.protocol ' +
           '(split: train -> test, lr/epoch chosen on val when the data has one; logo: leave-one-group-out folds + ensemble on the held-out group; ' +
-          'auto: logo when the labelled data has groups); keeps each result as a record in <run dir>/evals/<id>/ (a re-run of the same ' +
+          'auto: logo when the labelled data has groups); keeps each result as a record in <run dir>/evals/<id>/ (a linear one with its fitted probe, ' +
+          'for simtrip predict and export --with-probe; a re-run of the same ' +
           'checkpoint, data, protocol, label fraction, probe settings and seed replaces only that record) and refreshes the run\'s report',
       ),
   )
