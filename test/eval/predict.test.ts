@@ -16,7 +16,7 @@ import { recordDir, type EvalRecord } from '../../src/eval/records.js';
 import { resetExitCodeAfterEach, runCli } from '../cli/run_cli.js';
 import { useCpuBackend } from '../helpers.js';
 import { tempDir } from '../io/tmp.js';
-import { CLASSES, evalProbe, HOLDOUT, probeRun, readPredictions, writeCheckpoint, type ProbeRun } from './probe_run.js';
+import { CLASSES, HOLDOUT, probeRunWithProbes, readPredictions, writeCheckpoint, type ProbeRun } from './probe_run.js';
 
 beforeAll(useCpuBackend);
 resetExitCodeAfterEach();
@@ -47,10 +47,7 @@ describe('simtrip predict', () => {
   let split: EvalRecord;
   let logo: EvalRecord;
   beforeAll(async () => {
-    run = await probeRun();
-    split = await evalProbe(run, 'split');
-    // The feature cache rounds eval's features to float16; predict must round its own the same way.
-    logo = await evalProbe(run, 'logo', '--cache-features');
+    ({ run, split, logo } = await probeRunWithProbes());
   }, 120_000);
 
   it('eval keeps each probe beside its record: weights, classes, fraction, standardisation, checkpoint, preprocessing', async () => {

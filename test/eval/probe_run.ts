@@ -92,6 +92,21 @@ export async function evalProbe(run: ProbeRun, protocol: 'split' | 'logo', ...ex
   return record;
 }
 
+export interface ProbeRunWithProbes {
+  run: ProbeRun;
+  /** A split probe on float32 features. */
+  split: EvalRecord;
+  /** A logo ensemble on features through the feature cache, so rounded to float16 as eval cached them. */
+  logo: EvalRecord;
+}
+
+export async function probeRunWithProbes(): Promise<ProbeRunWithProbes> {
+  const run = await probeRun();
+  const split = await evalProbe(run, 'split');
+  const logo = await evalProbe(run, 'logo', '--cache-features');
+  return { run, split, logo };
+}
+
 /** A predictions CSV as simtrip predict writes it. */
 export interface Predictions {
   header: string[];

@@ -16,7 +16,7 @@ import { readNpy } from '../../src/io/npy.js';
 import { readSafetensors } from '../../src/io/safetensors.js';
 import type { EvalRecord } from '../../src/eval/records.js';
 import { resetExitCodeAfterEach, runCli } from '../cli/run_cli.js';
-import { CLASSES, evalProbe, HOLDOUT, probeRun, readPredictions, writeCheckpoint, type ProbeRun } from '../eval/probe_run.js';
+import { CLASSES, evalProbe, HOLDOUT, probeRun, probeRunWithProbes, readPredictions, writeCheckpoint, type ProbeRun } from '../eval/probe_run.js';
 import { useCpuBackend } from '../helpers.js';
 import { tempDir } from '../io/tmp.js';
 import { preprocess, runOnnx } from './onnx_run.js';
@@ -75,10 +75,7 @@ describe('simtrip export --with-probe', () => {
   let split: EvalRecord;
   let logo: EvalRecord;
   beforeAll(async () => {
-    run = await probeRun();
-    split = await evalProbe(run, 'split');
-    // Cached features: eval's were rounded to float16, and the ONNX model rounds its own the same way.
-    logo = await evalProbe(run, 'logo', '--cache-features');
+    ({ run, split, logo } = await probeRunWithProbes());
   }, 120_000);
 
   it.each(['split', 'logo'] as const)("onnx, %s probe: onnxruntime gives predict's probabilities within 1e-4, class names in the metadata", async (protocol) => {
