@@ -278,6 +278,18 @@ export const EvalSchema = z
   .strict()
   .default({});
 
+/** What a run writes beside metrics.jsonl and its report. */
+export const LoggingSchema = z
+  .object({
+    /**
+     * TensorBoard event files in <run>/tb/ (train: scalars, view grids, config and run.json; eval:
+     * probe scores, confusion matrices, UMAP, neighbour grid and the embedding projector).
+     */
+    tensorboard: z.boolean().default(true),
+  })
+  .strict()
+  .default({});
+
 export const ConfigSchema = z
   .object({
     name: z
@@ -291,6 +303,7 @@ export const ConfigSchema = z
     method: MethodSchema,
     train: TrainSchema,
     eval: EvalSchema,
+    logging: LoggingSchema,
   })
   .strict();
 
@@ -302,3 +315,4 @@ export type MethodConfig = Config['method'];
 export type TrainConfig = Config['train'];
 export type EvalConfig = Config['eval'];
 export type LinearEvalConfig = EvalConfig['linear'];
+export type LoggingConfig = Config['logging'];

@@ -48,6 +48,7 @@ describe('loadConfig: files', () => {
     expect(config.data.augment.crop_scale).toEqual([0.2, 1.0]);
     expect(config.data.augment.blur_prob).toBe('auto');
     expect(config.data.root).toBeUndefined();
+    expect(config.logging.tensorboard).toBe(true);
     expect(chain).toEqual([f['a.yaml']]);
   });
 
@@ -258,6 +259,7 @@ describe('loadConfig: --set', () => {
       ['data.augment.hue=0.7', '--set data.augment.hue: got 0.7, expected a number in [0, 0.5]'],
       ['eval.linear.label_fraction=0', '--set eval.linear.label_fraction: got 0, expected a number > 0 and <= 1'],
       ['train.epochs=null', '--set train.epochs: got "null", expected an integer >= 1'],
+      ['logging.tensorboard=maybe', '--set logging.tensorboard: got "maybe", expected true or false'],
     ];
     for (const [set, message] of cases) {
       const e = await failure(loadConfig(base(), [set]));
@@ -272,7 +274,7 @@ describe('loadConfig: --set', () => {
         "warmup_epochs, fix_pred_lr, wd_on_norm_and_bias, checkpoint_every, keep_last, knn_every, knn_limit, log_every, save_dtype), did you mean 'batch_size'?",
     );
     const top = await failure(loadConfig(base(), ['trian.epochs=3']));
-    expect(top.message).toBe("--set trian: unknown key 'trian' (allowed: name, seed, engine, data, model, method, train, eval), did you mean 'train'?");
+    expect(top.message).toBe("--set trian: unknown key 'trian' (allowed: name, seed, engine, data, model, method, train, eval, logging), did you mean 'train'?");
     const deep = await failure(loadConfig(base(), ['data.augment.zoom=1']));
     expect(deep.message).toMatch(/^--set data\.augment\.zoom: unknown key 'zoom' under 'data\.augment' \(allowed: crop_scale, crop_ratio, .*flip_prob\)$/);
     const leaf = await failure(loadConfig(base(), ['train.epochs.max=3']));
@@ -305,7 +307,7 @@ describe('loadConfig: validation messages', () => {
   it('unknown top-level key: path and allowed keys', async () => {
     const { message, path } = await errorFor('nmae: x\n');
     expect(message).toBe(
-      `config error in ${path}: unknown key 'nmae' (allowed: name, seed, engine, data, model, method, train, eval), did you mean 'name'?`,
+      `config error in ${path}: unknown key 'nmae' (allowed: name, seed, engine, data, model, method, train, eval, logging), did you mean 'name'?`,
     );
   });
 
@@ -400,7 +402,7 @@ describe('configToYaml', () => {
     const { config } = await loadConfig(f['c.yaml']!);
     const text = configToYaml(config);
     const top = text.split('\n').filter((l) => /^\w/.test(l)).map((l) => l.split(':')[0]);
-    expect(top).toEqual(['name', 'seed', 'engine', 'data', 'model', 'method', 'train', 'eval']);
+    expect(top).toEqual(['name', 'seed', 'engine', 'data', 'model', 'method', 'train', 'eval', 'logging']);
     expect(text).toMatch(/data:\n  kind: cifar10\n  split:\n/);
     expect(text).toMatch(/\n  image_size: 32\n  limit: 10\n/);
     expect(text).toContain('    crop_scale: [0.2, 1]\n');
