@@ -81,7 +81,7 @@ export function buildProgram(): Command {
   configOptions(
     program
       .command('train')
-      .description('train an encoder with the config\'s SSL method; writes runs/<name>/ (config, metrics.jsonl, checkpoints, report/)'),
+      .description('train an encoder with the config\'s SSL method; writes runs/<name>/ (config, metrics.jsonl, checkpoints, report/, and tb/: TensorBoard events unless logging.tensorboard is false)'),
   )
     .option('--run-dir <dir>', 'run directory (default: runs/<config name>)')
     .option('--resume', 'continue the run in the run directory from its last checkpoint, exactly where it stopped')
@@ -89,13 +89,16 @@ export function buildProgram(): Command {
       const cfg = await resolveConfig(opts);
       const engine = await startEngine(cfg, true, verbose());
       const { train } = await import('../train/trainer.js');
+      const runDir = opts.runDir ?? join('runs', cfg.name);
+      const { TensorBoardTrainingLog } = await import('../report/tensorboard/training_log.js');
       const result = await train({
         config: cfg,
-        runDir: opts.runDir ?? join('runs', cfg.name),
+        runDir,
         resume: opts.resume ?? false,
         engine,
         log,
         handleSignals: true,
+        logs: cfg.logging.tensorboard ? [new TensorBoardTrainingLog(runDir, { log })] : [],
       });
       if (result.complete) {
         process.stdout.write(`${result.complete}\n`);

@@ -8,7 +8,7 @@ import type { EvalResult, KnnResult, LinearResult } from '../eval/protocols.js';
 import { configValue, seriesFrom, valueOf, type MetricsRecord, type RunData } from './run_data.js';
 
 /** Train-record fields with a chart of their own; loss_* fields are loss terms (drawn with the loss). */
-const KNOWN_TRAIN_FIELDS = new Set(['kind', 'step', 'epoch', 'loss', 'lr', 'collapse_std', 'img_per_s', 'time', 'loss_scale']);
+const KNOWN_TRAIN_FIELDS = new Set(['kind', 'step', 'epoch', 'loss', 'lr', 'lr_predictor', 'collapse_std', 'img_per_s', 'time', 'loss_scale']);
 
 const isTerm = (key: string) => key.startsWith('loss_') && key !== 'loss_scale';
 

@@ -52,7 +52,12 @@ export function trainingCharts(metrics: RunMetrics, projDim?: number): Chart[] {
   const terms = extraTrainFields(train);
   const lossTitle = terms.terms.length ? 'Training loss and its terms' : 'Training loss';
   line('loss', lossTitle, { title: lossTitle, xLabel: 'step', yLabel: 'loss', series: lossSeries(metrics), integerX: true });
-  line('lr', 'Learning rate', { title: 'Learning rate', xLabel: 'step', yLabel: 'lr', series: [{ name: 'lr', points: seriesFrom(train, 'step', 'lr') }], integerX: true });
+  // The predictor's lr (SimSiam's fix_pred_lr keeps it at lr0) beside the backbone's, when logged.
+  const predictorLr = seriesFrom(train, 'step', 'lr_predictor');
+  const lrs: Series[] = predictorLr.length > 0
+    ? [{ name: 'backbone and projector', points: seriesFrom(train, 'step', 'lr') }, { name: 'predictor', points: predictorLr }]
+    : [{ name: 'lr', points: seriesFrom(train, 'step', 'lr') }];
+  line('lr', 'Learning rate', { title: 'Learning rate', xLabel: 'step', yLabel: 'lr', series: lrs, integerX: true });
   const scale = seriesFrom(train, 'step', 'loss_scale');
   if (scale.length > 0) {
     // Powers of two that halve and double: a log axis shows each change as the same step.
@@ -97,7 +102,6 @@ const FIELD_CHARTS: Record<string, FieldChart> = {
   gpu_peak_mib: { title: 'GPU memory', yLabel: 'MiB', series: 'peak so far', with: ['gpu_mib'], includeY: [0] },
   rss_mib: { title: 'Process memory (resident set)', yLabel: 'MiB', includeY: [0] },
   data_wait_ms: { title: 'Data wait per step (augmentation not ready)', yLabel: 'ms', includeY: [0] },
-  lr_predictor: { title: 'Predictor learning rate', yLabel: 'lr' },
 };
 
 /** A field's chart; a field simtrip does not know gets its name in words ("foo_bar" is "Foo bar"). */

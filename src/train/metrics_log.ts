@@ -6,6 +6,7 @@
  */
 import { appendFile, mkdir, readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import type { Normalization } from '../data/augment.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { isRecord } from '../util/values.js';
 
@@ -28,6 +29,34 @@ export interface TrainingLog {
   flush(): Promise<void>;
   /** Called once when the run ends, however it ends (finished, stopped, failed), after a last flush(). */
   close?(): Promise<void>;
+  /** Called once after resumeAt, when config.yaml and run.json are written: what the run is. */
+  started?(run: RunStart): void;
+  /**
+   * A batch's augmented views as the step receives them, at the first step of the run and at the
+   * first step of every train.knn_every-th epoch (the same steps for a resumed run as for an
+   * uninterrupted one). The buffers are the step's: copy what is kept, before returning.
+   */
+  views?(batch: ViewBatch): void;
+}
+
+/** The resolved config and run.json of a run that has started (fresh) or resumed at `step`. */
+export interface RunStart {
+  step: number;
+  /** config.yaml's text. */
+  config: string;
+  /** run.json's content. */
+  info: Record<string, unknown>;
+}
+
+/** One batch's views: [B, side, side, 3] float32 each (SimSiam's pair, SimTriplet's three), normalised. */
+export interface ViewBatch {
+  /** The step these views train: the global step count after it. */
+  step: number;
+  /** 1-based epoch. */
+  epoch: number;
+  views: readonly Float32Array[];
+  side: number;
+  normalization: Normalization;
 }
 
 export class MetricsLog implements TrainingLog {

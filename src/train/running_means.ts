@@ -50,31 +50,44 @@ export class RunningSums {
   }
 }
 
-/** A metrics window: running sums, plus img/s over the wall time this process spent in it. */
+/**
+ * A metrics window: running sums, plus what this process measured in it (timings, which a resumed
+ * run cannot carry over): img/s over its wall time, and the mean time a step waited for its batch.
+ */
 export class Window {
   private sums: RunningSums;
   private images = 0;
   private t0 = performance.now();
+  private waitMs = 0;
+  private timedSteps = 0;
 
   constructor(state?: RunningSumsState) {
     this.sums = new RunningSums(state);
   }
 
-  add(values: Record<string, number | undefined>, images: number): void {
+  /** One step's numbers, its batch size, and how long it waited for the batch's views (ms). */
+  add(values: Record<string, number | undefined>, images: number, dataWaitMs?: number): void {
     this.sums.add(values);
     this.images += images;
+    if (dataWaitMs !== undefined) {
+      this.waitMs += dataWaitMs;
+      this.timedSteps++;
+    }
   }
 
   get steps(): number {
     return this.sums.steps;
   }
 
-  /** Means of the window, img/s over its wall time; then starts a new window. */
+  /** Means of the window, img/s over its wall time and the mean data wait; then starts a new window. */
   take(): Record<string, number> {
-    const out = { ...this.sums.means(), img_per_s: this.images / ((performance.now() - this.t0) / 1000) };
+    const out: Record<string, number> = { ...this.sums.means(), img_per_s: this.images / ((performance.now() - this.t0) / 1000) };
+    if (this.timedSteps > 0) out.data_wait_ms = this.waitMs / this.timedSteps;
     this.sums = new RunningSums();
     this.images = 0;
     this.t0 = performance.now();
+    this.waitMs = 0;
+    this.timedSteps = 0;
     return out;
   }
 

@@ -338,12 +338,13 @@ async function recordRunStart(state: RunState, start: StartPoint): Promise<void>
   const { cfg, opts, run } = state;
   // Every log drops what was logged after the checkpoint the run continues from (all of it when fresh).
   for (const log of state.logs) await log.resumeAt(state.step);
-  await run.writeText('config.yaml', configToYaml(cfg));
+  const configText = configToYaml(cfg);
+  await run.writeText('config.yaml', configText);
   const now = new Date().toISOString();
   // A resumed run keeps when the run started, and adds this resumption to the list.
   const before = start.resumeFrom ? await run.readJson('run.json') : undefined;
   const resumes = Array.isArray(before?.resumes) ? before.resumes : [];
-  await run.writeJson('run.json', {
+  const info = {
     name: cfg.name,
     engine: opts.engine.engine,
     engine_detail: opts.engine.detail,
@@ -354,7 +355,9 @@ async function recordRunStart(state: RunState, start: StartPoint): Promise<void>
     ...(start.resumeFrom ? { resumes: [...resumes, { step: state.step, time: now, engine: opts.engine.engine }] } : {}),
     data: state.data.description,
     steps_per_epoch: state.stepsPerEpoch,
-  });
+  };
+  await run.writeJson('run.json', info);
+  for (const log of state.logs) log.started?.({ step: state.step, config: configText, info });
 }
 
 /** Where a resumed run picks up, in the 1-based epochs the progress lines use. */
@@ -404,6 +407,14 @@ async function saveState(state: RunState, epochsDone: number, keep: boolean, ext
   return path;
 }
 
+/**
+ * Whether the logs get this epoch's first batch of views (TrainingLog.views): the run's first step,
+ * then the first step of every train.knn_every-th epoch (0-based epoch k, 2k, ...: after each kNN check).
+ */
+export function viewsDue(cfg: Config, epoch: number): boolean {
+  return epoch === 0 || (cfg.train.knn_every > 0 && epoch % cfg.train.knn_every === 0);
+}
+
 /** The numbers the loop needs from one step: the one place that reads trainStep's result. */
 interface StepNumbers {
   loss: number;
@@ -424,6 +435,8 @@ interface QueuedStep {
   /** Global steps done before it. */
   stepsBefore: number;
   lr: (group: string) => number;
+  /** How long the step waited for its batch's views (ms). */
+  dataWaitMs?: number;
 }
 
 function runStep(state: RunState, views: Float32Array[], labels: Int32Array | undefined, lr: (group: string) => number, batch: number): QueuedStep {
@@ -470,6 +483,8 @@ interface EpochTally {
   window: Window;
   sums: RunningSums;
   progress: ReturnType<typeof createProgress>;
+  /** The model has a predictor, whose lr is logged beside the backbone's. */
+  predictor: boolean;
 }
 
 /**
@@ -492,16 +507,18 @@ async function recordStep(state: RunState, tally: EpochTally, queued: QueuedStep
   if (out.skipped) state.skippedSteps++;
   state.lastLoss = out.loss;
   tally.sums.add(out.logged);
-  tally.window.add(out.logged, cfg.train.batch_size);
+  tally.window.add(out.logged, cfg.train.batch_size, queued.dataWaitMs);
   if (tally.window.steps === cfg.train.log_every || queued.batch === tally.batches - 1) {
     appendRecord(state, {
       kind: 'train',
       step,
       epoch: tally.epoch + 1,
       lr: lr('default'),
+      ...(tally.predictor ? { lr_predictor: lr('predictor') } : {}),
       ...tally.window.take(),
       ...(scaler ? { loss_scale: scaler.scale, skipped_steps: state.skippedSteps } : {}),
       ...gpuMemory(),
+      rss_mib: process.memoryUsage.rss() / 2 ** 20,
       time: new Date().toISOString(),
     });
     if (performance.now() - state.flushedAt >= FLUSH_EVERY_MS) await flushLogs(state);
@@ -530,12 +547,13 @@ async function trainEpoch(state: RunState, epoch: number): Promise<EpochOutcome>
     const { source, items } = batchViews(method, data, batches[b]!, cfg.seed, epoch);
     return augmentViewsParallel(source, items, side, augment, model.normalization, { seed: cfg.seed, epoch }, pool).then(stageForUpload);
   };
+  const predictor = model.store.trainable().some((p) => p.group === 'predictor');
   const firstBatch = state.step - epoch * state.stepsPerEpoch;
   state.ahead = pool && firstBatch < batches.length ? prepare(firstBatch) : undefined;
   // Resumed inside this epoch: the window and the epoch go on from the sums the checkpoint carried.
   const resumed = state.running;
   state.running = undefined;
-  const tally: EpochTally = { epoch, batches: batches.length, window: new Window(resumed?.window), sums: new RunningSums(resumed?.epoch), progress };
+  const tally: EpochTally = { epoch, batches: batches.length, window: new Window(resumed?.window), sums: new RunningSums(resumed?.epoch), progress, predictor };
   // On the CUDA engine a step's numbers come in one step late (src/train/step.ts): the GPU runs step b
   // while step b - 1's come back, and only then are they checked, logged and shown. A stop request
   // therefore saves after the step already queued, recorded first: a checkpoint's running sums cover
@@ -558,10 +576,15 @@ async function trainEpoch(state: RunState, epoch: number): Promise<EpochOutcome>
       return { interrupted: why };
     }
     const batch = batches[b]!;
+    const waitStart = performance.now();
     const views = await (state.ahead ?? prepare(b));
+    const dataWaitMs = performance.now() - waitStart;
     state.ahead = pool && b + 1 < batches.length ? prepare(b + 1) : undefined;
+    if (b === 0 && viewsDue(cfg, epoch)) {
+      for (const log of state.logs) log.views?.({ step: state.step + 1, epoch: epoch + 1, views, side, normalization: model.normalization });
+    }
     const labels = method.needsLabels ? batch.map((i) => data.train.labels[i]!) : undefined;
-    const queued = runStep(state, views, labels, groupLr(cfg, state.schedule, state.step), b);
+    const queued = { ...runStep(state, views, labels, groupLr(cfg, state.schedule, state.step), b), dataWaitMs };
     await land();
     inFlight = queued;
     state.step++;

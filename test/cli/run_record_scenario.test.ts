@@ -11,7 +11,7 @@
 import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { tensorsOf } from '../train/helpers.js';
+import { tensorsOf, timingless } from '../train/helpers.js';
 import { scratchDir } from '../data/fixtures.js';
 import { bundleCli, runCliProcess, startCli } from './built_cli.js';
 
@@ -32,7 +32,6 @@ const lines = (dir: string): Line[] =>
     .trim()
     .split('\n')
     .map((l) => JSON.parse(l) as Line);
-const timingless = (l: Line) => ({ ...l, time: 0, img_per_s: 0 });
 
 describe('a run directory is a record that nothing corrupts', () => {
   let cli: string;

@@ -3,7 +3,7 @@
  * scalars equal to a real run's metrics.jsonl under their stable tags, images and text as TensorBoard's
  * plugins read them, a resumed writer leaving no duplicate step, and live flushing.
  */
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import CRC32C from 'crc-32/crc32c.js';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -11,7 +11,7 @@ import { thumbnail } from '../../src/data/augment.js';
 import { ArrayImageDataset } from '../../src/data/dataset.js';
 import { parseMetricsLog } from '../../src/report/run_data.js';
 import { decodePng, encodePng } from '../../src/report/tile_sheet.js';
-import { decodeEventFile, eventFiles, readEventFile, type EventRecord } from '../../src/report/tensorboard/event_file.js';
+import { eventFiles, readEventFile } from '../../src/report/tensorboard/event_file.js';
 import { datasetMetadata, PROJECTOR_CONFIG } from '../../src/report/tensorboard/projector.js';
 import { frameRecord, maskedCrc32c, readRecords } from '../../src/report/tensorboard/records.js';
 import { fromTextFormat, tensorBoardTypes } from '../../src/report/tensorboard/schema.js';
@@ -22,57 +22,9 @@ import { scratchDir } from '../data/fixtures.js';
 import { useCpuBackend } from '../helpers.js';
 import { options, runDir, tinyConfig } from '../train/helpers.js';
 import { CLASSES, fakeEvalReport } from './fake_run.js';
+import { allEvents, scalarTable, tfMaskedCrc, walkRecords } from './tb_events.js';
 
 beforeAll(useCpuBackend);
-
-/** TensorFlow's masked CRC32C, written out here from its definition rather than taken from records.ts. */
-function tfMaskedCrc(data: Uint8Array): number {
-  const crc = CRC32C.buf(data) >>> 0;
-  const rotated = ((crc >>> 15) | ((crc << 17) >>> 0)) >>> 0;
-  return (rotated + 0xa282ead8) % 2 ** 32;
-}
-
-/** Walks a TFRecord file by hand, checking every length and data CRC; returns the payloads. */
-function walkRecords(file: Buffer): Buffer[] {
-  const out: Buffer[] = [];
-  let pos = 0;
-  while (pos < file.length) {
-    const length = Number(file.readBigUInt64LE(pos));
-    expect(file.readUInt32LE(pos + 8)).toBe(tfMaskedCrc(file.subarray(pos, pos + 8)));
-    const data = file.subarray(pos + 12, pos + 12 + length);
-    expect(file.readUInt32LE(pos + 12 + length)).toBe(tfMaskedCrc(data));
-    out.push(data);
-    pos += 16 + length;
-  }
-  expect(pos).toBe(file.length);
-  return out;
-}
-
-async function allEvents(dir: string): Promise<EventRecord[]> {
-  const events: EventRecord[] = [];
-  for (const f of await eventFiles(dir)) {
-    const bytes = await readFile(f);
-    const decoded = decodeEventFile(bytes);
-    expect(decoded.problem).toBeUndefined();
-    expect(walkRecords(bytes)).toHaveLength(decoded.events.length);
-    events.push(...decoded.events);
-  }
-  return events;
-}
-
-/** (tag, step) -> value of every scalar, failing on a duplicate. */
-function scalarTable(events: readonly EventRecord[]): Map<string, number> {
-  const table = new Map<string, number>();
-  for (const e of events) {
-    for (const v of e.summary?.value ?? []) {
-      if (v.simple_value === undefined) continue;
-      const key = `${v.tag}@${e.step}`;
-      expect(table.has(key), `duplicate ${key}`).toBe(false);
-      table.set(key, v.simple_value);
-    }
-  }
-  return table;
-}
 
 describe('TFRecord framing', () => {
   it('CRC32C is the Castagnoli checksum (check value of "123456789"), masked as TensorFlow does', () => {
@@ -114,7 +66,16 @@ describe('TensorBoardWriter', () => {
     expect(events[0]).toMatchObject({ step: 0, file_version: 'brain.Event:2' });
     expect(events[1]).toMatchObject({ step: 0, session_log: { status: tensorBoardTypes().sessionStatus.START } });
     const table = scalarTable(events);
-    const tags: Record<string, string> = { loss: 'train/loss', lr: 'train/lr', collapse_std: 'train/collapse_std', img_per_s: 'perf/img_per_s', epoch: 'train/epoch' };
+    const tags: Record<string, string> = {
+      loss: 'train/loss',
+      lr: 'train/lr',
+      lr_predictor: 'train/lr_predictor',
+      collapse_std: 'train/collapse_std',
+      img_per_s: 'perf/img_per_s',
+      data_wait_ms: 'perf/data_wait_ms',
+      rss_mib: 'memory/rss_mib',
+      epoch: 'train/epoch',
+    };
     let checked = 0;
     for (const r of metrics.train) {
       for (const [key, tag] of Object.entries(tags)) {
@@ -124,7 +85,7 @@ describe('TensorBoardWriter', () => {
     }
     for (const r of metrics.knn) expect(table.get(`monitor/knn_accuracy@${r.step}`)).toBe(Math.fround(r.accuracy as number));
     expect(metrics.knn).toHaveLength(1);
-    expect(checked).toBe(5 * 2);
+    expect(checked).toBe(8 * 2);
     // Nothing else: every scalar of the events is one of metrics.jsonl's numbers.
     expect(table.size).toBe(checked + metrics.knn.length);
   });
@@ -212,6 +173,50 @@ describe('TensorBoardWriter', () => {
     // The file TensorBoard may already have read was rewritten whole: its records still check out.
     expect(Math.max(...(await readEventFile(first.file)).events.map((e) => e.step))).toBe(6);
     await expect(TensorBoardWriter.open(dir, { purgeStep: -1 })).rejects.toThrow(/purgeStep/);
+  });
+
+  it('drop replaces values: those tags at that step leave the earlier files, the rest stays; an adding writer writes no session start', async () => {
+    const dir = join(scratchDir(), 'tb');
+    const first = await TensorBoardWriter.open(dir);
+    first.scalars(5, { 'probe/knn/accuracy': 0.5, 'probe/knn/macro_f1': 0.4, 'train/loss': -0.9 });
+    first.scalars(6, { 'probe/knn/accuracy': 0.6 });
+    first.image(TAGS.umap(), 5, encodePng({ width: 1, height: 1, pixels: new Uint8Array(3) }));
+    first.close();
+    const second = await TensorBoardWriter.open(dir, { drop: { step: 5, tags: ['probe/knn/accuracy', 'probe/knn/macro_f1', TAGS.umap()] }, sessionStart: false });
+    expect(second.purged).toEqual({ files: [first.file], events: 2 });
+    second.scalars(5, { 'probe/knn/accuracy': 0.75, 'probe/knn/macro_f1': 0.7 });
+    second.close();
+    const events = await allEvents(dir);
+    expect(Object.fromEntries(scalarTable(events))).toEqual({
+      'probe/knn/accuracy@5': 0.75,
+      'probe/knn/macro_f1@5': Math.fround(0.7),
+      'train/loss@5': Math.fround(-0.9),
+      'probe/knn/accuracy@6': Math.fround(0.6),
+    });
+    expect(events.filter((e) => e.summary?.value.some((v) => v.image))).toHaveLength(0);
+    expect((await readEventFile(second.file)).events.filter((e) => e.session_log)).toEqual([]);
+  });
+
+  it('a purge also cuts a torn tail (a writer killed mid-record) from a file it would otherwise keep', async () => {
+    const dir = join(scratchDir(), 'tb');
+    const first = await TensorBoardWriter.open(dir);
+    first.scalar('train/loss', 2, 1);
+    first.close();
+    const whole = await readFile(first.file);
+    await writeFile(first.file, Buffer.concat([whole, whole.subarray(0, 30)]));
+    expect((await readEventFile(first.file)).problem).toMatch(/torn/);
+    const second = await TensorBoardWriter.open(dir, { purgeStep: 9 });
+    second.close();
+    expect(second.purged.files).toEqual([first.file]);
+    expect(await readFile(first.file)).toEqual(whole);
+  });
+
+  it('epoch records give their means under epoch/', async () => {
+    const dir = join(scratchDir(), 'tb');
+    const tb = await TensorBoardWriter.open(dir);
+    tb.metrics({ kind: 'epoch', step: 8, epoch: 2, loss: -0.5, loss_inter: -0.25, collapse_std: 0.1 });
+    tb.close();
+    expect(Object.fromEntries(scalarTable(await allEvents(dir)))).toEqual({ 'epoch/loss@8': -0.5, 'epoch/loss_inter@8': -0.25, 'epoch/collapse_std@8': Math.fround(0.1) });
   });
 
   it('flushes on its own: after flushSeconds at the next write, and by timer between writes', async () => {

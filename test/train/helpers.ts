@@ -41,6 +41,14 @@ export async function tensorsOf(path: string): Promise<Map<string, Float32Array>
   return new Map(file.names().map((n) => [n, file.getFloat32(n)]));
 }
 
+/**
+ * A metrics line without what this process measured (wall time, img/s, data wait, process and device
+ * memory): what a resumed run must log exactly as an uninterrupted one.
+ */
+export function timingless(m: Record<string, unknown>): Record<string, unknown> {
+  return { ...m, time: 0, img_per_s: 0, data_wait_ms: 0, rss_mib: 0, gpu_mib: 0, gpu_peak_mib: 0 };
+}
+
 export async function metricsOf(dir: string): Promise<Array<Record<string, number | string>>> {
   const text = await readFile(join(dir, 'metrics.jsonl'), 'utf8');
   return text.trim().split('\n').map((l) => JSON.parse(l));

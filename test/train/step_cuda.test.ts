@@ -21,7 +21,7 @@ import { readCheckpoint } from '../../src/train/checkpoint.js';
 import { DivergedError, train } from '../../src/train/trainer.js';
 import { Rng } from '../../src/util/rng.js';
 import { CUDA_HOST, hostAddon, loadCudaHost } from '../engine/cuda/helpers.js';
-import { metricsOf, options, runDir, tensorsOf, tinyConfig } from './helpers.js';
+import { metricsOf, options, runDir, tensorsOf, timingless, tinyConfig } from './helpers.js';
 
 const load = await loadCudaHost();
 const addon = () => hostAddon() as CudaAddon & HostEmulation;
@@ -111,8 +111,6 @@ describe.skipIf(!load.ok)('the trainer on the CUDA host build', () => {
   const engine: EngineInfo = { requested: 'cuda', engine: 'cuda', tfBackend: CUDA_HOST, skipped: [], detail: 'host build' };
   // log_every 3 over a 4-step epoch: steps 1 and 2 are not logged, 3 and 4 are.
   const config = () => tinyConfig({ epochs: 1, log_every: 3, knn_every: 0 });
-  // Timings and the device memory held are measurements of the process, not of the run (README).
-  const timingless = (m: Record<string, unknown>) => ({ ...m, time: 0, img_per_s: 0, gpu_mib: 0, gpu_peak_mib: 0 });
   let full: string;
 
   beforeAll(async () => {

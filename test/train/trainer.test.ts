@@ -8,7 +8,7 @@ import type { MetricsRecord, TrainingLog } from '../../src/train/metrics_log.js'
 import { DivergedError, resumedAt, train } from '../../src/train/trainer.js';
 import { UserError } from '../../src/util/errors.js';
 import { useCpuBackend } from '../helpers.js';
-import { metricsOf, options, runDir, tensorsOf, tinyConfig } from './helpers.js';
+import { metricsOf, options, runDir, tensorsOf, timingless, tinyConfig } from './helpers.js';
 
 beforeAll(useCpuBackend);
 
@@ -169,7 +169,6 @@ describe('metrics.jsonl across a stop and --resume', () => {
   // log_every 3 over 4-step epochs: a stop at step 6 falls inside a metrics window (steps 5-7) and
   // inside epoch 2, whose mean the epoch line reports.
   const cfg = () => tinyConfig({ epochs: 2, log_every: 3 });
-  const timingless = (m: Record<string, unknown>) => ({ ...m, time: 0, img_per_s: 0 });
   const epochLines = (lines: string[]) => lines.filter((l) => l.startsWith('epoch ')).map((l) => l.replace(/ {2}tensors.*/, ''));
   let full: string;
   let fullLog: string[];

@@ -8,8 +8,12 @@
  * - Resumable: opened with `purgeStep` (the first step a resumed run logs again), it removes the
  *   events at that step and after from the folder's earlier files, as metrics.jsonl is truncated,
  *   and starts its file with SessionLog.START at that step, which makes a TensorBoard that already
- *   loaded them drop them too. Every file starts with a START so that a resume's START is not the
- *   first of the run (TensorBoard ignores a run's first).
+ *   loaded them drop them too. Every training writer's file starts with a START so that a resume's
+ *   START is not the first of the run (TensorBoard ignores a run's first); a writer that only adds
+ *   values at steps already logged (eval) writes none (sessionStart: false), since TensorBoard drops
+ *   every tag's events from a later START's step on.
+ * - Replaceable: opened with `drop`, it removes those tags' values at that step from the earlier
+ *   files, so values written again (an evaluation repeated) are never there twice.
  * - No TensorFlow or TensorBoard is needed: the records are protobufjs messages of TensorBoard's
  *   schema (tensorboard.proto) in TFRecord framing (records.ts).
  */
@@ -19,7 +23,7 @@ import { join } from 'node:path';
 import { writeFileAtomic } from '../../io/atomic.js';
 import type { MetricsRecord } from '../run_data.js';
 import { writeProjector, type ProjectorEmbedding, type WrittenProjector } from './projector.js';
-import { encodeEvent, eventFileName, eventFiles, FILE_VERSION, readEventFile } from './event_file.js';
+import { encodeEvent, eventFileName, eventFiles, FILE_VERSION, readEventFile, type EventRecord } from './event_file.js';
 import { tensorBoardTypes } from './schema.js';
 import { scalarsOfMetricsRecord } from './tags.js';
 
@@ -32,6 +36,19 @@ export interface TensorBoardOptions {
    * step on, and TensorBoard is told to drop them (SessionLog.START at this step).
    */
   purgeStep?: number;
+  /**
+   * Values to replace: these tags' values at this step are removed from the folder's earlier files
+   * (an evaluation of the same checkpoint written again, a run's texts logged again at the step it
+   * resumes from), so no (tag, step) is there twice.
+   */
+  drop?: { step: number; tags: Iterable<string> };
+  /**
+   * Whether the file starts with SessionLog.START (default true): a training writer's does, which
+   * makes a TensorBoard that loaded the events after a resume's purgeStep drop them. Any later START
+   * drops every tag's events from its step on, so writers that only add values at steps already
+   * logged (eval) must not write one.
+   */
+  sessionStart?: boolean;
   /** Longest time written records wait in memory. Default 5 s. */
   flushSeconds?: number;
   /** Buffered bytes that trigger a write regardless of time. Default 1 MiB. */
@@ -71,20 +88,49 @@ export function markdownCode(text: string): string {
     .join('\n');
 }
 
-/** Removes the events at or after `step` from a folder's event files (each rewritten atomically). */
-export async function purgeEventsFrom(dir: string, step: number): Promise<PurgeReport> {
+/** What an earlier file keeps of an event: all of it, some of its summary values, or nothing. */
+export type EventFilter = (event: EventRecord) => EventRecord | undefined;
+
+/**
+ * Rewrites (atomically) each event file of a folder whose events `filter` changes; the file_version
+ * event always stays. A torn or corrupt tail (a writer killed mid-record) goes too: nothing after it
+ * could be read anyway.
+ */
+export async function filterEventFiles(dir: string, filter: EventFilter): Promise<PurgeReport> {
   const report: PurgeReport = { files: [], events: 0 };
   for (const path of await eventFiles(dir)) {
     if (!(await stat(path)).isFile()) continue;
-    const { events } = await readEventFile(path);
-    const kept = events.filter((e) => e.file_version !== undefined || e.step < step);
-    // A torn tail (a writer killed mid-record) goes with the purge; alone it harms nobody.
-    if (kept.length === events.length) continue;
+    const { events, problem } = await readEventFile(path);
+    let changed = 0;
+    const kept: EventRecord[] = [];
+    for (const e of events) {
+      const k = e.file_version !== undefined ? e : filter(e);
+      if (k !== e) changed++;
+      if (k) kept.push(k);
+    }
+    if (changed === 0 && problem === undefined) continue;
     await writeFileAtomic(path, kept.map((e) => encodeEvent(e)));
     report.files.push(path);
-    report.events += events.length - kept.length;
+    report.events += changed;
   }
   return report;
+}
+
+/** The filter that drops events at or after `purgeStep` and the `drop` tags' values at its step. */
+export function purgeFilter(purgeStep: number | undefined, drop?: { step: number; tags: Iterable<string> }): EventFilter {
+  const tags = new Set(drop?.tags ?? []);
+  return (e) => {
+    if (purgeStep !== undefined && e.step >= purgeStep) return undefined;
+    if (!drop || e.step !== drop.step || !e.summary) return e;
+    const values = e.summary.value.filter((v) => !tags.has(v.tag));
+    if (values.length === e.summary.value.length) return e;
+    return values.length > 0 ? { ...e, summary: { ...e.summary, value: values } } : undefined;
+  };
+}
+
+/** Removes the events at or after `step` from a folder's event files (each rewritten atomically). */
+export function purgeEventsFrom(dir: string, step: number): Promise<PurgeReport> {
+  return filterEventFiles(dir, purgeFilter(step));
 }
 
 export class TensorBoardWriter {
@@ -122,7 +168,8 @@ export class TensorBoardWriter {
       throw new RangeError(`TensorBoard purgeStep must be a whole number >= 0, got ${purgeStep}`);
     }
     mkdirSync(dir, { recursive: true });
-    const purged = purgeStep === undefined ? { files: [], events: 0 } : await purgeEventsFrom(dir, purgeStep);
+    const { drop } = options;
+    const purged = purgeStep === undefined && drop === undefined ? { files: [], events: 0 } : await filterEventFiles(dir, purgeFilter(purgeStep, drop));
     const now = options.now ?? Date.now;
     let n = 0;
     while (existsSync(join(dir, eventFileName(now() / 1000, n)))) n++;
@@ -130,7 +177,7 @@ export class TensorBoardWriter {
     const start = purgeStep ?? 0;
     const { sessionStatus } = tensorBoardTypes();
     writer.event({ step: start, file_version: FILE_VERSION });
-    writer.event({ step: start, session_log: { status: sessionStatus.START } });
+    if (options.sessionStart !== false) writer.event({ step: start, session_log: { status: sessionStatus.START } });
     writer.flush();
     return writer;
   }
