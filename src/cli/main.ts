@@ -4,7 +4,7 @@
  * exit codes: 0 ok, 2 usage/config/input error (one line), 1 runtime failure, 130 interrupted.
  */
 import { Command, CommanderError } from 'commander';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { loadConfig, configToYaml } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import type { FittedProbe } from '../eval/fitted_probe.js';
@@ -122,7 +122,8 @@ export function buildProgram(): Command {
           '(split: train -> test, lr/epoch chosen on val when the data has one; logo: leave-one-group-out folds + ensemble on the held-out group; ' +
           'auto: logo when the labelled data has groups); keeps each result as a record in <run dir>/evals/<id>/ (a linear one with its fitted probe, ' +
           'for simtrip predict and export --with-probe; a re-run of the same ' +
-          'checkpoint, data, protocol, label fraction, probe settings and seed replaces only that record) and refreshes the run\'s report',
+          'checkpoint, data, protocol, label fraction, probe settings and seed replaces only that record), draws the UMAP and nearest-neighbour grid of the features, ' +
+          'refreshes the run\'s report and, unless logging.tensorboard is false, writes scores, confusion matrices, UMAP, neighbours and the embedding projector to <run dir>/tb/',
       ),
   )
     .option('--checkpoint <path>', 'simtrip checkpoint (.safetensors, .../checkpoints/last, or a run dir); default: the config\'s model (random init or model.weights)')
@@ -151,9 +152,16 @@ export function buildProgram(): Command {
         log,
         featureCache: opts.cacheFeatures ? join(home, 'features') : undefined,
         onProbe: (result, probe) => probes.set(result, probe),
+        views: true,
       });
       const { keepEvalRecords } = await import('../eval/keep_records.js');
       process.stdout.write(`${await keepEvalRecords(report, cfg, home, { out: opts.out, log, probes })}\n`);
+      if (cfg.logging.tensorboard) {
+        const { writeEvalEvents } = await import('../eval/eval_tensorboard.js');
+        const tb = await writeEvalEvents(home, report, cfg);
+        const what = [`${tb.scalars} scalars`, `${tb.images.length} images`, ...(tb.projector ? [`projector ${tb.projector}`] : []), ...(tb.note ? [tb.note] : [])];
+        log(`tensorboard ${dirname(tb.file)} at step ${tb.step}: ${what.join(', ')}`);
+      }
       // Beside a training run, the run's report is refreshed so it shows these numbers.
       const { isRunDir } = await import('../report/run_data.js');
       if (await isRunDir(home)) {
@@ -167,14 +175,17 @@ export function buildProgram(): Command {
     .requiredOption('--images <dir>', 'folder of images (png, jpg, tif, ...), embedded in file-name order')
     .requiredOption('--out <file.npy>', 'output .npy; a .txt beside it lists the image of each row')
     .option('--dtype <f32|f16>', 'element type of the .npy: f16 halves the file (values rounded to float16)', 'f32')
-    .action(async (opts: { config: string; set: string[]; checkpoint?: string; images: string; out: string; dtype: string }) => {
+    .option('--projector [dir]', 'also write TensorBoard embedding-projector files (features, file names, sprite of thumbnails) to DIR (default: <out>-projector beside the .npy); view with tensorboard --logdir DIR')
+    .action(async (opts: { config: string; set: string[]; checkpoint?: string; images: string; out: string; dtype: string; projector?: string | boolean }) => {
       if (opts.dtype !== 'f32' && opts.dtype !== 'f16') throw new UserError(`--dtype: got '${opts.dtype}', expected f32 or f16`);
       const cfg = await resolveConfig(opts);
       await startEngine(cfg, false, verbose());
       const { embedFolder } = await import('../eval/embed.js');
       const dtype = opts.dtype === 'f16' ? 'float16' : 'float32';
-      const r = await embedFolder({ config: cfg, checkpoint: opts.checkpoint, imagesDir: opts.images, out: opts.out, dtype, log });
+      const projector = opts.projector === undefined ? undefined : typeof opts.projector === 'string' ? opts.projector : opts.out.replace(/\.npy$/, '-projector');
+      const r = await embedFolder({ config: cfg, checkpoint: opts.checkpoint, imagesDir: opts.images, out: opts.out, dtype, log, projector });
       process.stdout.write(`embedded ${r.count} images -> ${r.out} [${r.count}, ${r.dim}] (names in ${r.names})\n`);
+      if (r.projector) process.stdout.write(`projector ${r.projector.name} -> ${r.projector.dir} (tensorboard --logdir ${r.projector.dir})\n`);
     });
 
   configOptions(

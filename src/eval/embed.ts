@@ -17,6 +17,7 @@ import type { EncoderModel } from '../model/build.js';
 import { UserError } from '../util/errors.js';
 import { loadEncoder } from './evaluate.js';
 import { extractFeatures } from './features.js';
+import { projectorName, writeEmbedProjector, type EmbedProjector } from './embed_projector.js';
 
 export interface EmbedOptions {
   config: Config;
@@ -27,6 +28,8 @@ export interface EmbedOptions {
   dtype?: NpyWriteDtype;
   log: (line: string) => void;
   progressStream?: NodeJS.WriteStream;
+  /** Also write TensorBoard projector files for the images to this folder (embed_projector.ts). */
+  projector?: string;
 }
 
 export interface EmbedResult {
@@ -34,6 +37,7 @@ export interface EmbedResult {
   names: string;
   count: number;
   dim: number;
+  projector?: EmbedProjector;
 }
 
 export interface EmbedFilesOptions {
@@ -84,7 +88,8 @@ export async function embedFolder(opts: EmbedOptions): Promise<EmbedResult> {
     await writeNpy(opts.out, features, [files.length, dim], opts.dtype);
     const names = opts.out.replace(/\.npy$/, '.txt');
     await writeFileAtomic(names, `${files.map((f) => basename(f)).join('\n')}\n`);
-    return { out: opts.out, names, count: files.length, dim };
+    const projector = opts.projector === undefined ? undefined : await writeEmbedProjector(opts.projector, projectorName(opts.imagesDir), files, features, dim);
+    return { out: opts.out, names, count: files.length, dim, ...(projector ? { projector } : {}) };
   } finally {
     model.store.dispose();
   }

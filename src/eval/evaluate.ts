@@ -20,6 +20,7 @@ import { cachedFeatures, FeatureCache, fileIdentity } from './feature_cache.js';
 import { encoderFingerprint } from './encoder_fingerprint.js';
 import { extractFeatures } from './features.js';
 import type { FittedProbe } from './fitted_probe.js';
+import { featureViews, type FeatureViews } from './feature_views.js';
 import { requireWholeBackbone } from './frozen_weights.js';
 import { fitLogoProbe } from './logo.js';
 import type { ClassificationMetrics } from './metrics.js';
@@ -54,6 +55,8 @@ export interface EvalOptions {
   featureCache?: string;
   /** Receives each linear result with the probe behind its test metrics (to keep it, see saved_probe.ts). */
   onProbe?: (result: LinearResult, probe: FittedProbe) => void;
+  /** Also draw the UMAP and the neighbour grid of the features, and keep the projector's inputs (feature_views.ts). */
+  views?: boolean;
 }
 
 export type { EvalResult } from './protocols.js';
@@ -89,6 +92,8 @@ export interface EvalReport {
   encoder_fingerprint?: string;
   results: EvalResult[];
   created: string;
+  /** With EvalOptions.views: the UMAP, the neighbour grid and the projector's inputs. Not part of the JSON. */
+  views?: FeatureViews;
 }
 
 /**
@@ -239,6 +244,9 @@ export async function evaluate(opts: EvalOptions): Promise<EvalReport> {
       results.push(r);
       opts.log(accuracyLine(`kNN (k ${k}, t ${t})`, r.metrics));
     }
+    const views = opts.views
+      ? await featureViews({ cfg, dim, classNames, pool, poolSplit: data.probeTrain ? 'probe_train' : 'train', poolFeatures: features.train.x, test: data.test, testFeatures: features.test.x })
+      : undefined;
     const labelled = (set: FeatureSet | undefined) => (set ? labelledRows(set.y).length : undefined);
     return {
       encoder: source,
@@ -258,6 +266,7 @@ export async function evaluate(opts: EvalOptions): Promise<EvalReport> {
       ...(opts.onProbe && opts.linear ? { encoder_fingerprint: encoderFingerprint(model) } : {}),
       results,
       created: new Date().toISOString(),
+      ...(views ? { views } : {}),
     };
   } finally {
     model.store.dispose();

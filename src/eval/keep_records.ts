@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import type { Config } from '../config/schema.js';
 import { writeJsonAtomic } from '../io/atomic.js';
 import type { EvalReport } from './evaluate.js';
+import { featureViewFiles } from './feature_views.js';
 import type { FittedProbe } from './fitted_probe.js';
 import type { EvalResult } from './protocols.js';
 import { EVALS_DIR, evalRecords, recordDir, RECORD_FILE, saveEvalRecords, type EvalRecord, type RecordToSave } from './records.js';
@@ -67,7 +68,9 @@ function predictHint(report: EvalReport, home: string, kept: readonly string[]):
 export async function keepEvalRecords(report: EvalReport, cfg: Config, home: string, options: KeepOptions): Promise<string> {
   const records = evalRecords(report, cfg, home);
   const items = records.map((record) => withProbe(record, report, options.probes));
-  const saved = await saveEvalRecords(home, items);
+  // Each record also keeps the evaluation's UMAP and neighbour grid, which the report draws per encoder and data.
+  const views = report.views ? featureViewFiles(report.views) : undefined;
+  const saved = await saveEvalRecords(home, views ? items.map((i) => ({ ...i, files: { ...views, ...i.files } })) : items);
   for (const old of saved.replaced) {
     const now = records.find((r) => r.id === old.id)!;
     const change = `balanced accuracy ${pct(old.result.metrics.balanced_accuracy)} -> ${pct(now.result.metrics.balanced_accuracy)}`;
@@ -76,7 +79,8 @@ export async function keepEvalRecords(report: EvalReport, cfg: Config, home: str
   const kept = items.filter((i) => i.files).map((i) => i.record.id);
   if (kept.length > 0) options.log(`probes   kept beside their records (${kept.join(', ')})${predictHint(report, home, kept)}`);
   if (options.out) {
-    await writeJsonAtomic(options.out, { ...report, records: records.map((r) => ({ id: r.id, path: join(recordDir(home, r.id), RECORD_FILE) })) });
+    const { views: _views, ...plain } = report;
+    await writeJsonAtomic(options.out, { ...plain, records: records.map((r) => ({ id: r.id, path: join(recordDir(home, r.id), RECORD_FILE) })) });
   }
   return summaryLine(report, records, home, { added: saved.added.length, replaced: saved.replaced.length });
 }

@@ -28,6 +28,8 @@ export interface RunEval {
   /** The older simtrip's file this group was read from. */
   file?: string;
   other_data?: EvalRecord['other_data'];
+  /** The group's UMAP and neighbour grid (SVG), as its newest record that has them keeps them. */
+  pictures?: { umap?: string; neighbours?: string };
 }
 
 function encoderTitle(encoder: EncoderKey, step?: boolean): string {

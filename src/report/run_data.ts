@@ -8,7 +8,8 @@ import { basename, join, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import type { EvalReport } from '../eval/evaluate.js';
 import type { EvalResult } from '../eval/protocols.js';
-import { readEvalRecords } from '../eval/records.js';
+import { NEIGHBOURS_FILE, UMAP_FILE } from '../eval/feature_views.js';
+import { readEvalRecords, recordDir } from '../eval/records.js';
 import { evalGroups, type RunEval } from './eval_groups.js';
 import { InputFileError } from '../util/errors.js';
 import { isDirectory } from '../util/fs.js';
@@ -187,9 +188,34 @@ async function readLegacyEvals(runDir: string): Promise<{ file: string; report: 
   return evals;
 }
 
+/** A record folder's file as text; undefined when it has none. */
+async function recordFile(runDir: string, id: string, name: string): Promise<string | undefined> {
+  try {
+    return await readFile(join(recordDir(runDir, id), name), 'utf8');
+  } catch {
+    return undefined;
+  }
+}
+
+/** The UMAP and neighbour grid of a group: those its newest record that has them keeps (feature_views.ts). */
+async function readPictures(runDir: string, group: RunEval): Promise<RunEval['pictures']> {
+  const newestFirst = [...(group.records ?? [])].sort((a, b) => b.created.localeCompare(a.created));
+  for (const r of newestFirst) {
+    const umap = await recordFile(runDir, r.id, UMAP_FILE);
+    const neighbours = await recordFile(runDir, r.id, NEIGHBOURS_FILE);
+    if (umap !== undefined || neighbours !== undefined) return { umap, neighbours };
+  }
+  return undefined;
+}
+
 async function readEvals(runDir: string): Promise<{ evals: RunEval[]; unreadableRecords: string[] }> {
   const { records, unreadable } = await readEvalRecords(runDir);
-  return { evals: evalGroups(records, await readLegacyEvals(runDir)), unreadableRecords: unreadable };
+  const evals = evalGroups(records, await readLegacyEvals(runDir));
+  for (const group of evals) {
+    const pictures = await readPictures(runDir, group);
+    if (pictures) group.pictures = pictures;
+  }
+  return { evals, unreadableRecords: unreadable };
 }
 
 async function readInfo(runDir: string): Promise<Record<string, unknown> | undefined> {

@@ -7,6 +7,7 @@ import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../io/atomic.js';
 import { lineChartSvg, PALETTE, smoothSeries, type Point, type Series } from './chart.js';
+import type { EvalResult } from '../eval/protocols.js';
 import { confusionChartName, type RunEval } from './eval_groups.js';
 import { extraTrainFields, isKnn, linearResults, resultLabel } from './facts.js';
 import { confusionHeatmapSvg } from './heatmap.js';
@@ -134,16 +135,18 @@ export function labelFractionChart(group: RunEval): Chart | undefined {
   return { name: `label_fraction-${group.id}`, title: `${title}: ${group.title}`, svg };
 }
 
+/** A result's confusion matrix on test as a heat map: its title and SVG. */
+export function confusionSvg(r: EvalResult, classNames: readonly string[]): { title: string; svg: string } {
+  const title = `Confusion matrix: ${resultLabel(r)} (${r.protocol}${r.protocol === 'logo' && !isKnn(r) ? ', fold ensemble' : ''}, test)`;
+  return { title, svg: confusionHeatmapSvg({ title, classNames, matrix: r.metrics.confusion_matrix }) };
+}
+
 /** One heat map per result of a group (per record). */
 export function confusionCharts(group: RunEval): Chart[] {
   const { report } = group;
   return report.results.map((r, i) => {
-    const title = `Confusion matrix: ${resultLabel(r)} (${r.protocol}${r.protocol === 'logo' && !isKnn(r) ? ', fold ensemble' : ''}, test)`;
-    return {
-      name: confusionChartName(group, i),
-      title: `${title}: ${group.title}`,
-      svg: confusionHeatmapSvg({ title, classNames: report.class_names, matrix: r.metrics.confusion_matrix }),
-    };
+    const { title, svg } = confusionSvg(r, report.class_names);
+    return { name: confusionChartName(group, i), title: `${title}: ${group.title}`, svg };
   });
 }
 
@@ -171,13 +174,22 @@ export function runCharts(run: RunData, projDim?: number): Chart[] {
   for (const group of run.evals) {
     const fractions = labelFractionChart(group);
     if (fractions) charts.push(fractions);
-    charts.push(...confusionCharts(group));
+    charts.push(...confusionCharts(group), ...pictureCharts(group));
   }
   return charts;
 }
 
+/** A group's UMAP and neighbour grid, as its records keep them (umap-<group>, neighbours-<group>). */
+export function pictureCharts(group: RunEval): Chart[] {
+  const { umap, neighbours } = group.pictures ?? {};
+  return [
+    ...(umap ? [{ name: `umap-${group.id}`, title: `UMAP of the features: ${group.title}`, svg: umap }] : []),
+    ...(neighbours ? [{ name: `neighbours-${group.id}`, title: `Nearest training images of test images: ${group.title}`, svg: neighbours }] : []),
+  ];
+}
+
 /** Chart names a report writes (training curves, evaluation charts): what may be removed once no longer drawn. */
-const CHART_STEM = /^(loss|lr|loss_scale|collapse|knn|train-.+|label_fraction(-.+)?|confusion-.+)$/;
+const CHART_STEM = /^(loss|lr|loss_scale|collapse|knn|train-.+|label_fraction(-.+)?|confusion-.+|umap-.+|neighbours-.+)$/;
 
 /**
  * Removes the charts of an earlier report that this one no longer draws (a replaced record's,

@@ -11,6 +11,8 @@
 import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TAGS } from '../../src/report/tensorboard/tags.js';
+import { allEvents, computedScalars, expectedScalars, otherValues, scalarTable } from '../report/tb_events.js';
 import { tensorsOf, timingless } from '../train/helpers.js';
 import { scratchDir } from '../data/fixtures.js';
 import { bundleCli, runCliProcess, startCli } from './built_cli.js';
@@ -125,5 +127,24 @@ describe('a run directory is a record that nothing corrupts', () => {
     expect(md).toContain('(other data than trained on)');
     expect(md).toContain('| final loss (mean over epoch 3) |');
     expect(readdirSync(run).filter((f) => f.startsWith('train.lock'))).toEqual([]);
+
+    // TensorBoard: after the kill, the Ctrl-C and the resumes, the run's training events are its
+    // metrics.jsonl, no (tag, step) twice, and the uninterrupted run's (timings aside), view grids too;
+    // each evaluation's scores sit at its checkpoint's step, equal to its records.
+    const events = await allEvents(join(run, 'tb'));
+    const table = scalarTable(events);
+    const training = new Map([...table].filter(([k]) => !k.startsWith('probe/')));
+    expect(training).toEqual(expectedScalars(lines(run)));
+    const referenceEvents = await allEvents(join(reference, 'tb'));
+    expect(computedScalars(training)).toEqual(computedScalars(scalarTable(referenceEvents)));
+    const grids = (evs: typeof events) => [...otherValues(evs)].filter(([k]) => k.startsWith(`${TAGS.views}@`)).map(([k, v]) => [k, v.image!.encoded_image_string.toString('base64')]);
+    expect(grids(events).map(([k]) => k)).toEqual([`${TAGS.views}@1`, `${TAGS.views}@9`, `${TAGS.views}@17`]);
+    expect(grids(events)).toEqual(grids(referenceEvents));
+    for (const id of earlyRecords) {
+      const record = JSON.parse(readFileSync(join(run, 'evals', id, 'record.json'), 'utf8')) as { result: { classifier: string; label_fraction: number; metrics: Record<string, number> } };
+      const name = record.result.classifier === 'knn' ? 'knn' : `linear_${record.result.label_fraction * 100}pct`;
+      expect(table.get(`probe/${name}/balanced_accuracy@${killedAt}`), id).toBe(Math.fround(record.result.metrics.balanced_accuracy!));
+    }
+    expect([...table.keys()].filter((k) => /^probe\/knn_data-[0-9a-f]{8}\/accuracy@24$/.test(k))).toHaveLength(1);
   }, 300_000);
 });

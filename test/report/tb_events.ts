@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises';
 import CRC32C from 'crc-32/crc32c.js';
 import { expect } from 'vitest';
 import { decodeEventFile, eventFiles, type EventRecord, type SummaryValue } from '../../src/report/tensorboard/event_file.js';
-import { scalarsOfMetricsRecord } from '../../src/report/tensorboard/tags.js';
+import { scalarsOfMetricsRecord, TAGS } from '../../src/report/tensorboard/tags.js';
 
 /** TensorFlow's masked CRC32C, written out here from its definition rather than taken from records.ts. */
 export function tfMaskedCrc(data: Uint8Array): number {
@@ -84,4 +84,12 @@ export function expectedScalars(records: ReadonlyArray<Record<string, unknown>>)
     for (const [tag, v] of scalarsOfMetricsRecord(r as { kind: string; step: number })) table.set(`${tag}@${r.step}`, Math.fround(v));
   }
   return table;
+}
+
+/** Scalars a process measured rather than computed (timings, memory): they differ from run to run. */
+const MEASURED = new Set<string>([TAGS.imgPerS, TAGS.dataWaitMs, TAGS.rssMib, TAGS.gpuMib, TAGS.gpuPeakMib]);
+
+/** A scalar table without the measured tags: what a resumed run must log exactly as an uninterrupted one. */
+export function computedScalars(table: Map<string, number>): Map<string, number> {
+  return new Map([...table].filter(([k]) => !MEASURED.has(k.slice(0, k.lastIndexOf('@')))));
 }

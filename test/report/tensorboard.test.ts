@@ -197,14 +197,19 @@ describe('TensorBoardWriter', () => {
     expect((await readEventFile(second.file)).events.filter((e) => e.session_log)).toEqual([]);
   });
 
-  it('a purge also cuts a torn tail (a writer killed mid-record) from a file it would otherwise keep', async () => {
+  it('a purge (a resume) also cuts a torn tail from a file it would otherwise keep; a drop (an eval, maybe beside a live writer) leaves such a file alone', async () => {
     const dir = join(scratchDir(), 'tb');
     const first = await TensorBoardWriter.open(dir);
     first.scalar('train/loss', 2, 1);
     first.close();
     const whole = await readFile(first.file);
-    await writeFile(first.file, Buffer.concat([whole, whole.subarray(0, 30)]));
+    const torn = Buffer.concat([whole, whole.subarray(0, 30)]);
+    await writeFile(first.file, torn);
     expect((await readEventFile(first.file)).problem).toMatch(/torn/);
+    const evaluation = await TensorBoardWriter.open(dir, { drop: { step: 2, tags: ['probe/knn/accuracy'] }, sessionStart: false });
+    evaluation.close();
+    expect(evaluation.purged.files).toEqual([]);
+    expect(await readFile(first.file)).toEqual(torn);
     const second = await TensorBoardWriter.open(dir, { purgeStep: 9 });
     second.close();
     expect(second.purged.files).toEqual([first.file]);

@@ -13,7 +13,8 @@
  *   values at steps already logged (eval) writes none (sessionStart: false), since TensorBoard drops
  *   every tag's events from a later START's step on.
  * - Replaceable: opened with `drop`, it removes those tags' values at that step from the earlier
- *   files, so values written again (an evaluation repeated) are never there twice.
+ *   files, so values written again (an evaluation repeated) are never there twice. Files it does
+ *   not change are left alone, so an evaluation never rewrites a training run's live file.
  * - No TensorFlow or TensorBoard is needed: the records are protobufjs messages of TensorBoard's
  *   schema (tensorboard.proto) in TFRecord framing (records.ts).
  */
@@ -93,10 +94,12 @@ export type EventFilter = (event: EventRecord) => EventRecord | undefined;
 
 /**
  * Rewrites (atomically) each event file of a folder whose events `filter` changes; the file_version
- * event always stays. A torn or corrupt tail (a writer killed mid-record) goes too: nothing after it
- * could be read anyway.
+ * event always stays. With `cutTornTails`, a file with a torn or corrupt tail (a writer killed
+ * mid-record) is rewritten without it too: only for a caller that knows no other writer is appending
+ * (a training run resuming, which holds the run's lock), since a live writer's later records would go
+ * to the replaced file.
  */
-export async function filterEventFiles(dir: string, filter: EventFilter): Promise<PurgeReport> {
+export async function filterEventFiles(dir: string, filter: EventFilter, cutTornTails = false): Promise<PurgeReport> {
   const report: PurgeReport = { files: [], events: 0 };
   for (const path of await eventFiles(dir)) {
     if (!(await stat(path)).isFile()) continue;
@@ -108,7 +111,7 @@ export async function filterEventFiles(dir: string, filter: EventFilter): Promis
       if (k !== e) changed++;
       if (k) kept.push(k);
     }
-    if (changed === 0 && problem === undefined) continue;
+    if (changed === 0 && (problem === undefined || !cutTornTails)) continue;
     await writeFileAtomic(path, kept.map((e) => encodeEvent(e)));
     report.files.push(path);
     report.events += changed;
@@ -128,9 +131,9 @@ export function purgeFilter(purgeStep: number | undefined, drop?: { step: number
   };
 }
 
-/** Removes the events at or after `step` from a folder's event files (each rewritten atomically). */
+/** Removes the events at or after `step` (and torn tails) from a folder's event files (each rewritten atomically). */
 export function purgeEventsFrom(dir: string, step: number): Promise<PurgeReport> {
-  return filterEventFiles(dir, purgeFilter(step));
+  return filterEventFiles(dir, purgeFilter(step), true);
 }
 
 export class TensorBoardWriter {
@@ -169,7 +172,8 @@ export class TensorBoardWriter {
     }
     mkdirSync(dir, { recursive: true });
     const { drop } = options;
-    const purged = purgeStep === undefined && drop === undefined ? { files: [], events: 0 } : await filterEventFiles(dir, purgeFilter(purgeStep, drop));
+    // Only a resuming writer (purgeStep) cuts torn tails: the others may run beside a live writer.
+    const purged = purgeStep === undefined && drop === undefined ? { files: [], events: 0 } : await filterEventFiles(dir, purgeFilter(purgeStep, drop), purgeStep !== undefined);
     const now = options.now ?? Date.now;
     let n = 0;
     while (existsSync(join(dir, eventFileName(now() / 1000, n)))) n++;
