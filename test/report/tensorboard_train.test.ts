@@ -16,6 +16,7 @@ import { TB_DIR } from '../../src/report/tensorboard/writer.js';
 import { decodePng } from '../../src/report/tile_sheet.js';
 import type { TrainingLog, ViewBatch } from '../../src/train/metrics_log.js';
 import { train } from '../../src/train/trainer.js';
+import { tf } from '../../src/engine/tf.js';
 import { useCpuBackend } from '../helpers.js';
 import { metricsOf, options, runDir, tinyConfig } from '../train/helpers.js';
 import { allEvents, computedScalars, expectedScalars, otherValues, scalarTable } from './tb_events.js';
@@ -39,17 +40,65 @@ function viewSpy(): { log: TrainingLog; batches: Array<{ step: number; first: Fl
   return { log, batches };
 }
 
+/**
+ * `log` with every call watched for tensor reads (each a device sync on a GPU engine): the log must
+ * work from the numbers and host buffers the trainer hands it.
+ */
+function watchTensorReads(log: TensorBoardTrainingLog): { log: TrainingLog; reads: () => number; restore: () => void } {
+  let inside = false;
+  let reads = 0;
+  const proto = tf.Tensor.prototype as unknown as Record<string, (...args: unknown[]) => unknown>;
+  const originals = ['dataSync', 'data', 'arraySync', 'array', 'bufferSync', 'buffer'].map((name) => [name, proto[name]!] as const);
+  for (const [name, original] of originals) {
+    proto[name] = function (this: unknown, ...args: unknown[]) {
+      if (inside) reads++;
+      return original.apply(this, args);
+    };
+  }
+  const watch = <T>(f: () => T): T => {
+    inside = true;
+    try {
+      return f();
+    } finally {
+      inside = false;
+    }
+  };
+  return {
+    log: {
+      resumeAt: (step) => watch(() => log.resumeAt(step)),
+      started: (run) => watch(() => log.started(run)),
+      append: (record) => watch(() => log.append(record)),
+      views: (batch) => watch(() => log.views(batch)),
+      flush: () => watch(() => log.flush()),
+      close: () => watch(() => log.close()),
+    },
+    reads: () => reads,
+    restore: () => originals.forEach(([name, original]) => (proto[name] = original)),
+  };
+}
+
 describe('train writes TensorBoard events', () => {
   let full: string;
   let fullEvents: EventRecord[];
   let spied: Awaited<ReturnType<typeof viewSpy>>['batches'];
+  let readsInLog: number;
 
   beforeAll(async () => {
     full = await runDir();
     const spy = viewSpy();
-    await train(options(cfg(), full, { logs: [new TensorBoardTrainingLog(full), spy.log] }));
+    const watched = watchTensorReads(new TensorBoardTrainingLog(full));
+    try {
+      await train(options(cfg(), full, { logs: [watched.log, spy.log] }));
+    } finally {
+      watched.restore();
+    }
+    readsInLog = watched.reads();
     spied = spy.batches;
     fullEvents = await allEvents(join(full, TB_DIR));
+  });
+
+  it('reads no tensor: a GPU step pays nothing for it beyond the scalars the trainer reads anyway', () => {
+    expect(readsInLog).toBe(0);
   });
 
   it('the scalars are metrics.jsonl\'s records, each value at its step, and nothing else', async () => {
