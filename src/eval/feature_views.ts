@@ -90,7 +90,7 @@ function plotRows(input: FeatureViewsInput): PlotRows {
   features.set(input.poolFeatures);
   features.set(input.testFeatures, input.poolFeatures.length);
   return {
-    title: `UMAP of the labelled features (${input.poolSplit} and test: the test split is one ${title})`,
+    title: `UMAP of the labelled features (${input.poolSplit === 'train' ? 'train' : 'the probes\' training data'} and test: the test split is one ${title})`,
     features,
     labels: Int32Array.from([...pool.labels, ...test.labels]),
     groups: Int32Array.from({ length: pool.size + test.size }, (_, i) => (i < pool.size ? groupOf(pool, i) : groupOf(test, i - pool.size))),

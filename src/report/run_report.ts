@@ -58,7 +58,9 @@ export function trainingCharts(metrics: RunMetrics, projDim?: number): Chart[] {
   const lrs: Series[] = predictorLr.length > 0
     ? [{ name: 'backbone and projector', points: seriesFrom(train, 'step', 'lr') }, { name: 'predictor', points: predictorLr }]
     : [{ name: 'lr', points: seriesFrom(train, 'step', 'lr') }];
-  line('lr', 'Learning rate', { title: 'Learning rate', xLabel: 'step', yLabel: 'lr', series: lrs, integerX: true });
+  // Headroom above the peak: a constant predictor lr (or the schedule's peak) must not sit on the frame.
+  const peak = lrs.reduce((m, x) => x.points.reduce((a, p) => (Number.isFinite(p[1]) ? Math.max(a, p[1]) : a), m), 0);
+  line('lr', 'Learning rate', { title: 'Learning rate', xLabel: 'step', yLabel: 'lr', series: lrs, integerX: true, includeY: [0, 1.08 * peak] });
   const scale = seriesFrom(train, 'step', 'loss_scale');
   if (scale.length > 0) {
     // Powers of two that halve and double: a log axis shows each change as the same step.

@@ -20,26 +20,10 @@ import { TAGS } from '../../src/report/tensorboard/tags.js';
 import { decodePng } from '../../src/report/tile_sheet.js';
 import { scratchDir } from '../data/fixtures.js';
 import { allEvents, expectedScalars, otherValues, scalarTable } from '../report/tb_events.js';
-import { resetExitCodeAfterEach, runCli } from './run_cli.js';
+import { resetExitCodeAfterEach, runCli, TINY_CONFIG } from './run_cli.js';
 
 resetExitCodeAfterEach();
 
-const TINY = `
-name: views
-seed: 1
-engine: { backend: cpu }
-data:
-  kind: synthetic
-  image_size: 16
-  synthetic: { train_size: 40, test_size: 20, size: 16 }
-model: { arch: resnet18, stem: cifar, width: 4 }
-method: { proj_layers: 2, proj_dim: 16, pred_hidden: 4 }
-train: { epochs: 2, batch_size: 10, checkpoint_every: 1, knn_every: 1, log_every: 2 }
-eval:
-  batch_size: 20
-  knn: { k: 5 }
-  linear: { epochs: 3, batch_size: 10 }
-`;
 
 type Record = { id: string; result: { classifier: string; label_fraction: number; metrics: { accuracy: number; balanced_accuracy: number; macro_f1: number } } };
 
@@ -54,7 +38,7 @@ describe('eval shows the features: records, report and TensorBoard', () => {
   beforeAll(async () => {
     dir = scratchDir('simtrip-views-');
     config = join(dir, 'tiny.yaml');
-    await writeFile(config, TINY);
+    await writeFile(config, TINY_CONFIG);
     const r = await runCli('train', '--config', config, '--run-dir', run());
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toContain(`tensorboard ${tb()} (view: tensorboard --logdir ${dir})`);

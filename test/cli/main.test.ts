@@ -5,28 +5,13 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { readNpy } from '../../src/io/npy.js';
-import { resetExitCodeAfterEach, runCli } from './run_cli.js';
+import { resetExitCodeAfterEach, runCli, TINY_CONFIG } from './run_cli.js';
 import { writeFakeRun } from '../report/fake_run.js';
 
 const run = runCli;
 resetExitCodeAfterEach();
 
-const TINY = `
-name: cli-tiny
-seed: 1
-engine: { backend: cpu }
-data:
-  kind: synthetic
-  image_size: 16
-  synthetic: { train_size: 40, test_size: 20, size: 16 }
-model: { arch: resnet18, stem: cifar, width: 4 }
-method: { proj_layers: 2, proj_dim: 16, pred_hidden: 4 }
-train: { epochs: 2, batch_size: 10, checkpoint_every: 1, knn_every: 1, log_every: 2 }
-eval:
-  batch_size: 20
-  knn: { k: 5 }
-  linear: { epochs: 5, batch_size: 10 }
-`;
+const TINY = TINY_CONFIG;
 
 let dir: string;
 let config: string;

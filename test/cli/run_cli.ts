@@ -34,3 +34,21 @@ export function resetExitCodeAfterEach(): void {
     process.exitCode = undefined;
   });
 }
+
+/** A config that trains in seconds on the cpu backend: 40 synthetic 16 px images, a width-4 ResNet-18, 2 epochs of 4 steps. */
+export const TINY_CONFIG = `
+name: cli-tiny
+seed: 1
+engine: { backend: cpu }
+data:
+  kind: synthetic
+  image_size: 16
+  synthetic: { train_size: 40, test_size: 20, size: 16 }
+model: { arch: resnet18, stem: cifar, width: 4 }
+method: { proj_layers: 2, proj_dim: 16, pred_hidden: 4 }
+train: { epochs: 2, batch_size: 10, checkpoint_every: 1, knn_every: 1, log_every: 2 }
+eval:
+  batch_size: 20
+  knn: { k: 5 }
+  linear: { epochs: 5, batch_size: 10 }
+`;

@@ -4,6 +4,7 @@
  * position. Everything is seeded, small and written under a temporary folder.
  */
 import { appendFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import sharp from 'sharp';
@@ -126,4 +127,23 @@ export async function writeSimTripletRelease(side: number): Promise<string> {
   }
   await writeImage(join(near, 's1', 'zz_1.png'), noisyImage(side, side, [0, 0, 0], rng), side, side);
   return root;
+}
+
+/**
+ * CIFAR-10's binary version in `root` (cifar-10-batches-bin): data_batch_1..5 with `perBatch` records
+ * each and test_batch with `testRecords`, each record a label byte (cycling over the 10 classes) and
+ * 3072 bytes of a deterministic pattern that differs by record, batch and class.
+ */
+export async function writeCifarBinary(root: string, perBatch: number, testRecords: number): Promise<void> {
+  await mkdir(root, { recursive: true });
+  const file = (records: number, salt: number) => {
+    const buf = Buffer.alloc(records * 3073);
+    for (let r = 0; r < records; r++) {
+      buf[r * 3073] = (r + salt) % 10;
+      for (let i = 1; i < 3073; i++) buf[r * 3073 + i] = (i * 7 + r * 13 + salt * 31 + ((r + salt) % 10) * 40) & 255;
+    }
+    return buf;
+  };
+  for (let f = 1; f <= 5; f++) await writeFile(join(root, `data_batch_${f}.bin`), file(perBatch, f));
+  await writeFile(join(root, 'test_batch.bin'), file(testRecords, 9));
 }

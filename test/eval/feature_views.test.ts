@@ -8,7 +8,6 @@ import { useCpuBackend } from '../helpers.js';
  * the pixels, the grid's queries and neighbours are the test and training images themselves, and the
  * projector's metadata has the columns the data can give.
  */
-import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ConfigSchema, type Config } from '../../src/config/schema.js';
@@ -20,7 +19,7 @@ import { evaluate, type EvalReport } from '../../src/eval/evaluate.js';
 import type { FeatureViews } from '../../src/eval/feature_views.js';
 import { svgToPng } from '../../src/report/png.js';
 import { decodePng, type RgbImage } from '../../src/report/tile_sheet.js';
-import { scratchDir, writeHamFixture } from '../data/fixtures.js';
+import { scratchDir, writeCifarBinary, writeHamFixture } from '../data/fixtures.js';
 
 beforeAll(useCpuBackend);
 
@@ -113,17 +112,7 @@ describe('eval draws the UMAP and the neighbour grid for every data kind', () =>
 
   it('cifar10 (the binary batches)', async () => {
     const root = join(scratchDir(), 'cifar-10-batches-bin');
-    await mkdir(root, { recursive: true });
-    const file = (records: number, salt: number) => {
-      const buf = Buffer.alloc(records * 3073);
-      for (let r = 0; r < records; r++) {
-        buf[r * 3073] = (r + salt) % 10;
-        for (let i = 1; i < 3073; i++) buf[r * 3073 + i] = (i * 7 + r * 13 + salt * 31 + (r % 10) * 40) & 255;
-      }
-      return buf;
-    };
-    for (let f = 1; f <= 5; f++) await writeFile(join(root, `data_batch_${f}.bin`), file(6, f));
-    await writeFile(join(root, 'test_batch.bin'), file(20, 9));
+    await writeCifarBinary(root, 6, 20);
     await checkViews(config({ kind: 'cifar10', root, image_size: 32 }), { columns: ['label', 'class', 'split'] });
   });
 

@@ -4,7 +4,7 @@
  * augmentation, epochBatches, augmentViewsParallel), for every data kind; and they differ from the
  * sources exactly as the config says.
  */
-import { readFile, writeFile, mkdir } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ConfigSchema, type Config } from '../../src/config/schema.js';
@@ -17,7 +17,7 @@ import { batchViews } from '../../src/method/views.js';
 import { augmentationPreview, writePreview, type Preview } from '../../src/report/preview.js';
 import { decodePng, type RgbImage } from '../../src/report/tile_sheet.js';
 import { runCli, resetExitCodeAfterEach } from '../cli/run_cli.js';
-import { scratchDir, writeHamFixture } from '../data/fixtures.js';
+import { scratchDir, writeCifarBinary, writeHamFixture } from '../data/fixtures.js';
 import { useCpuBackend } from '../helpers.js';
 
 resetExitCodeAfterEach();
@@ -119,17 +119,7 @@ describe('preview: the views training draws, for every data kind', () => {
 
   it('cifar10: the binary batches', async () => {
     const root = join(scratchDir(), 'cifar-10-batches-bin');
-    await mkdir(root, { recursive: true });
-    const file = (records: number, salt: number) => {
-      const buf = Buffer.alloc(records * 3073);
-      for (let r = 0; r < records; r++) {
-        buf[r * 3073] = (r + salt) % 10;
-        for (let i = 1; i < 3073; i++) buf[r * 3073 + i] = (i * 7 + r * 13 + salt * 31) & 255;
-      }
-      return buf;
-    };
-    for (let f = 1; f <= 5; f++) await writeFile(join(root, `data_batch_${f}.bin`), file(4, f));
-    await writeFile(join(root, 'test_batch.bin'), file(4, 9));
+    await writeCifarBinary(root, 4, 4);
     await checkAgainstTraining(config({ kind: 'cifar10', root, image_size: 32 }), 4);
   });
 

@@ -227,6 +227,24 @@ describe('writeRunReport on other runs', () => {
     expect(md).toContain('2 malformed line(s) of metrics.jsonl were skipped');
   });
 
+  it('draws the predictor\'s lr in the lr chart, not a chart of its own, with the axis above the peak', async () => {
+    const parent = tempDir();
+    const dir = writeFakeRun(parent, { name: 'predictor-lr', eval: false });
+    const rows = [10, 20, 30].map((step) => ({ kind: 'train', step, loss: -step / 100, lr: 0.015 * (1 - step / 40), lr_predictor: 0.015 }));
+    writeFileSync(join(dir, 'metrics.jsonl'), `${rows.map((r) => JSON.stringify(r)).join('\n')}\n`);
+    const r = await writeRunReport(dir);
+    expect(r.files.map((f) => f.slice(r.dir.length + 1))).toEqual(['loss.png', 'lr.png', 'summary.md']);
+    const svg = readFileSync(join(r.dir, 'lr.svg'), 'utf8');
+    const [backbone, predictor] = polylines(svg);
+    expect(predictor!.every(([, y]) => y === predictor![0]![1])).toBe(true);
+    expect(svg).toContain('>predictor</text>');
+    expect(svg).toContain('>backbone and projector</text>');
+    // The constant predictor lr is drawn below the frame's top, not on it.
+    const frameTop = Number(/<clipPath id="plot-area"><rect x="[\d.]+" y="([\d.]+)"/.exec(svg)![1]);
+    expect(predictor![0]![1]).toBeGreaterThan(frameTop + 5);
+    expect(backbone).toHaveLength(3);
+  });
+
   it('charts the other numbers of metrics.jsonl with titles and axes in words, GPU memory now and peak together', async () => {
     const parent = tempDir();
     const dir = writeFakeRun(parent, { name: 'extras', eval: false });

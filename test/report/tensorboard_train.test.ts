@@ -2,8 +2,8 @@
  * train writing TensorBoard events (TensorBoardTrainingLog through TrainOptions.logs): every record
  * of metrics.jsonl as scalars at its step and nothing else; the view grids at the first step and every
  * knn_every epochs, with the pixels the steps were fed; config and run.json as text; and across a stop
- * and --resume, or a kill that left events past the checkpoint (and a torn record), the same scalars
- * and images as the uninterrupted run, no (tag, step) twice.
+ * and --resume, a resume stopped at once, and a kill that left events past the checkpoint (and a torn
+ * record), the same scalars and images as the uninterrupted run, no (tag, step) twice.
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -137,14 +137,24 @@ describe('train writes TensorBoard events', () => {
     expect(JSON.parse(text(TAGS.runInfo).replace(/^ {4}/gm, ''))).toEqual(JSON.parse(await readFile(join(full, 'run.json'), 'utf8')));
   });
 
-  it('a stop, a resume that stops at once, and a resume to the end: the uninterrupted run\'s scalars and images, no (tag, step) twice', async () => {
+  it('a stop, a resume that stops at once, a killed process\'s leftovers, and a resume to the end: the uninterrupted run\'s scalars and images, no (tag, step) twice', async () => {
     const dir = await runDir();
     const controller = new AbortController();
-    await train(options(cfg(), dir, { logs: [new TensorBoardTrainingLog(dir)], signal: controller.signal, onStep: (s) => s === 6 && controller.abort() }));
-    // Resumed and stopped before its first step: it writes its texts at step 6, which the next resume writes again.
+    // Stopped at step 7, whose metrics line (and its events) the checkpoint covers: they must stay.
+    await train(options(cfg(), dir, { logs: [new TensorBoardTrainingLog(dir)], signal: controller.signal, onStep: (s) => s === 7 && controller.abort() }));
+    expect(scalarTable(await allEvents(join(dir, TB_DIR))).has(`${TAGS.loss}@7`)).toBe(true);
+    // Resumed and stopped before its first step: it writes its texts at step 7, which the next resume writes again.
     const stopped = new AbortController();
     stopped.abort();
     expect((await train(options(cfg(), dir, { resume: true, logs: [new TensorBoardTrainingLog(dir)], signal: stopped.signal }))).interrupted).toBe('aborted');
+    // What a process killed after step 7 may have left: the full run's later events, the last one cut short.
+    const own = (await eventFiles(join(dir, TB_DIR))).at(-1)!;
+    const later = (await readEventFile((await eventFiles(join(full, TB_DIR)))[0]!)).events.filter((e) => e.step > 7 && e.summary);
+    expect(later.length).toBeGreaterThan(0);
+    const bytes = Buffer.concat(later.map((e) => encodeEvent(e)));
+    await writeFile(own, Buffer.concat([await readFile(own), bytes, bytes.subarray(0, 20)]));
+    expect((await readEventFile(own)).problem).toMatch(/torn/);
+
     await train(options(cfg(), dir, { resume: true, logs: [new TensorBoardTrainingLog(dir)] }));
     const events = await allEvents(join(dir, TB_DIR));
     const table = scalarTable(events);
@@ -152,37 +162,18 @@ describe('train writes TensorBoard events', () => {
     expect(computedScalars(table)).toEqual(computedScalars(scalarTable(fullEvents)));
     const other = otherValues(events);
     const fullOther = otherValues(fullEvents);
+    expect([...other.keys()].filter((k) => k.startsWith(TAGS.views))).toEqual([`${TAGS.views}@1`, `${TAGS.views}@5`]);
     for (const step of [1, 5]) {
       expect(other.get(`${TAGS.views}@${step}`)!.image!.encoded_image_string).toEqual(fullOther.get(`${TAGS.views}@${step}`)!.image!.encoded_image_string);
     }
-    // The texts: the start's, and the resume's at step 6 once (with run.json listing its resumptions).
-    expect([...other.keys()].filter((k) => k.startsWith('run/')).sort()).toEqual(['run/config@0', 'run/config@6', 'run/run.json@0', 'run/run.json@6']);
-    expect(String(other.get('run/run.json@6')!.tensor!.string_val![0])).toContain('"resumes"');
+    // The texts: the start's, and the resume's at step 7 once (with run.json listing its resumptions).
+    expect([...other.keys()].filter((k) => k.startsWith('run/')).sort()).toEqual(['run/config@0', 'run/config@7', 'run/run.json@0', 'run/run.json@7']);
+    expect(String(other.get('run/run.json@7')!.tensor!.string_val![0])).toContain('"resumes"');
     // TensorBoard's session-start markers: the run's, and the last resume's at the first step it
     // logged again (the stopped resume's marker went with the steps it had claimed).
     const files = await eventFiles(join(dir, TB_DIR));
     expect(files).toHaveLength(3);
     const starts = await Promise.all(files.map(async (f) => (await readEventFile(f)).events.filter((e) => e.session_log).map((e) => e.step)));
-    expect(starts).toEqual([[1], [], [7]]);
-  });
-
-  it('events a killed run wrote past its checkpoint, and a record torn mid-write, are gone after --resume', async () => {
-    const dir = await runDir();
-    const controller = new AbortController();
-    // Stopped at step 7, whose metrics line (and its events) the checkpoint covers: they must stay.
-    await train(options(cfg(), dir, { logs: [new TensorBoardTrainingLog(dir)], signal: controller.signal, onStep: (s) => s === 7 && controller.abort() }));
-    expect(scalarTable(await allEvents(join(dir, TB_DIR))).has(`${TAGS.loss}@7`)).toBe(true);
-    // What a process killed after step 7 may have left: the full run's later events, the last one cut short.
-    const [own] = await eventFiles(join(dir, TB_DIR));
-    const later = (await readEventFile((await eventFiles(join(full, TB_DIR)))[0]!)).events.filter((e) => e.step > 7 && e.summary);
-    expect(later.length).toBeGreaterThan(0);
-    const bytes = Buffer.concat(later.map((e) => encodeEvent(e)));
-    await writeFile(own!, Buffer.concat([await readFile(own!), bytes, bytes.subarray(0, 20)]));
-    expect((await readEventFile(own!)).problem).toMatch(/torn/);
-    await train(options(cfg(), dir, { resume: true, logs: [new TensorBoardTrainingLog(dir)] }));
-    const events = await allEvents(join(dir, TB_DIR));
-    expect(scalarTable(events)).toEqual(expectedScalars(await metricsOf(dir)));
-    expect(computedScalars(scalarTable(events))).toEqual(computedScalars(scalarTable(fullEvents)));
-    expect([...otherValues(events).keys()].filter((k) => k.startsWith(TAGS.views))).toEqual([`${TAGS.views}@1`, `${TAGS.views}@5`]);
+    expect(starts).toEqual([[1], [], [8]]);
   });
 });
