@@ -6,6 +6,7 @@
  */
 import { basename } from 'node:path';
 import { readImageResized } from '../io/image.js';
+import { projectorLayout } from '../report/tensorboard/projector.js';
 import { TensorBoardWriter } from '../report/tensorboard/writer.js';
 
 export interface EmbedProjector {
@@ -14,9 +15,6 @@ export interface EmbedProjector {
   config: string;
 }
 
-/** Rows beyond this many values go to the projector as raw float32 rather than TSV. */
-const TSV_MAX_VALUES = 2_000_000;
-
 /** An embedding name from a folder's name: letters, digits, '.', '_' and '-'. */
 export function projectorName(imagesDir: string): string {
   return basename(imagesDir.replace(/[\\/]+$/, '')).replace(/[^A-Za-z0-9._-]+/g, '_') || 'images';
@@ -24,7 +22,8 @@ export function projectorName(imagesDir: string): string {
 
 /** Writes the projector files of `files` (rows of `features`, N x dim) to `dir`. */
 export async function writeEmbedProjector(dir: string, name: string, files: readonly string[], features: Float32Array, dim: number): Promise<EmbedProjector> {
-  const side = files.length > 2000 ? 32 : 64;
+  const layout = projectorLayout(files.length, dim, 64);
+  const side = layout.thumbnailSide!;
   // Thumbnails decoded again at sprite size: the model's inputs were not kept, a batch at a time.
   const thumbs: Uint8Array[] = [];
   for (const f of files) thumbs.push((await readImageResized(f, side)).data);
@@ -36,8 +35,7 @@ export async function writeEmbedProjector(dir: string, name: string, files: read
       dim,
       metadata: [{ name: 'file', values: files.map((f) => basename(f)) }],
       images: { height: side, width: side, image: (i) => thumbs[i]! },
-      thumbnailSide: side,
-      format: files.length * dim > TSV_MAX_VALUES ? 'binary' : 'tsv',
+      ...layout,
     });
     return { dir, name, config: written.config };
   } finally {

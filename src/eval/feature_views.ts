@@ -15,8 +15,7 @@ import { BadItems } from '../data/bad_items.js';
 import type { ImageDataset } from '../data/dataset.js';
 import { HAM10000_METADATA, readHamMetadata } from '../data/ham10000.js';
 import { neighbourGrid, type NeighbourGrid } from '../report/neighbours.js';
-import type { ProjectorEmbedding } from '../report/tensorboard/projector.js';
-import { datasetMetadata } from '../report/tensorboard/projector.js';
+import { datasetMetadata, projectorLayout, type ProjectorEmbedding } from '../report/tensorboard/projector.js';
 import { umapChart, type UmapResult } from '../report/umap.js';
 
 /** The record files the report draws them from (beside record.json, see records.ts). */
@@ -111,9 +110,6 @@ async function hamLesions(root: string, sources: readonly (string | number)[]): 
   }
 }
 
-/** Rows beyond this many values go to the projector as raw float32 rather than TSV. */
-const TSV_MAX_VALUES = 2_000_000;
-
 export async function featureViews(input: FeatureViewsInput): Promise<FeatureViews> {
   const { cfg, dim, classNames } = input;
   const rows = plotRows(input);
@@ -150,8 +146,7 @@ export async function featureViews(input: FeatureViewsInput): Promise<FeatureVie
       dim,
       metadata,
       images: rows.images,
-      thumbnailSide: Math.min(count > 2000 ? 32 : 64, rows.images.height),
-      format: count * dim > TSV_MAX_VALUES ? 'binary' : 'tsv',
+      ...projectorLayout(count, dim, rows.images.height),
     },
   };
 }

@@ -42,6 +42,14 @@ export interface WrittenProjector {
   thumbnailSide?: number;
 }
 
+/** Embeddings beyond this many values are written as raw float32 (tensors.bytes): a TSV would be ~5x larger. */
+export const TSV_MAX_VALUES = 2_000_000;
+
+/** How to write `rows` x `dim` features and how large their thumbnails: what the projector loads quickly. */
+export function projectorLayout(rows: number, dim: number, imageSide: number): Pick<ProjectorEmbedding, 'format' | 'thumbnailSide'> {
+  return { format: rows * dim > TSV_MAX_VALUES ? 'binary' : 'tsv', thumbnailSide: Math.min(rows > 2000 ? 32 : 64, imageSide) };
+}
+
 /** A TSV cell: no tabs or line breaks inside. */
 const cell = (v: string | number): string => String(v).replace(/[\t\r\n]+/g, ' ');
 
