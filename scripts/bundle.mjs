@@ -43,7 +43,7 @@ const entryPoints = {
 // Packages with native parts or data files of their own stay outside any bundle. The installed CLI
 // also loads its pure-JS dependencies from node_modules; check:cuda, meant to run where there is no
 // node_modules, and a --self-contained build carry them inside.
-const NATIVE_PACKAGES = ['sharp', '@tensorflow/tfjs-node', '@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-backend-wasm'];
+const NATIVE_PACKAGES = ['sharp', 'onnxruntime-node', '@tensorflow/tfjs-node', '@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-backend-wasm'];
 const SELF_CONTAINED = new Set(['check/cuda']);
 const selected = only ? Object.fromEntries(Object.entries(entryPoints).filter(([k]) => only.includes(k))) : entryPoints;
 const allSelfContained = args.includes('--self-contained');

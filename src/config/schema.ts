@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { ENGINE_NAMES, TF32_MODES } from '../engine/engine.js';
+import { INFERENCE_RUNTIMES } from '../eval/extractor.js';
 
 const posInt = z.number().int().positive();
 const nonNegInt = z.number().int().nonnegative();
@@ -28,6 +29,11 @@ export const EngineSchema = z
      * sums). 'convs' is PyTorch's default (cudnn.allow_tf32 on, matmul off); 'off' gives exact float32.
      */
     tf32: z.enum(TF32_MODES).default('convs'),
+    /**
+     * How eval, embed and predict compute features: 'auto' (the training graph on GPU engines, the
+     * fastest available CPU runtime otherwise), or one named (src/eval/inference.ts).
+     */
+    inference: z.enum(INFERENCE_RUNTIMES).default('auto'),
   })
   .strict()
   .default({});

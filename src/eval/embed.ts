@@ -4,7 +4,7 @@
  * each row.
  *
  * Images are decoded a batch at a time (resized so the shorter side is data.image_size, centre
- * crop), so a large folder never sits in memory whole.
+ * crop), the next while the current one is encoded, so a large folder never sits in memory whole.
  */
 import { basename } from 'node:path';
 import type { Config } from '../config/schema.js';
@@ -13,10 +13,12 @@ import { writeFileAtomic } from '../io/atomic.js';
 import { IMAGE_EXTENSIONS, listImages, readImageResized } from '../io/image.js';
 import { writeNpy, type NpyWriteDtype } from '../io/npy.js';
 import { createProgress } from '../report/progress.js';
-import type { EncoderModel } from '../model/build.js';
 import { UserError } from '../util/errors.js';
 import { loadEncoder } from './evaluate.js';
+import type { Normalization } from '../data/augment.js';
+import type { FeatureExtractor } from './extractor.js';
 import { extractFeatures } from './features.js';
+import { createInference, throughputText } from './inference.js';
 import { projectorName, writeEmbedProjector, type EmbedProjector } from './embed_projector.js';
 
 export interface EmbedOptions {
@@ -41,28 +43,37 @@ export interface EmbedResult {
 }
 
 export interface EmbedFilesOptions {
-  /** Side of the square model input (data.image_size). */
-  imageSize: number;
+  /** The encoder's input scaling (model.normalization). */
+  normalization: Normalization;
   batchSize: number;
   onProgress?: (done: number) => void;
 }
 
+/** One batch of files decoded (shorter side to `side`, centre crop) into a dataset. */
+async function decodeBatch(files: readonly string[], side: number): Promise<ArrayImageDataset> {
+  const pixels = new Uint8Array(files.length * side * side * 3);
+  const images = await Promise.all(files.map((f) => readImageResized(f, side)));
+  images.forEach((img, i) => pixels.set(img.data, i * side * side * 3));
+  return new ArrayImageDataset(pixels, side, side, new Int32Array(files.length).fill(-1), []);
+}
+
 /**
- * Row-major [files x featureDim] features of image files with the encoder's own input scaling
- * (model.normalization: the checkpoint's, or the one the weights expect), a batch at a time.
+ * Row-major [files x featureDim] features of image files, a batch at a time. Decoding is pipelined:
+ * the next batch decodes (sharp, on libuv's thread pool) while the extractor runs the current one, so
+ * a folder is not held back by decoding on the main thread.
  */
-export async function embedFiles(model: EncoderModel, files: readonly string[], opts: EmbedFilesOptions): Promise<Float32Array> {
-  const side = opts.imageSize;
-  const dim = model.backbone.featureDim;
+export async function embedFiles(extractor: FeatureExtractor, files: readonly string[], opts: EmbedFilesOptions): Promise<Float32Array> {
+  const side = extractor.imageSize;
+  const dim = extractor.featureDim;
   const features = new Float32Array(files.length * dim);
+  const decode = (start: number) => decodeBatch(files.slice(start, start + opts.batchSize), side);
+  let next = files.length > 0 ? decode(0) : undefined;
   for (let start = 0; start < files.length; start += opts.batchSize) {
-    const chunk = files.slice(start, start + opts.batchSize);
-    const pixels = new Uint8Array(chunk.length * side * side * 3);
-    const images = await Promise.all(chunk.map((f) => readImageResized(f, side)));
-    images.forEach((img, i) => pixels.set(img.data, i * side * side * 3));
-    const ds = new ArrayImageDataset(pixels, side, side, new Int32Array(chunk.length).fill(-1), []);
-    features.set(extractFeatures(model.backbone, ds, { imageSize: side, normalization: model.normalization, batchSize: opts.batchSize }), start * dim);
-    opts.onProgress?.(start + chunk.length);
+    const ds = await next!;
+    const after = start + opts.batchSize;
+    next = after < files.length ? decode(after) : undefined;
+    features.set(await extractFeatures(extractor, ds, { normalization: opts.normalization, batchSize: opts.batchSize }), start * dim);
+    opts.onProgress?.(start + ds.size);
   }
   return features;
 }
@@ -79,12 +90,16 @@ export async function embedFolder(opts: EmbedOptions): Promise<EmbedResult> {
     opts.log(`encoder  ${source} (inputs scaled for '${model.normalization}')`);
     const dim = model.backbone.featureDim;
     const bar = createProgress({ label: 'embed', total: files.length, unit: 'img', stream: opts.progressStream });
-    const features = await embedFiles(model, files, {
-      imageSize: cfg.data.image_size,
-      batchSize: cfg.eval.batch_size,
-      onProgress: (done) => bar.update(done),
-    });
+    const extractor = await createInference(model, { runtime: cfg.engine.inference, imageSize: cfg.data.image_size, batchSize: cfg.eval.batch_size, log: opts.log });
+    const started = performance.now();
+    let features: Float32Array;
+    try {
+      features = await embedFiles(extractor, files, { normalization: model.normalization, batchSize: cfg.eval.batch_size, onProgress: (done) => bar.update(done) });
+    } finally {
+      extractor.dispose();
+    }
     bar.finish();
+    opts.log(`embedded ${throughputText(files.length, performance.now() - started)}, decoding included`);
     await writeNpy(opts.out, features, [files.length, dim], opts.dtype);
     const names = opts.out.replace(/\.npy$/, '.txt');
     await writeFileAtomic(names, `${files.map((f) => basename(f)).join('\n')}\n`);

@@ -19,6 +19,8 @@ import { UserError } from '../util/errors.js';
 import { cachedFeatures, FeatureCache, fileIdentity } from './feature_cache.js';
 import { encoderFingerprint } from './encoder_fingerprint.js';
 import { extractFeatures } from './features.js';
+import type { FeatureExtractor } from './extractor.js';
+import { createInference, throughputText } from './inference.js';
 import type { FittedProbe } from './fitted_probe.js';
 import { featureViews, type FeatureViews } from './feature_views.js';
 import { requireWholeBackbone } from './frozen_weights.js';
@@ -199,19 +201,25 @@ export async function evaluate(opts: EvalOptions): Promise<EvalReport> {
   if (data.val && protocol === 'logo') opts.log('note: the validation split is not used by the logo protocol');
   const { model, source, encoderSource, identity } = await loadEncoder(cfg, opts.checkpoint, opts.log);
   const cache = opts.featureCache === undefined ? undefined : new FeatureCache(opts.featureCache);
+  // Built on the first split that misses the cache: a fully cached evaluation starts no runtime.
+  let extractor: Promise<FeatureExtractor> | undefined;
   try {
     opts.log(`encoder  ${source}`);
     opts.log(`data     ${data.description}`);
     opts.log(`protocol ${protocol}`);
-    const featureOpts = { imageSize: cfg.data.image_size, normalization: model.normalization, batchSize: cfg.eval.batch_size };
+    const featureOpts = { normalization: model.normalization, batchSize: cfg.eval.batch_size };
     const dim = model.backbone.featureDim;
+    const inference = () =>
+      (extractor ??= createInference(model, { runtime: cfg.engine.inference, imageSize: cfg.data.image_size, batchSize: cfg.eval.batch_size, log: opts.log }));
     // Features are extracted once per split (or read from the cache); every probe, fold and kNN reuses them.
     const embed = async (name: string, ds: ImageDataset): Promise<FeatureSet> => {
       const key = { encoder: identity, data: cfg.data, split: name, count: ds.size, dim, normalization: model.normalization };
-      const { x, hit } = await cachedFeatures(cache, key, () => {
+      const { x, hit } = await cachedFeatures(cache, key, async () => {
         const bar = createProgress({ label: `features ${name}`, total: ds.size, unit: 'img', stream: opts.progressStream });
-        const extracted = extractFeatures(model.backbone, ds, { ...featureOpts, onProgress: (done) => bar.update(done) });
+        const started = performance.now();
+        const extracted = await extractFeatures(await inference(), ds, { ...featureOpts, onProgress: (done) => bar.update(done) });
         bar.finish();
+        opts.log(`features ${name}: ${throughputText(ds.size, performance.now() - started)}`);
         return extracted;
       });
       if (hit) opts.log(`features ${name}: from the cache in ${cache!.dir}`);
@@ -269,6 +277,7 @@ export async function evaluate(opts: EvalOptions): Promise<EvalReport> {
       ...(views ? { views } : {}),
     };
   } finally {
+    if (extractor) (await extractor.catch(() => undefined))?.dispose();
     model.store.dispose();
   }
 }

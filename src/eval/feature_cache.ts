@@ -62,11 +62,11 @@ export class FeatureCache {
  * Features as the cached run sees them: rounded to float16 even on the extracting run, so the first
  * evaluation and every cached one fit their probes on identical numbers.
  */
-export async function cachedFeatures(cache: FeatureCache | undefined, key: FeatureCacheKey, extract: () => Float32Array): Promise<{ x: Float32Array; hit: boolean }> {
-  if (!cache) return { x: extract(), hit: false };
+export async function cachedFeatures(cache: FeatureCache | undefined, key: FeatureCacheKey, extract: () => Promise<Float32Array>): Promise<{ x: Float32Array; hit: boolean }> {
+  if (!cache) return { x: await extract(), hit: false };
   const hit = await cache.get(key);
   if (hit) return { x: hit, hit: true };
-  const x = extract();
+  const x = await extract();
   try {
     // Written before rounding: the writer refuses values beyond the float16 range rather than store Inf.
     await cache.put(key, x);

@@ -1,43 +1,40 @@
 /**
  * Frozen-backbone features: global-average-pooled backbone outputs in inference mode (BatchNorm on
- * running statistics), the input of the kNN monitor, the linear probe and `simtrip embed`.
+ * running statistics), the input of the kNN monitor, the linear probe and `simtrip embed`, computed
+ * by a FeatureExtractor (src/eval/inference.ts picks it).
  */
-import { tf } from '../engine/tf.js';
-import { withGpuMemoryHint } from '../engine/out_of_memory.js';
 import { preprocessEval, type Normalization } from '../data/augment.js';
 import type { ImageDataset } from '../data/dataset.js';
-import type { Backbone } from '../model/resnet.js';
+import type { FeatureExtractor } from './extractor.js';
 
 export interface FeatureOptions {
-  imageSize: number;
   normalization: Normalization;
   batchSize: number;
   /** Items to embed, in output order; all items when absent. */
   indices?: Int32Array;
-  /** The config key of batchSize, named when a batch does not fit in GPU memory. */
-  batchKey?: string;
   /** Called after each batch with the number of items done. */
   onProgress?: (done: number, total: number) => void;
 }
 
-/** Row-major [N x featureDim] features of the dataset's items. */
-export function extractFeatures(backbone: Backbone, ds: ImageDataset, opts: FeatureOptions): Float32Array {
+/**
+ * Row-major [N x featureDim] features of the dataset's items. The next batch is preprocessed while
+ * the extractor runs the current one (a native runtime computes off the main thread).
+ */
+export async function extractFeatures(extractor: FeatureExtractor, ds: ImageDataset, opts: FeatureOptions): Promise<Float32Array> {
   const indices = opts.indices ?? Int32Array.from({ length: ds.size }, (_, i) => i);
   const n = indices.length;
-  const dim = backbone.featureDim;
+  const dim = extractor.featureDim;
   const out = new Float32Array(n * dim);
-  const side = opts.imageSize;
+  const batch = (start: number) => indices.subarray(start, Math.min(start + opts.batchSize, n));
+  const pixels = (idx: Int32Array) => preprocessEval(ds, idx, extractor.imageSize, opts.normalization);
+  let next = n > 0 ? pixels(batch(0)) : undefined;
   for (let start = 0; start < n; start += opts.batchSize) {
-    const idx = indices.subarray(start, Math.min(start + opts.batchSize, n));
-    const pixels = preprocessEval(ds, idx, side, opts.normalization);
-    const feats = withGpuMemoryHint(
-      () => tf.tidy(() => backbone.features(tf.tensor4d(pixels, [idx.length, side, side, 3]), false)),
-      opts.batchKey ?? 'eval.batch_size',
-      opts.batchSize,
-    );
-    out.set(feats.dataSync(), start * dim);
-    feats.dispose();
-    opts.onProgress?.(start + idx.length, n);
+    const count = batch(start).length;
+    const running = extractor.run(next!, count);
+    const after = start + opts.batchSize;
+    next = after < n ? pixels(batch(after)) : undefined;
+    out.set(await running, start * dim);
+    opts.onProgress?.(start + count, n);
   }
   return out;
 }

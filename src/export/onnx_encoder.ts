@@ -135,11 +135,20 @@ export const ONNX_INPUT = 'images';
 export const ONNX_FEATURES = 'features';
 const BATCH = 'batch';
 
+/**
+ * The input's layout: NCHW for export (what other programs expect), NHWC for simtrip's own ONNX Runtime
+ * extractor, whose images come NHWC from preprocessEval: one Transpose node at the input then does in
+ * the runtime what a JS loop would otherwise do per batch.
+ */
+export type OnnxInputLayout = 'NCHW' | 'NHWC';
+
 /** The encoder's graph with its features value open (see the top of this file). */
-export function buildEncoderGraph(model: EncoderModel, imageSize: number): EncoderGraph {
+export function buildEncoderGraph(model: EncoderModel, imageSize: number, layout: OnnxInputLayout = 'NCHW'): EncoderGraph {
   const graph = new OnnxGraph('simtrip_encoder');
-  const input = graph.input(ONNX_INPUT, [BATCH, 3, imageSize, imageSize]);
-  const pooled = model.backbone.emitFeatures(new OnnxEmitter(graph), input);
+  const nchw = layout === 'NCHW';
+  const input = graph.input(ONNX_INPUT, nchw ? [BATCH, 3, imageSize, imageSize] : [BATCH, imageSize, imageSize, 3]);
+  const channelsFirst = nchw ? input : graph.node('Transpose', 'nhwc_to_nchw', [input], { perm: { ints: [0, 3, 1, 2] } });
+  const pooled = model.backbone.emitFeatures(new OnnxEmitter(graph), channelsFirst);
   const features = graph.node('Identity', ONNX_FEATURES, [pooled]);
   return { graph, input, features, featureDim: model.backbone.featureDim };
 }
@@ -156,6 +165,8 @@ export interface EncoderOnnxOptions extends Preprocessing {
   readonly metadata?: Readonly<Record<string, string>>;
   /** Appended after the features; the model then outputs the head's value instead. */
   readonly head?: OnnxHead;
+  /** The input's layout; NCHW (the default) for files other programs read. */
+  readonly layout?: OnnxInputLayout;
 }
 
 function simtripVersion(): string {
@@ -168,16 +179,18 @@ function simtripVersion(): string {
 
 /** The encoder (or encoder + head) as ONNX model bytes, built in memory. */
 export function encoderOnnx(model: EncoderModel, opts: EncoderOnnxOptions): Uint8Array {
-  const { graph, features, featureDim } = buildEncoderGraph(model, opts.imageSize);
+  const layout = opts.layout ?? 'NCHW';
+  const { graph, features, featureDim } = buildEncoderGraph(model, opts.imageSize, layout);
   const head = opts.head?.(graph, features);
   if (head) graph.output(head.output, head.dims);
   else graph.output(features, [BATCH, featureDim]);
   const what = head ? `encoder with a head (output '${head.output}')` : `pooled features [${BATCH}, ${featureDim}] ('${ONNX_FEATURES}')`;
   return graph.encode({
     producerVersion: simtripVersion(),
-    docString: `simtrip encoder: '${ONNX_INPUT}' [${BATCH}, 3, ${opts.imageSize}, ${opts.imageSize}] (NCHW, RGB, normalised as the 'preprocessing' metadata says) -> ${what}; ONNX opset ${ONNX_OPSET}.`,
+    docString: `simtrip encoder: '${ONNX_INPUT}' [${layout === 'NCHW' ? `${BATCH}, 3, ${opts.imageSize}, ${opts.imageSize}` : `${BATCH}, ${opts.imageSize}, ${opts.imageSize}, 3`}] (${layout}, RGB, normalised as the 'preprocessing' metadata says) -> ${what}; ONNX opset ${ONNX_OPSET}.`,
     metadata: {
       ...preprocessingMetadata(opts),
+      layout,
       opset: String(ONNX_OPSET),
       input: ONNX_INPUT,
       output: head ? head.output : ONNX_FEATURES,

@@ -11,7 +11,7 @@ const VALUES = Float32Array.from([0.1, 1 / 3, -2.71828, 1000.06, 0, 5e-8]);
 
 function counter(values = VALUES) {
   let calls = 0;
-  return { extract: () => (calls++, Float32Array.from(values)), calls: () => calls };
+  return { extract: async () => (calls++, Float32Array.from(values)), calls: () => calls };
 }
 
 describe('feature cache', () => {

@@ -11,6 +11,7 @@ import { makeSynthetic } from '../../../src/data/synthetic.js';
 import { tf } from '../../../src/engine/tf.js';
 import { fallbackRuns, resetKernelStats } from '../../../src/engine/kernel_stats.js';
 import { extractFeatures } from '../../../src/eval/features.js';
+import { createTrainingGraphExtractor } from '../../../src/eval/training_graph_extractor.js';
 import { knnClassify } from '../../../src/eval/knn.js';
 import { trainLinearProbe } from '../../../src/eval/linear_probe.js';
 import { buildEncoder, buildSslModel } from '../../../src/model/build.js';
@@ -75,7 +76,7 @@ describe.skipIf(!load.ok)('no host fallback on the CUDA engine', () => {
     const model = buildEncoder(cfg.model, 1);
     const ds = makeSynthetic({ size: 16, count: 6, seed: 0, split: 'test' });
     resetKernelStats();
-    const feats = extractFeatures(model.backbone, ds, { imageSize: 16, normalization: model.normalization, batchSize: 4 });
+    const feats = await extractFeatures(createTrainingGraphExtractor(model.backbone, 16), ds, { normalization: model.normalization, batchSize: 4 });
     expect(feats.length).toBe(6 * model.backbone.featureDim);
     expect(fallbacks(), 'host fallbacks').toBe('');
     model.store.dispose();
