@@ -7,6 +7,27 @@
 import { existsSync } from 'node:fs';
 import { AUTO_ORDER, CAN_TRAIN, machineSummary, probeEngines } from '../engine/engine.js';
 import { selfCheckCacheFile } from '../engine/cuda/self_check.js';
+import { onnxruntimeVersion } from '../engine/onnxruntime/extractor.js';
+import { autoInferenceRuntime, inferenceAvailability } from '../eval/inference.js';
+import type { ConcreteEngine } from '../engine/engine.js';
+
+/** engine.inference: each runtime's availability, and what auto picks on the engine auto picks. */
+async function inferenceLines(engine: ConcreteEngine | undefined): Promise<string[]> {
+  const availability = await inferenceAvailability();
+  const ortVersion = await onnxruntimeVersion();
+  const what: Record<string, string> = {
+    'onednn-plan': 'the encoder compiled into native oneDNN primitives',
+    onnxruntime: `onnxruntime-node ${ortVersion ?? ''} CPU`.replace('  ', ' '),
+    tfjs: 'the training graph on the active engine',
+  };
+  const lines = ['inference (engine.inference)'];
+  for (const a of availability) {
+    lines.push(a.unavailable === undefined ? `  ok    ${a.runtime.padEnd(15)} ${what[a.runtime]}` : `  no    ${a.runtime.padEnd(15)} ${a.unavailable}`);
+  }
+  const runtime = autoInferenceRuntime(engine ?? 'cpu', availability);
+  lines.push(`auto     inference picks ${runtime} on ${engine ?? 'cpu'} (checked on each run's first batch against the training graph)`);
+  return lines;
+}
 
 export async function runDoctor(opts: { recheck?: boolean } = {}): Promise<string> {
   const lines: string[] = [];
@@ -28,5 +49,6 @@ export async function runDoctor(opts: { recheck?: boolean } = {}): Promise<strin
   if (existsSync(cache)) lines.push(`cache    ${cache} (the CUDA engine's self-check results)`);
   const pick = AUTO_ORDER.find((e) => probes.find((p) => p.engine === e)?.available);
   lines.push(`auto     picks ${pick ?? 'nothing (no engine loads: reinstall simtrip)'}`);
+  lines.push(...(await inferenceLines(pick)));
   return `${lines.join('\n')}\n`;
 }

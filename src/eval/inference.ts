@@ -60,8 +60,12 @@ export function autoInferenceRuntime(engine: ConcreteEngine, availability: reado
 }
 
 /** The concrete runtime `requested` means on `engine`; a named runtime that cannot run here is a UserError. */
-export async function resolveInferenceRuntime(requested: InferenceRuntime, engine: ConcreteEngine, key = 'engine.inference'): Promise<ConcreteInferenceRuntime> {
-  const availability = await inferenceAvailability();
+export function resolveInferenceRuntime(
+  requested: InferenceRuntime,
+  engine: ConcreteEngine,
+  availability: readonly RuntimeAvailability[],
+  key = 'engine.inference',
+): ConcreteInferenceRuntime {
   if (requested === 'auto') return autoInferenceRuntime(engine, availability);
   const why = availability.find((a) => a.runtime === requested)?.unavailable;
   if (why !== undefined) throw new UserError(`${key}: got '${requested}', which is unavailable here: ${why}. Run 'simtrip doctor' for details, or use ${key}: auto`);
@@ -100,7 +104,7 @@ function createRuntime(runtime: ConcreteInferenceRuntime, model: EncoderModel, o
  */
 export async function createInference(model: EncoderModel, opts: InferenceOptions): Promise<FeatureExtractor> {
   const engine = opts.engine ?? activeEngine()?.engine ?? 'cpu';
-  const runtime = await resolveInferenceRuntime(opts.runtime, engine, opts.key);
+  const runtime = resolveInferenceRuntime(opts.runtime, engine, await inferenceAvailability(), opts.key);
   const reference = createTrainingGraphExtractor(model.backbone, opts.imageSize, { batchKey: opts.batchKey });
   if (runtime === 'tfjs') {
     opts.log(`inference ${reference.description}`);

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { readNpy } from '../../src/io/npy.js';
+import { relativeError } from '../helpers.js';
 import { resetExitCodeAfterEach, runCli, TINY_CONFIG } from './run_cli.js';
 import { writeFakeRun } from '../report/fake_run.js';
 
@@ -46,6 +47,13 @@ describe('usage and config errors exit 2 with one line', () => {
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
     expect(r.stderr).toMatch(/train\.batch_size/);
     expect(r.stderr).toMatch(/0/);
+  });
+
+  it('a bad engine.inference names the key, the value and the runtimes', async () => {
+    const r = await run('config', 'validate', '--config', config, '--set', 'engine.inference=torch');
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr.trim()).toBe('simtrip: --set engine.inference: got "torch", expected one of: auto, onednn-plan, onnxruntime, tfjs');
   });
 
   it('a missing config file names the path', async () => {
@@ -132,6 +140,14 @@ describe('doctor', () => {
     expect(r.stdout).toMatch(/ok\s+cpu/);
     expect(r.stdout).toMatch(/no\s+tensorflow-gpu\s+tfjs-node-gpu not installed/);
     expect(r.stdout).toMatch(/auto\s+picks (onednn|cpu)/);
+  });
+
+  it('names each inference runtime\'s availability and what auto picks, one line each', async () => {
+    const r = await run('doctor');
+    expect(r.stdout).toMatch(/^  ok    onnxruntime\s+onnxruntime-node 1\.\d+\.\d+ CPU$/m);
+    expect(r.stdout).toMatch(/^  ok    tfjs\s+the training graph on the active engine$/m);
+    expect(r.stdout).toMatch(/^  (ok|no)    onednn-plan\s+\S/m);
+    expect(r.stdout).toMatch(/^auto     inference picks (onednn-plan|onnxruntime) on (onednn|cpu) \(checked on each run's first batch against the training graph\)$/m);
   });
 });
 
@@ -249,6 +265,15 @@ describe('train, eval, embed end to end', () => {
     const npy = await readNpy(out);
     expect(npy.shape).toEqual([3, 32]);
     expect(await readFile(join(dir, 'feats.txt'), 'utf8')).toBe('a.png\nb.png\nc.jpg\n');
+    expect(r.stderr).toMatch(/^embedded 3 images in [\d.]+ s \([\d.]+ img\/s\), decoding included$/m);
+    // Every runtime embeds the trained checkpoint as the training graph does.
+    for (const runtime of ['onnxruntime', 'tfjs']) {
+      const other = join(dir, `feats-${runtime}.npy`);
+      const o = await run('embed', '--config', config, '--checkpoint', runDir(), '--images', images, '--out', other, '--set', `engine.inference=${runtime}`, '--set', 'eval.batch_size=2');
+      expect(o.code).toBe(0);
+      expect(o.stderr).toMatch(new RegExp(`^inference ${runtime === 'tfjs' ? 'tfjs training graph' : 'onnxruntime'} `, 'm'));
+      expect(relativeError((await readNpy(other)).toFloat32(), npy.toFloat32())).toBeLessThan(1e-4);
+    }
   });
 
   it('embed of a missing folder names it', async () => {
