@@ -34,6 +34,8 @@ const entryPoints = {
     'bench/onednn_kernels': 'bench/onednn_kernels.ts',
     'bench/compare': 'bench/compare.ts',
     'bench/data_throughput': 'bench/data_throughput.ts',
+    'bench/infer': 'bench/infer.ts',
+    'bench/infer_worker': 'bench/infer_worker.ts',
     'bench/e2e_train': 'bench/e2e_train.ts',
     'bench/tensorboard_writer': 'bench/tensorboard_writer.ts',
     'bench/step_overhead': 'bench/step_overhead.ts',

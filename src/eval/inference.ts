@@ -3,7 +3,8 @@
  *
  * auto: on GPU engines the training graph (the GPU is the fast path); on CPU engines the first
  * available runtime of AUTO_INFERENCE_ORDER. Whatever is picked is checked on the run's first batch
- * against the training graph on the active engine (relative error < INFERENCE_TOLERANCE); on a
+ * (its first CHECK_IMAGES images) against the training graph on the active engine (relative error <
+ * INFERENCE_TOLERANCE); on a
  * mismatch, or if the runtime fails on that batch, the run says so in one line and goes on with the
  * training graph, so a wrong runtime can cost speed but never results.
  *
@@ -124,8 +125,15 @@ export async function createInference(model: EncoderModel, opts: InferenceOption
 }
 
 /**
- * `candidate`, trusted only after its first batch agrees with `reference` (relative error <
- * INFERENCE_TOLERANCE); otherwise, or if it throws on that batch, the reference from then on.
+ * Images of the first batch the check runs through the training graph too: features are per image in
+ * inference mode, so a few rows test the whole graph, and the slow path costs a few images, not a batch.
+ */
+export const CHECK_IMAGES = 8;
+
+/**
+ * `candidate`, trusted only after its features of the first batch's first CHECK_IMAGES images agree
+ * with `reference`'s (relative error < INFERENCE_TOLERANCE); otherwise, or if it throws on that
+ * batch, the reference from then on (that batch included).
  */
 export function checkedExtractor(candidate: FeatureExtractor, reference: FeatureExtractor, log: (line: string) => void): FeatureExtractor {
   let current: FeatureExtractor | undefined;
@@ -133,6 +141,28 @@ export function checkedExtractor(candidate: FeatureExtractor, reference: Feature
     log(`inference: ${candidate.runtime} ${why}; using the training graph for this run`);
     candidate.dispose();
     return reference;
+  };
+  const firstBatch = async (images: Float32Array, n: number): Promise<Float32Array> => {
+    let got: Float32Array;
+    try {
+      got = await candidate.run(images, n);
+    } catch (err) {
+      current = fallBack(`failed on the first batch (${(err as Error).message.split('\n')[0]})`);
+      return reference.run(images, n);
+    }
+    const k = Math.min(n, CHECK_IMAGES);
+    const side = reference.imageSize;
+    const expected = await reference.run(images.subarray(0, k * side * side * 3), k);
+    const dim = reference.featureDim;
+    const sized = got.length === n * dim;
+    const err = sized ? relativeError(got.subarray(0, k * dim), expected) : Infinity;
+    if (!(err < INFERENCE_TOLERANCE)) {
+      const what = sized ? `relative error ${err.toExponential(2)}` : `${got.length} values for ${n * dim}`;
+      current = fallBack(`disagrees with the training graph on the first batch (${what}, bound ${INFERENCE_TOLERANCE})`);
+      return reference.run(images, n);
+    }
+    current = candidate;
+    return got;
   };
   return {
     get runtime() {
@@ -143,25 +173,7 @@ export function checkedExtractor(candidate: FeatureExtractor, reference: Feature
     },
     featureDim: reference.featureDim,
     imageSize: reference.imageSize,
-    async run(images: Float32Array, n: number): Promise<Float32Array> {
-      if (current) return current.run(images, n);
-      const expected = await reference.run(images, n);
-      let got: Float32Array;
-      try {
-        got = await candidate.run(images, n);
-      } catch (err) {
-        current = fallBack(`failed on the first batch (${(err as Error).message.split('\n')[0]})`);
-        return expected;
-      }
-      const err = got.length === expected.length ? relativeError(got, expected) : Infinity;
-      if (!(err < INFERENCE_TOLERANCE)) {
-        const what = got.length === expected.length ? `relative error ${err.toExponential(2)}` : `${got.length} values for ${expected.length}`;
-        current = fallBack(`disagrees with the training graph on the first batch (${what}, bound ${INFERENCE_TOLERANCE})`);
-        return expected;
-      }
-      current = candidate;
-      return got;
-    },
+    run: (images, n) => (current ? current.run(images, n) : firstBatch(images, n)),
     dispose(): void {
       if (current !== reference) candidate.dispose();
       reference.dispose();

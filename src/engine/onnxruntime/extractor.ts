@@ -43,18 +43,24 @@ export interface OnnxruntimeOptions {
   threads?: number;
 }
 
-export async function createOnnxruntimeExtractor(model: EncoderModel, imageSize: number, opts: OnnxruntimeOptions = {}): Promise<FeatureExtractor> {
+/** onnxruntime-node itself, or an Error saying why it cannot load. */
+export async function requireOrt(): Promise<Ort> {
   const r = await loadOrt();
   if ('error' in r) throw new Error(`onnxruntime-node cannot load: ${r.error}`);
-  const { ort } = r;
+  return r.ort;
+}
+
+/** A session tuned for one batch at a time (see the top of this file), of model bytes or a file. */
+export async function tunedSession(model: Uint8Array | string, threads: number): Promise<import('onnxruntime-node').InferenceSession> {
+  const ort = await requireOrt();
+  const options = { graphOptimizationLevel: 'all', executionMode: 'sequential', intraOpNumThreads: threads, interOpNumThreads: 1 } as const;
+  return typeof model === 'string' ? ort.InferenceSession.create(model, options) : ort.InferenceSession.create(model, options);
+}
+
+export async function createOnnxruntimeExtractor(model: EncoderModel, imageSize: number, opts: OnnxruntimeOptions = {}): Promise<FeatureExtractor> {
+  const ort = await requireOrt();
   const threads = opts.threads ?? availableParallelism();
-  const bytes = encoderOnnx(model, { imageSize, normalization: model.normalization, layout: 'NHWC' });
-  const session = await ort.InferenceSession.create(bytes, {
-    graphOptimizationLevel: 'all',
-    executionMode: 'sequential',
-    intraOpNumThreads: threads,
-    interOpNumThreads: 1,
-  });
+  const session = await tunedSession(encoderOnnx(model, { imageSize, normalization: model.normalization, layout: 'NHWC' }), threads);
   const featureDim = model.backbone.featureDim;
   return {
     runtime: 'onnxruntime',
