@@ -215,9 +215,10 @@ export async function evaluate(opts: EvalOptions): Promise<EvalReport> {
     const embed = async (name: string, ds: ImageDataset): Promise<FeatureSet> => {
       const key = { encoder: identity, data: cfg.data, split: name, count: ds.size, dim, normalization: model.normalization };
       const { x, hit } = await cachedFeatures(cache, key, async () => {
-        const bar = createProgress({ label: `features ${name}`, total: ds.size, unit: 'img', stream: opts.progressStream });
         const started = performance.now();
-        const extracted = await extractFeatures(await inference(), ds, { ...featureOpts, onProgress: (done) => bar.update(done) });
+        const runtime = await inference();
+        const bar = createProgress({ label: `features ${name}`, total: ds.size, unit: 'img', stream: opts.progressStream });
+        const extracted = await extractFeatures(runtime, ds, { ...featureOpts, onProgress: (done) => bar.update(done) });
         bar.finish();
         opts.log(`features ${name}: ${throughputText(ds.size, performance.now() - started)}`);
         return extracted;
