@@ -5,13 +5,14 @@
  * RSS; the runtimes take turns for --rounds rounds and the median img/s of each is reported.
  *
  *   npm run bench:infer -- [--models r18,r50,bit] [--runtimes tfjs,onednn-plan,onnxruntime]
- *                          [--iters 5] [--warmup 1] [--rounds 3] [--engine auto]
+ *                          [--iters 5] [--warmup 1] [--rounds 3] [--engine auto] [--torch-channels-last 1]
  *   npm run bench:infer -- --folder 2000 [--models r18] [--runtime auto]
  *
  * Models (bench/infer_models.ts): ResNet-18 CIFAR stem width 64 at 32 px, batch 128; ResNet-50 at
  * 224 px, batch 16; BiT-R50x1 at 128 px, batch 32. PyTorch (torchvision, the same weights through
  * simtrip's torchvision-layout export, no_grad, eval, threads = cores) and onnxruntime-node on
  * torch.onnx.export's file run for the ResNets; BiT has no torchvision model, so it is ours only.
+ * --torch-channels-last 1 adds PyTorch in NHWC memory format; ratios use the faster PyTorch run.
  * Python: $SIMTRIP_PYTHON, else python3 or /usr/bin/python3 with torch; without one, ours only.
  *
  * --folder N writes N 600x450 JPEGs into two class folders of a temp folder and reports eval and
@@ -99,7 +100,9 @@ function benchModel(spec: InferModel, f: Map<string, string>, python: string | u
       child(`${spec.key} weights export`, process.execPath, [WORKER, '--model', spec.key, '--export-state-dict', weights]) &&
       child(`${spec.key} torch.onnx.export`, python, [PYTORCH, ...pt, '--export-onnx', onnx]);
     if (ok) {
-      runs.push({ name: 'pytorch (no_grad, eval)', ours: false, cmd: python, args: [PYTORCH, ...pt, '--iters', f.get('--iters') ?? '5', '--warmup', f.get('--warmup') ?? '1'] });
+      const ptTimed = [...pt, '--iters', f.get('--iters') ?? '5', '--warmup', f.get('--warmup') ?? '1'];
+      runs.push({ name: 'pytorch (no_grad, eval)', ours: false, cmd: python, args: [PYTORCH, ...ptTimed] });
+      if (f.get('--torch-channels-last') === '1') runs.push({ name: 'pytorch (no_grad, eval, channels_last)', ours: false, cmd: python, args: [PYTORCH, ...ptTimed, '--channels-last', '1'] });
       runs.push({ name: 'onnxruntime-node on torch.onnx.export', ours: false, cmd: process.execPath, args: [WORKER, ...common, '--runtime', 'ort-file', '--onnx', onnx] });
     } else notes.push(`${spec.key}: PyTorch runs skipped, its export failed (above)`);
   }
@@ -187,7 +190,9 @@ async function main(): Promise<number> {
         const r = rows.find((x) => x.name.startsWith(prefix) && x.rates.length);
         return r ? median(r.rates) : undefined;
       };
-      const pt = ref('pytorch');
+      // The faster PyTorch run is the reference (channels_last, when measured, usually).
+      const ptRates = rows.filter((r) => r.name.startsWith('pytorch') && r.rates.length).map((r) => median(r.rates));
+      const pt = ptRates.length ? Math.max(...ptRates) : undefined;
       const ort = ref('onnxruntime-node');
       out('');
       out(`${spec.label}, batch ${spec.batch} (median of ${f.get('--rounds') ?? 3} rounds)`);

@@ -6,7 +6,11 @@ weights simtrip exported in torchvision layout (.safetensors, read here with num
 package needed), in eval mode under no_grad with torch.set_num_threads(cores).
 
     python3 bench/pytorch_infer.py --model r18|r50 --weights W.safetensors --size S --batch B
-                                   [--iters 5] [--warmup 1] [--threads N] [--export-onnx F]
+                                   [--iters 5] [--warmup 1] [--threads N] [--channels-last 0|1]
+                                   [--export-onnx F]
+
+--channels-last 1 runs model and input in NHWC memory format (PyTorch's faster CPU convolution path in
+1.13; the default 0 is the plain NCHW model the issue's baseline used).
 
 --export-onnx writes the model with torch.onnx.export (opset 17, dynamic batch, input NCHW) and exits,
 for onnxruntime-node to run (the issue's reference). Otherwise prints one JSON line:
@@ -65,6 +69,7 @@ def main():
     p.add_argument("--iters", type=int, default=5)
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--threads", type=int, default=os.cpu_count())
+    p.add_argument("--channels-last", type=int, default=0)
     p.add_argument("--export-onnx")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
@@ -78,6 +83,9 @@ def main():
                           dynamic_axes={"images": {0: "batch"}, "features": {0: "batch"}})
         print(json.dumps({"wrote": a.export_onnx}))
         return
+    if a.channels_last:
+        net = net.to(memory_format=torch.channels_last)
+        x = x.to(memory_format=torch.channels_last)
     with torch.no_grad():
         for _ in range(a.warmup):
             net(x)
@@ -89,6 +97,7 @@ def main():
         "framework": "pytorch",
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
+        "channels_last": bool(a.channels_last),
         "batch": a.batch,
         "iters": a.iters,
         "img_per_s": a.batch * a.iters / seconds,

@@ -10,6 +10,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { ConfigSchema } from '../../src/config/schema.js';
 import { tf } from '../../src/engine/tf.js';
 import { loadOnednn } from '../../src/engine/onednn/loader.js';
+import { onednnPlanAvailable } from '../../src/engine/onednn/inference_plan.js';
 import { embedFiles } from '../../src/eval/embed.js';
 import type { ConcreteInferenceRuntime } from '../../src/eval/extractor.js';
 import { createInference } from '../../src/eval/inference.js';
@@ -24,7 +25,12 @@ beforeAll(useCpuBackend);
 
 const onednn = await loadOnednn();
 if (!onednn.ok) console.warn(`BiT embed parity on onednn skipped: ${onednn.reason} (${onednn.hint})`);
-const backends: [string, ConcreteInferenceRuntime][] = [['cpu', 'tfjs'], ['cpu', 'onnxruntime'], ...(onednn.ok ? [['onednn', 'tfjs'] as [string, ConcreteInferenceRuntime]] : [])];
+const backends: [string, ConcreteInferenceRuntime][] = [
+  ['cpu', 'tfjs'],
+  ['cpu', 'onnxruntime'],
+  ...(onednn.ok ? [['onednn', 'tfjs'] as [string, ConcreteInferenceRuntime]] : []),
+  ...(onednn.ok && onednnPlanAvailable() ? [['onednn', 'onednn-plan'] as [string, ConcreteInferenceRuntime]] : []),
+];
 
 const DIR = 'bit-resnetv2-units1111';
 
