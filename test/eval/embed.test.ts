@@ -109,7 +109,8 @@ describe('model.weights with a BiT .npz and no checkpoint (the "BiT" arm)', () =
     const r = await embedFolder({ config: cfg, imagesDir: images, out, log: (l) => lines.push(l) });
     expect(lines.join('\n')).toMatch(/weights: loaded \d+ tensors from .*BiT-tiny\.npz/);
     expect(r.dim).toBe(128);
-    // Every weight came from the file: the seed of the random init does not matter.
-    expect(relativeError((await readNpy(out)).toFloat32(), bit)).toBeLessThan(1e-5);
+    // Every weight came from the file: the seed of the random init does not matter (a wrong weight
+    // would be off by O(1); the bound is the inference runtimes' contract with the training graph).
+    expect(relativeError((await readNpy(out)).toFloat32(), bit)).toBeLessThan(1e-4);
   });
 });
