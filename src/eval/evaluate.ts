@@ -184,6 +184,8 @@ function featureSet(ds: ImageDataset, x: Float32Array): FeatureSet {
 
 export async function evaluate(opts: EvalOptions): Promise<EvalReport> {
   const cfg = opts.config;
+  // From before the images are read: the end-to-end feature rate includes decoding.
+  const started = performance.now();
   const data = opts.data ?? (await loadDataSplits(cfg.data, cfg.seed));
   // Unlabelled SSL data (patches) comes with separate labelled data to fit the probes on.
   const pool = data.probeTrain ?? data.train;
@@ -233,6 +235,10 @@ export async function evaluate(opts: EvalOptions): Promise<EvalReport> {
       val: val && opts.linear ? await embed('val', val) : undefined,
       test: await embed('test', data.test),
     };
+    if (extractor) {
+      const images = [features.train, features.val, features.test].reduce((n, set) => n + (set ? set.y.length : 0), 0);
+      opts.log(`features ${throughputText(images, performance.now() - started)} end to end${opts.data ? '' : ', loading and decoding included'}`);
+    }
     const progress = (label: string, epochs: number): ProbeProgress => {
       const bar = createProgress({ label, total: epochs, unit: 'epoch', stream: opts.progressStream });
       return { onEpoch: (e) => bar.update(e.epoch, { loss: e.loss.toFixed(4) }), finish: () => bar.finish() };

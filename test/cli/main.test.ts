@@ -178,6 +178,7 @@ describe('train, eval, embed end to end', () => {
     const r = await run('eval', '--linear-probe', '--knn', '--config', config, '--checkpoint', join(runDir(), 'checkpoints', 'last'), '--out', out, '--label-fraction', '0.5,1');
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/linear@0\.5 acc [\d.]+% bal [\d.]+% f1 [\d.]+% \| linear@1 .* \| knn acc .*\(40 train \/ 20 test\) -> .*evals \(3 new, 0 replaced\)$/m);
+    expect(r.stderr).toMatch(/^features 60 images in [\d.]+ s \([\d.]+ img\/s\) end to end, loading and decoding included$/m);
     const report = JSON.parse(await readFile(out, 'utf8'));
     expect(report.results).toHaveLength(3);
     expect(report.train_samples).toBe(40);
