@@ -81,6 +81,7 @@ interface Row {
   ours: boolean;
   rates: number[];
   rss: number[];
+  setup: number[];
   description?: string;
 }
 
@@ -106,7 +107,7 @@ function benchModel(spec: InferModel, f: Map<string, string>, python: string | u
       runs.push({ name: 'onnxruntime-node on torch.onnx.export', ours: false, cmd: process.execPath, args: [WORKER, ...common, '--runtime', 'ort-file', '--onnx', onnx] });
     } else notes.push(`${spec.key}: PyTorch runs skipped, its export failed (above)`);
   }
-  const rows: Row[] = runs.map((r) => ({ name: r.name, ours: r.ours, rates: [], rss: [] }));
+  const rows: Row[] = runs.map((r) => ({ name: r.name, ours: r.ours, rates: [], rss: [], setup: [] }));
   const rounds = Number(f.get('--rounds') ?? 3);
   const skip = new Set<number>();
   for (let round = 0; round < rounds; round++) {
@@ -122,6 +123,7 @@ function benchModel(spec: InferModel, f: Map<string, string>, python: string | u
       }
       rows[i]!.rates.push(m.img_per_s);
       rows[i]!.rss.push(m.peak_rss_mib);
+      if (typeof m.setup_ms === 'number') rows[i]!.setup.push(m.setup_ms);
       rows[i]!.description ??= m.description;
     });
   }
@@ -196,13 +198,20 @@ async function main(): Promise<number> {
       const ort = ref('onnxruntime-node');
       out('');
       out(`${spec.label}, batch ${spec.batch} (median of ${f.get('--rounds') ?? 3} rounds)`);
-      const body = rows.map((r) => [r.name, r.rates.length ? fmt(median(r.rates)) : 'n/a', r.rss.length ? fmt(Math.max(...r.rss), 0) : 'n/a', pt && r.rates.length ? fmt(median(r.rates) / pt, 2) : '', ort && r.rates.length ? fmt(median(r.rates) / ort, 2) : '']);
-      for (const l of table(['run', 'img/s', 'peak RSS MiB', 'vs pytorch', 'vs ORT(torch)'], body)) out(l);
+      const body = rows.map((r) => [
+        r.name,
+        r.rates.length ? fmt(median(r.rates)) : 'n/a',
+        r.rss.length ? fmt(Math.max(...r.rss), 0) : 'n/a',
+        r.setup.length ? fmt(median(r.setup), 0) : '',
+        pt && r.rates.length ? fmt(median(r.rates) / pt, 2) : '',
+        ort && r.rates.length ? fmt(median(r.rates) / ort, 2) : '',
+      ]);
+      for (const l of table(['run', 'img/s', 'peak RSS MiB', 'setup ms', 'vs pytorch', 'vs ORT(torch)'], body)) out(l);
       for (const r of rows) if (r.description) out(`  ${r.name}: ${r.description}`);
       if (pt) out(`best ours / pytorch: ${fmt(best / pt, 2)}`);
       if (ort) out(`best ours / onnxruntime-node on torch's ONNX: ${fmt(best / ort, 2)}`);
       for (const n of notes) out(n);
-      results.push({ model: spec.key, batch: spec.batch, rows: rows.map((r) => ({ run: r.name, img_per_s: r.rates, peak_rss_mib: r.rss })), best_ours: best, pytorch: pt ?? null, ort_torch: ort ?? null });
+      results.push({ model: spec.key, batch: spec.batch, rows: rows.map((r) => ({ run: r.name, img_per_s: r.rates, peak_rss_mib: r.rss, setup_ms: r.setup })), best_ours: best, pytorch: pt ?? null, ort_torch: ort ?? null });
     }
     out(JSON.stringify({ machine: machineSummary(), results }));
     return 0;

@@ -82,7 +82,10 @@ async function main(): Promise<void> {
   const iters = Number(f.get('--iters') ?? 5);
   const warmup = Number(f.get('--warmup') ?? 1);
   const side = spec.imageSize;
+  // Setup: what a caller pays before the first batch (graph built, session or plan compiled, weights copied).
+  const setupStart = performance.now();
   const extractor = await extractorFor(runtime, model, side, batch, f.get('--onnx'));
+  const setupMs = performance.now() - setupStart;
   const rng = new Rng('bench-infer');
   const images = Float32Array.from({ length: batch * side * side * 3 }, () => rng.normal());
   const input = runtime === 'ort-file' ? tf.tidy(() => tf.transpose(tf.tensor4d(images, [batch, side, side, 3]), [0, 3, 1, 2]).dataSync() as Float32Array) : images;
@@ -99,6 +102,7 @@ async function main(): Promise<void> {
     batch,
     iters,
     img_per_s: (batch * iters) / seconds,
+    setup_ms: setupMs,
     peak_rss_mib: process.resourceUsage().maxRSS / 1024,
   });
   extractor.dispose();

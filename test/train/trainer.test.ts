@@ -268,3 +268,25 @@ describe('resumedAt', () => {
     expect(resumedAt(12, 6, 3)).toBe('resumed at the start of epoch 3/3, step 12');
   });
 });
+
+describe('the kNN monitor', () => {
+  /** The epoch-2 kNN accuracy of a 2-epoch run, and the monitor's lines. */
+  async function monitored(engine: Record<string, unknown>): Promise<{ accuracy: number; lines: string[] }> {
+    const base = tinyConfig({ epochs: 2 });
+    const dir = await runDir();
+    const lines: string[] = [];
+    await train(options({ ...base, engine: { ...base.engine, ...engine } } as typeof base, dir, { log: (l) => lines.push(l) }));
+    const knn = (await metricsOf(dir)).filter((m) => m.kind === 'knn');
+    expect(knn).toHaveLength(1);
+    return { accuracy: knn[0]!.accuracy as number, lines: lines.filter((l) => l.startsWith('kNN monitor')) };
+  }
+
+  it('scores the same through ONNX Runtime as through the training graph, with no fallback; mixed16 stays on the training graph', async () => {
+    const graph = await monitored({ inference: 'tfjs' });
+    const ort = await monitored({ inference: 'onnxruntime' });
+    expect(ort.accuracy).toBe(graph.accuracy);
+    expect([graph.lines, ort.lines]).toEqual([[], []]);
+    // A float32 runtime would disagree with the float16-rounding encoder on every epoch's first batch.
+    expect((await monitored({ inference: 'onnxruntime', precision: 'mixed16' })).lines).toEqual([]);
+  });
+});
