@@ -66,7 +66,12 @@ export async function embedFiles(extractor: FeatureExtractor, files: readonly st
   const side = extractor.imageSize;
   const dim = extractor.featureDim;
   const features = new Float32Array(files.length * dim);
-  const decode = (start: number) => decodeBatch(files.slice(start, start + opts.batchSize), side);
+  const decode = (start: number) => {
+    const batch = decodeBatch(files.slice(start, start + opts.batchSize), side);
+    // A bad file's error surfaces where its batch is awaited; until then it is not "unhandled".
+    batch.catch(() => undefined);
+    return batch;
+  };
   let next = files.length > 0 ? decode(0) : undefined;
   for (let start = 0; start < files.length; start += opts.batchSize) {
     const ds = await next!;

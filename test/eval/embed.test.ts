@@ -11,7 +11,9 @@ import sharp from 'sharp';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ConfigSchema, type Config } from '../../src/config/schema.js';
 import { tf } from '../../src/engine/tf.js';
-import { embedFolder } from '../../src/eval/embed.js';
+import { embedFiles, embedFolder } from '../../src/eval/embed.js';
+import type { FeatureExtractor } from '../../src/eval/extractor.js';
+import { createTrainingGraphExtractor } from '../../src/eval/training_graph_extractor.js';
 import { loadEncoder } from '../../src/eval/evaluate.js';
 import { listImages, readImageResized } from '../../src/io/image.js';
 import { readNpy } from '../../src/io/npy.js';
@@ -112,5 +114,22 @@ describe('model.weights with a BiT .npz and no checkpoint (the "BiT" arm)', () =
     // Every weight came from the file: the seed of the random init does not matter (a wrong weight
     // would be off by O(1); the bound is the inference runtimes' contract with the training graph).
     expect(relativeError((await readNpy(out)).toFloat32(), bit)).toBeLessThan(1e-4);
+  });
+});
+
+describe('embedFiles (the decoding pipeline)', () => {
+  it('gives every batch size the features of one batch, in file order; a bad file in a later batch is its error, not a crash', async () => {
+    const model = buildEncoder(config({ arch: 'resnet18' }).model, 4);
+    const reference = createTrainingGraphExtractor(model.backbone, SIZE);
+    // Slow on purpose: the next batch's decoding settles while this one is still running.
+    const slow: FeatureExtractor = { ...reference, run: async (x, n) => (await new Promise((r) => setTimeout(r, 100)), reference.run(x, n)) };
+    const files = await listImages(images);
+    const opts = { normalization: model.normalization, batchSize: 3 };
+    const whole = await embedFiles(slow, files, opts);
+    for (const batchSize of [1, 2]) expect(await embedFiles(slow, files, { ...opts, batchSize })).toEqual(whole);
+    const bad = join(tempDir(), 'zz-broken.png');
+    writeFileSync(bad, 'not a png');
+    await expect(embedFiles(slow, [...files, bad], { ...opts, batchSize: 2 })).rejects.toThrow(/zz-broken\.png.*cannot read image/);
+    model.store.dispose();
   });
 });
