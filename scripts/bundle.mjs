@@ -37,13 +37,14 @@ const entryPoints = {
     'bench/e2e_train': 'bench/e2e_train.ts',
     'bench/tensorboard_writer': 'bench/tensorboard_writer.ts',
     'bench/step_overhead': 'bench/step_overhead.ts',
+    'bench/infer_plan': 'bench/infer_plan.ts',
     'check/cuda': 'src/check/cuda.ts',
 };
 
 // Packages with native parts or data files of their own stay outside any bundle. The installed CLI
 // also loads its pure-JS dependencies from node_modules; check:cuda, meant to run where there is no
 // node_modules, and a --self-contained build carry them inside.
-const NATIVE_PACKAGES = ['sharp', '@tensorflow/tfjs-node', '@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-backend-wasm'];
+const NATIVE_PACKAGES = ['sharp', 'onnxruntime-node', '@tensorflow/tfjs-node', '@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-backend-wasm'];
 const SELF_CONTAINED = new Set(['check/cuda']);
 const selected = only ? Object.fromEntries(Object.entries(entryPoints).filter(([k]) => only.includes(k))) : entryPoints;
 const allSelfContained = args.includes('--self-contained');

@@ -280,6 +280,23 @@ class Instance {
     return {mb_, e.c, e.h, e.w};
   }
 
+  // Activations in channel blocks of one vector register (nChw16c with AVX-512, nChw8c with AVX2):
+  // measured on ResNet-18 at 32 px, oneDNN's direct jit convs on these beat the brgemm convs that
+  // format_tag::any picks in oneDNN 2.6 (NHWC) by about 10 %. Channel counts that fill no whole block
+  // are left to the primitive.
+  memory::desc activationDesc(const memory::dims &d) const {
+    static const int64_t block = [] {
+      const dnnl::cpu_isa isa = dnnl::get_effective_cpu_isa();
+      if (isa == dnnl::cpu_isa::avx512_core || isa == dnnl::cpu_isa::avx512_core_vnni || isa == dnnl::cpu_isa::avx512_core_bf16 ||
+          isa == dnnl::cpu_isa::avx512_core_amx)
+        return int64_t{16};
+      if (isa == dnnl::cpu_isa::avx2 || isa == dnnl::cpu_isa::avx2_vnni) return int64_t{8};
+      return int64_t{0};
+    }();
+    if (block == 0 || d[1] % block != 0) return anyDesc(d);
+    return memory::desc(d, dt::f32, block == 16 ? tag::nChw16c : tag::nChw8c);
+  }
+
   dnnl::primitive_attr attr(bool relu = false, bool sum = false) const {
     dnnl::primitive_attr a;
     a.set_scratchpad_mode(dnnl::scratchpad_mode::user);
@@ -361,11 +378,13 @@ class Instance {
     const memory::dims strides = {op.f[P4], op.f[P4]}, pad = {op.f[P5], op.f[P5]};
     const memory::desc bias({op.f[P0]}, dt::f32, tag::x);
     auto make = [&](const memory::desc &dst) {
-      dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, anyDesc(dims(in)),
+      // The images' 3 channels fill no block: the first conv reads whatever layout it likes best.
+      const memory::desc src = in == kInput ? anyDesc(dims(in)) : activationDesc(dims(in));
+      dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, src,
                                         anyDesc({op.f[P0], op.f[P1], op.f[P2], op.f[P3]}), bias, dst, strides, pad, pad);
       return dnnl::convolution_forward::primitive_desc(d, attr(op.f[RELU_FLAG] != 0, sum >= 0), cpuEngine());
     };
-    auto pd = make(anyDesc(dims(out)));
+    auto pd = make(activationDesc(dims(out)));
     // The sum post-op accumulates onto the shortcut's buffer, so the output must take its layout.
     if (sum >= 0 && pd.dst_desc() != md_[sum]) pd = make(md_[sum]);
     memory src = as(in, pd.src_desc());
