@@ -44,7 +44,7 @@ function fusionSummary(graph: InferenceGraph): string {
   const relu = convs.filter((op) => op.relu).length;
   const sum = convs.filter((op) => op.sum !== undefined).length;
   const norms = graph.ops.filter((op) => op.kind === 'groupNorm' || op.kind === 'batchNorm').length;
-  return `${convs.length} convs (${relu} with ReLU, ${sum} with the residual add fused)${norms ? `, ${norms} standalone norms` : ''}`;
+  return `${convs.length} convs (norms after them folded in, ${relu} with ReLU, ${sum} with the residual add fused)${norms ? `, ${norms} standalone norms` : ''}`;
 }
 
 export interface OnednnPlanExtractor extends FeatureExtractor {
@@ -73,7 +73,7 @@ export function createOnednnPlanExtractor(model: EncoderModel, imageSize: number
   const info = addon.info();
   return {
     runtime: 'onednn-plan',
-    description: `oneDNN ${info.version} inference plan: ${fusionSummary(graph)}, BatchNorm folded, micro-batch ${microBatch}, ${info.threads} thread${info.threads === 1 ? '' : 's'}`,
+    description: `oneDNN ${info.version} inference plan: ${fusionSummary(graph)}, micro-batch ${microBatch}, ${info.threads} thread${info.threads === 1 ? '' : 's'}`,
     featureDim,
     imageSize,
     async run(images: Float32Array, n: number): Promise<Float32Array> {

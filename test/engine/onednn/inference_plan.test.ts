@@ -98,7 +98,7 @@ describe.runIf(available)('onednn inference plan', () => {
   it('fuses what it should: ReLU and the residual add into the convs, one reorder at each end', () => {
     const enc = trainedLooking({ arch: 'resnet18', stem: 'cifar', width: 16 });
     const plan = createOnednnPlanExtractor(enc, 16, { batchSize: 4 });
-    expect(plan.description).toMatch(/20 convs \(17 with ReLU, 8 with the residual add fused\)/);
+    expect(plan.description).toMatch(/20 convs \(norms after them folded in, 17 with ReLU, 8 with the residual add fused\)/);
     const lines = plan.primitives().split('\n');
     expect(lines.filter((l) => l.startsWith('conv'))).toHaveLength(20);
     expect(lines.filter((l) => /^(reorder|to \[n, C\])/.test(l)).length).toBeLessThanOrEqual(2);
