@@ -39,6 +39,7 @@ const entryPoints = {
     'bench/e2e_train': 'bench/e2e_train.ts',
     'bench/tensorboard_writer': 'bench/tensorboard_writer.ts',
     'bench/step_overhead': 'bench/step_overhead.ts',
+    'bench/infer_plan': 'bench/infer_plan.ts',
     'check/cuda': 'src/check/cuda.ts',
 };
 

@@ -83,6 +83,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"sgdUpdate", nullptr, wrapKernel<sgdUpdate>, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
+  registerPlan(env, exports);
   return exports;
 }
 

@@ -39,4 +39,7 @@ void sgdUpdate(napi_env env, napi_value *args, size_t argc);
 
 std::string convImplInfo(napi_env env, napi_value *args, size_t argc);
 
+// The inference plan's functions (plan.cc): planCreate, planRun, planInfo, planDispose.
+void registerPlan(napi_env env, napi_value exports);
+
 }  // namespace simtrip

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "common.h"
+#include "group_norm.h"
 
 namespace simtrip {
 
@@ -31,6 +32,62 @@ struct GnShape {
 
 }  // namespace
 
+bool groupNormLayoutFits(const GroupNormLayout &l) {
+  if (l.n <= 0 || l.hw <= 0 || l.c <= 0 || l.groups <= 0 || l.block <= 0) return false;
+  if (l.c % l.groups != 0 || l.c % l.block != 0) return false;
+  const int64_t cg = l.c / l.groups;
+  return l.block % cg == 0 || cg % l.block == 0;
+}
+
+void groupNormForwardSweep(const float *x, float *y, const float *gamma, const float *beta, double eps,
+                           const GroupNormLayout &l, bool relu, float *meanOut, float *varOut) {
+  if (!groupNormLayoutFits(l)) throw ArgError("groupNorm: the channels do not split into groups in this layout");
+  const int64_t cg = l.c / l.groups;
+  // A group is `chunks` runs of `width` channels (one run in NHWC); each run holds hw rows `block` apart.
+  const int64_t width = cg < l.block ? cg : l.block;
+  const int64_t chunks = cg / width;
+  const int64_t blocks = l.c / l.block;
+  auto runStart = [&](int64_t n, int64_t channel) { return (n * blocks + channel / l.block) * l.hw * l.block + channel % l.block; };
+
+  // One (n, g) pair per iteration: samples x groups gives enough parallel work even at batch 1.
+#pragma omp parallel for schedule(static)
+  for (int64_t ng = 0; ng < l.n * l.groups; ng++) {
+    const int64_t n = ng / l.groups, g = ng % l.groups;
+    const double pivot = x[runStart(n, g * cg)];
+    double s1 = 0.0, s2 = 0.0;
+    for (int64_t j = 0; j < chunks; j++) {
+      const float *base = x + runStart(n, g * cg + j * width);
+      for (int64_t r = 0; r < l.hw; r++) {
+        const float *row = base + r * l.block;
+        for (int64_t k = 0; k < width; k++) {
+          const double d = static_cast<double>(row[k]) - pivot;
+          s1 += d;
+          s2 += d * d;
+        }
+      }
+    }
+    const double m = static_cast<double>(l.hw * cg);
+    const double dm = s1 / m;
+    const float mean = static_cast<float>(pivot + dm);
+    const float var = static_cast<float>(std::max(0.0, s2 / m - dm * dm));
+    if (meanOut) meanOut[ng] = mean;
+    if (varOut) varOut[ng] = var;
+    const double rstd = 1.0 / std::sqrt(static_cast<double>(var) + eps);
+    for (int64_t j = 0; j < chunks; j++) {
+      const int64_t c0 = g * cg + j * width;
+      const int64_t off = runStart(n, c0);
+      for (int64_t r = 0; r < l.hw; r++) {
+        const float *in = x + off + r * l.block;
+        float *out = y + off + r * l.block;
+        for (int64_t k = 0; k < width; k++) {
+          const float v = static_cast<float>((in[k] - mean) * rstd) * gamma[c0 + k] + beta[c0 + k];
+          out[k] = relu && v < 0.f ? 0.f : v;
+        }
+      }
+    }
+  }
+}
+
 // (x, gamma, beta, yOut, meanOut[N*G], varianceOut[N*G], params[N, HW, C, G], eps)
 void groupNormForward(napi_env env, napi_value *args, size_t argc) {
   if (argc < 8) throw ArgError("groupNormForward: expected 8 arguments");
@@ -42,39 +99,8 @@ void groupNormForward(napi_env env, napi_value *args, size_t argc) {
   float *y = f32Arg(env, args[3], "y", s.size()).data;
   float *meanOut = f32Arg(env, args[4], "mean", s.stats()).data;
   float *varOut = f32Arg(env, args[5], "variance", s.stats()).data;
-
-  // One (n, g) pair per iteration: samples x groups gives enough parallel work even at batch 1.
-#pragma omp parallel for schedule(static)
-  for (int64_t ng = 0; ng < s.n * s.g; ng++) {
-    const int64_t n = ng / s.g, g = ng % s.g;
-    const float *base = x + n * s.hw * s.c + g * s.cg;
-    const double pivot = base[0];
-    double s1 = 0.0, s2 = 0.0;
-    for (int64_t r = 0; r < s.hw; r++) {
-      const float *row = base + r * s.c;
-      for (int64_t k = 0; k < s.cg; k++) {
-        const double d = static_cast<double>(row[k]) - pivot;
-        s1 += d;
-        s2 += d * d;
-      }
-    }
-    const double m = static_cast<double>(s.hw * s.cg);
-    const double dm = s1 / m;
-    const double var = std::max(0.0, s2 / m - dm * dm);
-    const float mean = static_cast<float>(pivot + dm);
-    meanOut[ng] = mean;
-    varOut[ng] = static_cast<float>(var);
-    const double rstd = 1.0 / std::sqrt(static_cast<double>(varOut[ng]) + eps);
-    float *outBase = y + n * s.hw * s.c + g * s.cg;
-    for (int64_t r = 0; r < s.hw; r++) {
-      const float *in = base + r * s.c;
-      float *out = outBase + r * s.c;
-      for (int64_t k = 0; k < s.cg; k++) {
-        const int64_t ch = g * s.cg + k;
-        out[k] = static_cast<float>((in[k] - mean) * rstd) * gamma[ch] + beta[ch];
-      }
-    }
-  }
+  // tfjs' NHWC is the layout with one block of all channels.
+  groupNormForwardSweep(x, y, gamma, beta, eps, GroupNormLayout{s.n, s.hw, s.c, s.g, s.c}, false, meanOut, varOut);
 }
 
 // (dy, x, gamma, mean[N*G], variance[N*G], dxOut, dgammaOut, dbetaOut, params[N, HW, C, G], eps)

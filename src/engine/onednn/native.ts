@@ -36,7 +36,15 @@ export interface NativeAddon {
   sgdUpdate?(w: Float32Array, g: Float32Array, buf: Float32Array | null, wOut: Float32Array, bufOut: Float32Array, lr: number, momentum: number, weightDecay: number): void;
   // Optional for the same reason (native/onednn/eltwise.cc): out = x rounded to the float16 grid.
   roundToHalf?(x: Float32Array, out: Float32Array): void;
+  // Optional for the same reason (native/onednn/plan.cc): the inference plan, see plan_encoding.ts.
+  planCreate?(ops: Int32Array, eps: Float32Array, params: Float32Array[][], imageSize: number, microBatch: number): NativePlan;
+  planRun?(plan: NativePlan, images: Float32Array, n: number, out: Float32Array): void;
+  planInfo?(plan: NativePlan): string;
+  planDispose?(plan: NativePlan): void;
 }
+
+/** An opaque handle to a native inference plan (freed by planDispose or when collected). */
+export type NativePlan = { readonly __nativePlan: unique symbol };
 
 export const ADDON_RELATIVE_PATH = 'build/Release/simtrip_onednn.node';
 /** Written by scripts/build-native.mjs when it skips or fails the build, so the loader can say why. */
