@@ -5,24 +5,16 @@
  */
 import * as ort from 'onnxruntime-node';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { ModelSchema } from '../../src/config/schema.js';
 import { tf } from '../../src/engine/tf.js';
-import { buildEncoder, type EncoderModel } from '../../src/model/build.js';
+import type { EncoderModel } from '../../src/model/build.js';
 import { encoderOnnx, ONNX_FEATURES, ONNX_INPUT } from '../../src/export/onnx_encoder.js';
 import { ONNX_OPSET } from '../../src/export/onnx_graph.js';
 import { useCpuBackend, relativeError } from '../helpers.js';
-import { perturb, tinySgd } from '../model/tiny.js';
+import { trainedLookingEncoder } from '../model/tiny.js';
 
 beforeAll(useCpuBackend);
 
-/** Random weights and running statistics, so no parameter sits at its initialisation. */
-function trainedLooking(model: Record<string, unknown>, bitDepths?: number[]): EncoderModel {
-  const enc = buildEncoder(ModelSchema.parse(model), 3, bitDepths ? { bitDepths } : {});
-  const sgd = tinySgd(enc.store);
-  perturb(enc.store, sgd, 7);
-  sgd.dispose();
-  return enc;
-}
+const trainedLooking = (model: Record<string, unknown>, bitDepths?: number[]): EncoderModel => trainedLookingEncoder(model, bitDepths);
 
 async function onnxFeatures(bytes: Uint8Array, nchw: Float32Array, dims: number[]): Promise<Float32Array> {
   const session = await ort.InferenceSession.create(bytes);

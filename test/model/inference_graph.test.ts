@@ -4,23 +4,16 @@
  * BatchNorm folding bug shows.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
-import { ModelSchema } from '../../src/config/schema.js';
 import { tf } from '../../src/engine/tf.js';
-import { buildEncoder, type EncoderModel } from '../../src/model/build.js';
+import type { EncoderModel } from '../../src/model/build.js';
 import { GraphRecorder, inferenceGraph, optimizeGraph, type ConvOp } from '../../src/model/inference_graph.js';
 import { createTfjsGraphExtractor, TfjsInferenceGraph } from '../../src/model/inference_graph_tfjs.js';
 import { relativeError, useCpuBackend } from '../helpers.js';
-import { perturb, tinySgd } from './tiny.js';
+import { trainedLookingEncoder } from './tiny.js';
 
 beforeAll(useCpuBackend);
 
-function trainedLooking(model: Record<string, unknown>, bitDepths?: number[]): EncoderModel {
-  const enc = buildEncoder(ModelSchema.parse(model), 3, bitDepths ? { bitDepths } : {});
-  const sgd = tinySgd(enc.store);
-  perturb(enc.store, sgd, 11);
-  sgd.dispose();
-  return enc;
-}
+const trainedLooking = (model: Record<string, unknown>, bitDepths?: number[]): EncoderModel => trainedLookingEncoder(model, bitDepths, 11);
 
 const kinds = (ops: readonly { kind: string }[]) => ops.map((op) => op.kind);
 

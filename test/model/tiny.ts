@@ -1,7 +1,7 @@
 /** Tiny models and helpers shared by the checkpoint and weights tests (width 4, CIFAR stem: fast). */
-import { ConfigSchema, type Config } from '../../src/config/schema.js';
+import { ConfigSchema, ModelSchema, type Config } from '../../src/config/schema.js';
 import { tf } from '../../src/engine/tf.js';
-import { buildSslModel, type SslModel } from '../../src/model/build.js';
+import { buildEncoder, buildSslModel, type EncoderModel, type SslModel } from '../../src/model/build.js';
 import type { ParamStore } from '../../src/model/params.js';
 import { Sgd } from '../../src/optim/sgd.js';
 
@@ -52,4 +52,16 @@ export function bufferSnapshot(sgd: Sgd): Map<string, Float32Array> {
 export function hwioAt(data: Float32Array, shape: readonly number[], o: number, i: number, h: number, w: number): number {
   const [, W, I, O] = shape as [number, number, number, number];
   return data[((h * W + w) * I + i) * O + o]!;
+}
+
+/**
+ * An encoder whose weights and BatchNorm running statistics all moved away from their initialisation
+ * (an SGD step on random targets), so folding or export bugs that a fresh model hides show.
+ */
+export function trainedLookingEncoder(model: Record<string, unknown>, bitDepths?: number[], seed = 7): EncoderModel {
+  const enc = buildEncoder(ModelSchema.parse(model), 3, bitDepths ? { bitDepths } : {});
+  const sgd = tinySgd(enc.store);
+  perturb(enc.store, sgd, seed);
+  sgd.dispose();
+  return enc;
 }

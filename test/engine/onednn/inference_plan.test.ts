@@ -4,11 +4,10 @@
  * family, batches that do not divide into micro-batches, n = 1, repeated runs and dispose.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
-import { ModelSchema } from '../../../src/config/schema.js';
 import { GOLDEN_FIXTURES } from '../../../src/check/golden.js';
 import { tf } from '../../../src/engine/tf.js';
 import { createOnednnPlanExtractor, onednnPlanAvailable } from '../../../src/engine/onednn/inference_plan.js';
-import { buildEncoder, type EncoderModel } from '../../../src/model/build.js';
+import type { EncoderModel } from '../../../src/model/build.js';
 import { BitResNet } from '../../../src/model/bit.js';
 import { loadBitNpz } from '../../../src/model/bit_weights.js';
 import { createTfjsGraphExtractor } from '../../../src/model/inference_graph_tfjs.js';
@@ -19,21 +18,14 @@ import { Rng } from '../../../src/util/rng.js';
 import { relativeError, useCpuBackend } from '../../helpers.js';
 import { fixture } from '../../io/tmp.js';
 import { loadFixtureImages } from '../../model/golden.js';
-import { perturb, tinySgd } from '../../model/tiny.js';
+import { trainedLookingEncoder } from '../../model/tiny.js';
 
 beforeAll(useCpuBackend);
 
 const available = onednnPlanAvailable();
 if (!available) console.warn('onednn-plan tests skipped: the native addon with the inference plan is not built');
 
-/** Random weights and random (non-trivial) running statistics, so BatchNorm folding is exercised. */
-function trainedLooking(model: Record<string, unknown>, bitDepths?: number[]): EncoderModel {
-  const enc = buildEncoder(ModelSchema.parse(model), 3, bitDepths ? { bitDepths } : {});
-  const sgd = tinySgd(enc.store);
-  perturb(enc.store, sgd, 7);
-  sgd.dispose();
-  return enc;
-}
+const trainedLooking = (model: Record<string, unknown>, bitDepths?: number[]): EncoderModel => trainedLookingEncoder(model, bitDepths);
 
 function randomImages(n: number, side: number, seed: number): Float32Array {
   return tf.tidy(() => tf.randomNormal([n, side, side, 3], 0, 1, 'float32', seed).dataSync() as Float32Array);
