@@ -4,7 +4,7 @@
  * EXIF orientation is deliberately not applied: PIL (and so the PyTorch pipelines we compare with)
  * does not apply it either, and patches cut from slides carry none.
  */
-import { readdir } from 'node:fs/promises';
+import { open as openFile, readdir } from 'node:fs/promises';
 import { extname, join } from 'node:path';
 import type { Sharp } from 'sharp';
 import { loadSharp } from '../util/sharp.js';
@@ -63,10 +63,31 @@ async function decodeRGB(path: string, pipeline: Sharp): Promise<RGBImage> {
   }
 }
 
+/**
+ * Files up to this size are read whole before sharp sees them: given a path, sharp opens and parses the
+ * file once for the header (metadata) and again for the pixels, which costs 15-20 % more CPU per JPEG
+ * (measured on 600x450 JPEGs, the HAM10000 size). Larger files (whole slides) stream from the path.
+ */
+const READ_WHOLE_BYTES = 64 * 2 ** 20;
+
+async function readInput(path: string): Promise<string | Buffer> {
+  try {
+    const file = await openFile(path, 'r');
+    try {
+      return (await file.stat()).size <= READ_WHOLE_BYTES ? await file.readFile() : path;
+    } finally {
+      await file.close();
+    }
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new InputFileError(path, `cannot read image: ${code === 'ENOENT' ? 'no such file' : (err as Error).message}`);
+  }
+}
+
 async function open(path: string): Promise<Sharp> {
   const sharp = await loadSharp();
   // failOn 'error' rejects truncated files instead of returning partly grey images.
-  return sharp(path, { failOn: 'error' });
+  return sharp(await readInput(path), { failOn: 'error' });
 }
 
 export async function readImageRGB(path: string): Promise<RGBImage> {
