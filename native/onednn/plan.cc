@@ -82,75 +82,81 @@ struct Graph {
   std::vector<Extent> extents;  // per value; value 0 is the images
   int64_t imageSize;
 
+  // Every op's output extent, each checked against its inputs so a malformed graph from JavaScript is
+  // an error naming the op rather than a primitive reading out of bounds.
   void deriveExtents() {
     extents.assign(ops.size() + 1, Extent{});
     extents[kInput] = {3, imageSize, imageSize};
-    for (size_t i = 0; i < ops.size(); i++) {
-      const OpSpec &op = ops[i];
-      const std::string where = "inference plan op " + std::to_string(i) + ": ";
-      if (op.kind() < 0 || op.kind() >= KIND_COUNT) throw ArgError(where + "unknown kind " + std::to_string(op.kind()));
-      if (op.f[OUT] != static_cast<int32_t>(i + 1)) throw ArgError(where + "outputs must be numbered in order");
-      auto read = [&](int32_t v) -> const Extent & {
-        if (v < 0 || v > static_cast<int32_t>(i)) throw ArgError(where + "reads value " + std::to_string(v) + " before it exists");
-        return extents[v];
-      };
-      const Extent &x = read(op.f[IN]);
-      Extent &y = extents[i + 1];
-      auto windowed = [&](int64_t kernel, int64_t stride, int64_t pad) {
-        const int64_t oh = (x.h + 2 * pad - kernel) / stride + 1, ow = (x.w + 2 * pad - kernel) / stride + 1;
-        if (stride <= 0 || oh <= 0 || ow <= 0) throw ArgError(where + "the window does not fit the " + std::to_string(x.h) + "x" + std::to_string(x.w) + " input");
-        return std::make_pair(oh, ow);
-      };
-      auto expectParams = [&](size_t count, size_t length) {
-        if (op.params.size() != count) throw ArgError(where + "expected " + std::to_string(count) + " parameter arrays");
-        for (const auto &p : op.params) {
-          if (p.size() != length) throw ArgError(where + "a parameter array has " + std::to_string(p.size()) + " values, expected " + std::to_string(length));
-        }
-      };
-      switch (op.kind()) {
-        case CONV: {
-          if (op.f[P1] != x.c) throw ArgError(where + "the conv expects " + std::to_string(op.f[P1]) + " input channels, got " + std::to_string(x.c));
-          if (op.f[P2] != op.f[P3]) throw ArgError(where + "only square kernels are supported");
-          auto [oh, ow] = windowed(op.f[P2], op.f[P4], op.f[P5]);
-          y = {op.f[P0], oh, ow};
-          if (op.params.size() != 2 || op.params[0].size() != static_cast<size_t>(op.f[P0]) * op.f[P1] * op.f[P2] * op.f[P3] ||
-              op.params[1].size() != static_cast<size_t>(op.f[P0])) {
-            throw ArgError(where + "conv weight/bias sizes do not match its shape");
-          }
-          if (op.f[AUX] >= 0) {
-            const Extent &s = read(op.f[AUX]);
-            if (s.c != y.c || s.h != y.h || s.w != y.w) throw ArgError(where + "the summed value's shape differs from the conv output");
-          }
-          break;
-        }
-        case BATCH_NORM:
-        case GROUP_NORM:
-          if (op.f[P0] != x.c) throw ArgError(where + "norm over " + std::to_string(op.f[P0]) + " channels, input has " + std::to_string(x.c));
-          if (op.kind() == GROUP_NORM && (op.f[P1] <= 0 || x.c % op.f[P1] != 0)) throw ArgError(where + "channels do not split into the groups");
-          expectParams(op.kind() == BATCH_NORM ? 4 : 2, x.c);
-          y = x;
-          break;
-        case ADD: {
-          const Extent &b = read(op.f[AUX]);
-          if (b.c != x.c || b.h != x.h || b.w != x.w) throw ArgError(where + "adding values of different shapes");
-          y = x;
-          break;
-        }
-        case RELU:
-          y = x;
-          break;
-        case MAX_POOL: {
-          auto [oh, ow] = windowed(op.f[P0], op.f[P1], op.f[P2]);
-          y = {x.c, oh, ow};
-          break;
-        }
-        case GLOBAL_AVG_POOL:
-          if (i + 1 != ops.size()) throw ArgError(where + "the global average pool must be the last op");
-          y = {x.c, 1, 1};
-          break;
-      }
-    }
+    for (size_t i = 0; i < ops.size(); i++) extents[i + 1] = checkedExtent(i);
     if (ops.empty() || ops.back().kind() != GLOBAL_AVG_POOL) throw ArgError("inference plan: the graph must end in a global average pool");
+  }
+
+  // Op i's output extent, from the extents of the values before it.
+  Extent checkedExtent(size_t i) const {
+    const OpSpec &op = ops[i];
+    const std::string where = "inference plan op " + std::to_string(i) + ": ";
+    if (op.kind() < 0 || op.kind() >= KIND_COUNT) throw ArgError(where + "unknown kind " + std::to_string(op.kind()));
+    if (op.f[OUT] != static_cast<int32_t>(i + 1)) throw ArgError(where + "outputs must be numbered in order");
+    auto read = [&](int32_t v) -> const Extent & {
+      if (v < 0 || v > static_cast<int32_t>(i)) throw ArgError(where + "reads value " + std::to_string(v) + " before it exists");
+      return extents[v];
+    };
+    const Extent &x = read(op.f[IN]);
+    Extent y{};
+    auto windowed = [&](int64_t kernel, int64_t stride, int64_t pad) {
+      const int64_t oh = (x.h + 2 * pad - kernel) / stride + 1, ow = (x.w + 2 * pad - kernel) / stride + 1;
+      if (stride <= 0 || oh <= 0 || ow <= 0) throw ArgError(where + "the window does not fit the " + std::to_string(x.h) + "x" + std::to_string(x.w) + " input");
+      return std::make_pair(oh, ow);
+    };
+    auto expectParams = [&](size_t count, size_t length) {
+      if (op.params.size() != count) throw ArgError(where + "expected " + std::to_string(count) + " parameter arrays");
+      for (const auto &p : op.params) {
+        if (p.size() != length) throw ArgError(where + "a parameter array has " + std::to_string(p.size()) + " values, expected " + std::to_string(length));
+      }
+    };
+    switch (op.kind()) {
+      case CONV: {
+        if (op.f[P1] != x.c) throw ArgError(where + "the conv expects " + std::to_string(op.f[P1]) + " input channels, got " + std::to_string(x.c));
+        if (op.f[P2] != op.f[P3]) throw ArgError(where + "only square kernels are supported");
+        auto [oh, ow] = windowed(op.f[P2], op.f[P4], op.f[P5]);
+        y = {op.f[P0], oh, ow};
+        if (op.params.size() != 2 || op.params[0].size() != static_cast<size_t>(op.f[P0]) * op.f[P1] * op.f[P2] * op.f[P3] ||
+            op.params[1].size() != static_cast<size_t>(op.f[P0])) {
+          throw ArgError(where + "conv weight/bias sizes do not match its shape");
+        }
+        if (op.f[AUX] >= 0) {
+          const Extent &s = read(op.f[AUX]);
+          if (s.c != y.c || s.h != y.h || s.w != y.w) throw ArgError(where + "the summed value's shape differs from the conv output");
+        }
+        break;
+      }
+      case BATCH_NORM:
+      case GROUP_NORM:
+        if (op.f[P0] != x.c) throw ArgError(where + "norm over " + std::to_string(op.f[P0]) + " channels, input has " + std::to_string(x.c));
+        if (op.kind() == GROUP_NORM && (op.f[P1] <= 0 || x.c % op.f[P1] != 0)) throw ArgError(where + "channels do not split into the groups");
+        expectParams(op.kind() == BATCH_NORM ? 4 : 2, x.c);
+        y = x;
+        break;
+      case ADD: {
+        const Extent &b = read(op.f[AUX]);
+        if (b.c != x.c || b.h != x.h || b.w != x.w) throw ArgError(where + "adding values of different shapes");
+        y = x;
+        break;
+      }
+      case RELU:
+        y = x;
+        break;
+      case MAX_POOL: {
+        auto [oh, ow] = windowed(op.f[P0], op.f[P1], op.f[P2]);
+        y = {x.c, oh, ow};
+        break;
+      }
+      case GLOBAL_AVG_POOL:
+        if (i + 1 != ops.size()) throw ArgError(where + "the global average pool must be the last op");
+        y = {x.c, 1, 1};
+        break;
+    }
+    return y;
   }
 
   int64_t featureDim() const { return extents.back().c; }
