@@ -84,10 +84,11 @@ async function readInput(path: string): Promise<string | Buffer> {
   }
 }
 
-async function open(path: string): Promise<Sharp> {
+/** `pixels`: the caller decodes, so a small file is read whole first (see READ_WHOLE_BYTES); a header read takes the path. */
+async function open(path: string, pixels = true): Promise<Sharp> {
   const sharp = await loadSharp();
   // failOn 'error' rejects truncated files instead of returning partly grey images.
-  return sharp(await readInput(path), { failOn: 'error' });
+  return sharp(pixels ? await readInput(path) : path, { failOn: 'error' });
 }
 
 export async function readImageRGB(path: string): Promise<RGBImage> {
@@ -108,7 +109,7 @@ export async function readImageResized(path: string, size: number, options: Resi
 /** Width and height from the file header, without decoding the pixels. */
 export async function readImageSize(path: string): Promise<{ width: number; height: number }> {
   try {
-    const { width, height } = await (await open(path)).metadata();
+    const { width, height } = await (await open(path, false)).metadata();
     if (!width || !height) throw new Error('no dimensions in the header');
     return { width, height };
   } catch (err) {
