@@ -12,13 +12,14 @@ import { ArrayImageDataset } from '../data/dataset.js';
 import { writeFileAtomic } from '../io/atomic.js';
 import { IMAGE_EXTENSIONS, listImages, readImageResized } from '../io/image.js';
 import { writeNpy, type NpyWriteDtype } from '../io/npy.js';
-import { createProgress } from '../report/progress.js';
+import { createProgress, type Progress } from '../report/progress.js';
 import { UserError } from '../util/errors.js';
 import { loadEncoder } from './evaluate.js';
 import type { Normalization } from '../data/augment.js';
 import type { FeatureExtractor } from './extractor.js';
 import { extractFeatures } from './features.js';
-import { createInference, throughputText } from './inference.js';
+import { throughputText, withInference, type InferenceOptions } from './inference.js';
+import type { EncoderModel } from '../model/build.js';
 import { projectorName, writeEmbedProjector, type EmbedProjector } from './embed_projector.js';
 
 export interface EmbedOptions {
@@ -55,6 +56,21 @@ async function decodeBatch(files: readonly string[], side: number): Promise<Arra
   const images = await Promise.all(files.map((f) => readImageResized(f, side)));
   images.forEach((img, i) => pixels.set(img.data, i * side * side * 3));
   return new ArrayImageDataset(pixels, side, side, new Int32Array(files.length).fill(-1), []);
+}
+
+/**
+ * embedFiles through this run's inference runtime (created for the call and disposed after), then one
+ * line after `bar` finishes, `<done> N images in S s (R img/s), decoding included`, for the end-to-end rate.
+ */
+export async function encodeFiles(model: EncoderModel, files: readonly string[], inference: InferenceOptions, done: string, bar: Progress): Promise<Float32Array> {
+  return withInference(model, inference, async (extractor) => {
+    // From the first decode: the runtime's setup is not the folder's rate.
+    const started = performance.now();
+    const features = await embedFiles(extractor, files, { normalization: model.normalization, batchSize: inference.batchSize, onProgress: (n) => bar.update(n) });
+    bar.finish();
+    inference.log(`${done} ${throughputText(files.length, performance.now() - started)}, decoding included`);
+    return features;
+  });
 }
 
 /**
@@ -95,16 +111,8 @@ export async function embedFolder(opts: EmbedOptions): Promise<EmbedResult> {
     opts.log(`encoder  ${source} (inputs scaled for '${model.normalization}')`);
     const dim = model.backbone.featureDim;
     const bar = createProgress({ label: 'embed', total: files.length, unit: 'img', stream: opts.progressStream });
-    const extractor = await createInference(model, { runtime: cfg.engine.inference, imageSize: cfg.data.image_size, batchSize: cfg.eval.batch_size, log: opts.log });
-    const started = performance.now();
-    let features: Float32Array;
-    try {
-      features = await embedFiles(extractor, files, { normalization: model.normalization, batchSize: cfg.eval.batch_size, onProgress: (done) => bar.update(done) });
-    } finally {
-      extractor.dispose();
-    }
-    bar.finish();
-    opts.log(`embedded ${throughputText(files.length, performance.now() - started)}, decoding included`);
+    const inference = { runtime: cfg.engine.inference, imageSize: cfg.data.image_size, batchSize: cfg.eval.batch_size, log: opts.log };
+    const features = await encodeFiles(model, files, inference, 'embedded', bar);
     await writeNpy(opts.out, features, [files.length, dim], opts.dtype);
     const names = opts.out.replace(/\.npy$/, '.txt');
     await writeFileAtomic(names, `${files.map((f) => basename(f)).join('\n')}\n`);

@@ -124,6 +124,16 @@ export async function createInference(model: EncoderModel, opts: InferenceOption
   return checkedExtractor(candidate, reference, opts.log);
 }
 
+/** Runs `use` with this run's extractor (createInference) and disposes it however `use` ends. */
+export async function withInference<T>(model: EncoderModel, opts: InferenceOptions, use: (extractor: FeatureExtractor) => Promise<T>): Promise<T> {
+  const extractor = await createInference(model, opts);
+  try {
+    return await use(extractor);
+  } finally {
+    extractor.dispose();
+  }
+}
+
 /**
  * Images of the first batch the check runs through the training graph too: features are per image in
  * inference mode, so a few rows test the whole graph, and the slow path costs a few images, not a batch.

@@ -18,9 +18,8 @@ import { IMAGE_EXTENSIONS, listImages } from '../io/image.js';
 import { createProgress } from '../report/progress.js';
 import { checkpointHome } from '../train/checkpoint.js';
 import { UserError } from '../util/errors.js';
-import { embedFiles } from './embed.js';
+import { encodeFiles } from './embed.js';
 import type { InferenceRuntime } from './extractor.js';
-import { createInference, throughputText } from './inference.js';
 import { fittedPredictions, fittedProbabilities } from './fitted_probe.js';
 import { describeProbe, probeForEncoder, type SavedProbe } from './saved_probe.js';
 
@@ -77,16 +76,8 @@ export async function predict(opts: PredictOptions): Promise<PredictResult> {
     opts.log(`encoder  ${src.description} (inputs scaled for '${src.model.normalization}')`);
     opts.log(`probe    ${info.record_id}: ${describeProbe(info)}, classes ${info.class_names.join(', ')}; images ${side}x${side}${info.features.dtype === 'float16' ? ', features rounded to float16 as eval cached them' : ''}`);
     const bar = createProgress({ label: 'predict', total: files.length, unit: 'img', stream: opts.progressStream });
-    const extractor = await createInference(src.model, { runtime: opts.inference ?? 'auto', imageSize: side, batchSize: opts.batchSize, log: opts.log, key: '--inference', batchKey: '--batch-size' });
-    const started = performance.now();
-    let features: Float32Array;
-    try {
-      features = await embedFiles(extractor, files, { normalization: src.model.normalization, batchSize: opts.batchSize, onProgress: (done) => bar.update(done) });
-    } finally {
-      extractor.dispose();
-    }
-    bar.finish();
-    opts.log(`encoded  ${throughputText(files.length, performance.now() - started)}, decoding included`);
+    const inference = { runtime: opts.inference ?? 'auto', imageSize: side, batchSize: opts.batchSize, log: opts.log, key: '--inference', batchKey: '--batch-size' } as const;
+    const features = await encodeFiles(src.model, files, inference, 'encoded ', bar);
     if (info.features.dtype === 'float16') roundToFloat16InPlace(features);
     const k = info.class_names.length;
     const probabilities = fittedProbabilities(probe.fitted, features, k);
