@@ -58,7 +58,7 @@ export function sources(flavour) {
   return [...shared, ...list(`native/cuda/${flavour}`, ['.cc', '.cu'])];
 }
 
-function nodeInclude() {
+export function nodeInclude() {
   const candidates = [
     process.env.SIMTRIP_NAPI_INCLUDE,
     process.env.npm_config_nodedir && path.join(process.env.npm_config_nodedir, 'include', 'node'),

@@ -2,6 +2,8 @@
 /**
  * Builds the optional native engines at install time:
  *  - the oneDNN addon (build/Release/simtrip_onednn.node) with node-gyp, where oneDNN's headers are;
+ *  - the JPEG decoder (build/Release/simtrip_jpeg.node, scripts/build-jpeg.mjs) where libjpeg-turbo's
+ *    headers are;
  *  - the CUDA addon (build/Release/simtrip_cuda.node) with nvcc, where nvcc is, and its host-emulated
  *    twin for the tests (scripts/build-cuda.mjs).
  *
@@ -16,6 +18,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildCuda, firstError, writeStatus } from './build-cuda.mjs';
+import { buildJpeg, JPEG_STATUS } from './build-jpeg.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const record = (ok, reason) => writeStatus('build/simtrip_onednn.status.json', ok, reason);
@@ -76,7 +79,13 @@ if (process.env.SIMTRIP_SKIP_NATIVE === '1') {
   record(...buildOnednn());
 }
 
-// node-gyp rebuild empties build/: the CUDA addons come after it.
+// node-gyp rebuild empties build/: the JPEG decoder and the CUDA addons come after it.
+if (process.env.SIMTRIP_SKIP_NATIVE === '1') {
+  writeStatus(JPEG_STATUS, false, 'skipped at install (SIMTRIP_SKIP_NATIVE=1)');
+} else {
+  const jpeg = buildJpeg();
+  console.log(jpeg.ok ? 'simtrip: built the native JPEG decoder (build/Release/simtrip_jpeg.node)' : `simtrip: native JPEG decoder not built: ${jpeg.reason}`);
+}
 for (const [flavour, what] of [['host', 'the CUDA engine host emulation (tests)'], ['gpu', 'the CUDA engine']]) {
   const r = await buildCuda(flavour);
   console.log(r.ok ? `simtrip: built ${what} (${r.reason})` : `simtrip: ${what} not built: ${r.reason}`);

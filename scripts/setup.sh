@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 
 need=()
 dpkg -s libdnnl-dev >/dev/null 2>&1 || need+=(libdnnl-dev)
+# libjpeg-turbo for the native JPEG decoder (src/io/jpeg_native.ts); without it JPEGs decode through sharp.
+dpkg -s libjpeg-dev >/dev/null 2>&1 || need+=(libjpeg-dev)
 command -v g++ >/dev/null 2>&1 || need+=(g++)
 command -v make >/dev/null 2>&1 || need+=(make)
 command -v python3 >/dev/null 2>&1 || need+=(python3)

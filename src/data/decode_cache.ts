@@ -21,7 +21,7 @@ import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { mkdir, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { readImageResized, type ImageSource, type RGBImage } from '../io/image.js';
+import { readImageResized, resizeDecoderId, type ImageSource, type RGBImage } from '../io/image.js';
 import { InputFileError, UserError } from '../util/errors.js';
 
 export type Fit = 'cover' | 'fill';
@@ -83,9 +83,12 @@ const FLAG_DEEP = 4;
 
 export const defaultDecoder: Decoder = (path, size, fit) => readImageResized(path, size, { fit });
 
-/** Where the entry of one file version lives. */
+/**
+ * Where the entry of one file version lives. The key names the JPEG decoder too: native and sharp
+ * pixels differ by a grey level or two, so a cache filled by one is not read by the other.
+ */
 export function cacheEntryPath(cacheDir: string, absPath: string, size: number, fit: Fit, mtimeNs: bigint, bytes: bigint): string {
-  const key = createHash('sha256').update(JSON.stringify([absPath, size, fit, mtimeNs.toString(), bytes.toString()])).digest('hex');
+  const key = createHash('sha256').update(JSON.stringify([absPath, size, fit, mtimeNs.toString(), bytes.toString(), resizeDecoderId()])).digest('hex');
   return join(cacheDir, CACHE_VERSION, key.slice(0, 2), `${key}.rgb`);
 }
 
@@ -191,8 +194,31 @@ export function readCachedImage(entry: string, size: number, source: string): Ui
   }
 }
 
+/**
+ * Entry folders this process has made: a cold load writes thousands of entries into 256 folders, and a
+ * mkdir per entry cost more CPU than decoding a small JPEG natively. A folder removed meanwhile is made
+ * again on the failed write.
+ */
+const madeFolders = new Set<string>();
+
 async function writeEntry(path: string, img: RGBImage): Promise<void> {
-  await mkdir(dirname(path), { recursive: true });
+  const folder = dirname(path);
+  if (!madeFolders.has(folder)) {
+    await mkdir(folder, { recursive: true });
+    madeFolders.add(folder);
+  }
+  try {
+    await writeEntryIn(path, img);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    madeFolders.delete(folder);
+    await mkdir(folder, { recursive: true });
+    madeFolders.add(folder);
+    await writeEntryIn(path, img);
+  }
+}
+
+async function writeEntryIn(path: string, img: RGBImage): Promise<void> {
   const temp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
   try {
     await writeFile(temp, encodeEntry(img));

@@ -9,6 +9,7 @@ import { extname, join } from 'node:path';
 import type { Sharp } from 'sharp';
 import { loadSharp } from '../util/sharp.js';
 import { InputFileError } from '../util/errors.js';
+import { loadJpegDecoder, looksLikeJpeg, NATIVE_KERNELS } from './jpeg_native.js';
 
 /** What a file held before decoding made it RGB of the wanted size. */
 export interface ImageSource {
@@ -84,32 +85,71 @@ async function readInput(path: string): Promise<string | Buffer> {
   }
 }
 
-/** `pixels`: the caller decodes, so a small file is read whole first (see READ_WHOLE_BYTES); a header read takes the path. */
-async function open(path: string, pixels = true): Promise<Sharp> {
+/** A header read takes the path: sharp then reads only the header, not the whole file. */
+async function openPath(path: string): Promise<Sharp> {
+  const sharp = await loadSharp();
+  return sharp(path, { failOn: 'error' });
+}
+
+/** A pixel decode: a small file is read whole first (see READ_WHOLE_BYTES). */
+async function openInput(input: string | Buffer): Promise<Sharp> {
   const sharp = await loadSharp();
   // failOn 'error' rejects truncated files instead of returning partly grey images.
-  return sharp(pixels ? await readInput(path) : path, { failOn: 'error' });
+  return sharp(input, { failOn: 'error' });
 }
 
 export async function readImageRGB(path: string): Promise<RGBImage> {
-  return decodeRGB(path, await open(path));
+  return decodeRGB(path, await openInput(await readInput(path)));
 }
 
-/** The image as a size x size RGB square (see ResizeOptions.fit). */
+/**
+ * The image as a size x size RGB square (see ResizeOptions.fit). A JPEG goes to the native decoder
+ * (jpeg_native.ts) when it is built; whatever that declines (CMYK, an ICC profile, a damaged file)
+ * and every other format goes through sharp.
+ */
 export async function readImageResized(path: string, size: number, options: ResizeOptions = {}): Promise<RGBImage> {
   if (!Number.isInteger(size) || size < 1) throw new RangeError(`image size must be a positive integer, got ${size}`);
-  const pipeline = (await open(path)).resize(size, size, {
-    fit: options.fit ?? 'cover',
-    position: 'centre',
-    kernel: options.kernel ?? 'lanczos3',
-  });
+  const fit = options.fit ?? 'cover';
+  const kernel = options.kernel ?? 'lanczos3';
+  const input = await readInput(path);
+  if (typeof input !== 'string' && looksLikeJpeg(input)) {
+    const native = await decodeJpegNatively(input, size, fit, kernel);
+    if (native) return native;
+  }
+  const pipeline = (await openInput(input)).resize(size, size, { fit, position: 'centre', kernel });
   return decodeRGB(path, pipeline);
+}
+
+async function decodeJpegNatively(bytes: Buffer, size: number, fit: 'cover' | 'fill', kernel: NonNullable<ResizeOptions['kernel']>): Promise<RGBImage | null> {
+  const decoder = loadJpegDecoder();
+  if (!decoder.ok) return null;
+  try {
+    const d = await decoder.addon.decodeJpeg(bytes, size, size, fit === 'cover', NATIVE_KERNELS.indexOf(kernel));
+    return {
+      data: new Uint8Array(d.data.buffer, d.data.byteOffset, d.data.byteLength),
+      height: d.height,
+      width: d.width,
+      source: { width: d.srcWidth, height: d.srcHeight, channels: d.channels, alpha: false, deep: false },
+    };
+  } catch {
+    // Declined: sharp decodes it, or gives the error a user should see.
+    return null;
+  }
+}
+
+/**
+ * Which decoder readImageResized uses for JPEGs, for keys of decoded pixels (the decode cache): the
+ * two agree to within a grey level or two, not exactly, so entries of one are not served as the other's.
+ */
+export function resizeDecoderId(): string {
+  const decoder = loadJpegDecoder();
+  return decoder.ok ? `jpeg:${decoder.addon.info().version}+dct-scale+antialiased-resample` : 'jpeg:sharp';
 }
 
 /** Width and height from the file header, without decoding the pixels. */
 export async function readImageSize(path: string): Promise<{ width: number; height: number }> {
   try {
-    const { width, height } = await (await open(path, false)).metadata();
+    const { width, height } = await (await openPath(path)).metadata();
     if (!width || !height) throw new Error('no dimensions in the header');
     return { width, height };
   } catch (err) {

@@ -149,6 +149,11 @@ describe('doctor', () => {
     expect(r.stdout).toMatch(/^  (ok|no)    onednn-plan\s+\S/m);
     expect(r.stdout).toMatch(/^auto     inference picks (onednn-plan|onnxruntime) on (onednn|cpu) \(checked on each run's first batch against the training graph\)$/m);
   });
+
+  it('says how JPEGs are decoded: natively with libjpeg-turbo, or through sharp and how to enable the native decoder', async () => {
+    const r = await run('doctor');
+    expect(r.stdout).toMatch(/^  (ok    jpeg\s+native libjpeg-turbo \d+\.\d+\.\d+ with DCT scaling|no    jpeg\s+.+JPEGs decode through sharp)/m);
+  });
 });
 
 describe('train, eval, embed end to end', () => {

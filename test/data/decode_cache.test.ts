@@ -1,9 +1,10 @@
-import { readdirSync, readFileSync, statSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync, statSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import sharp from 'sharp';
 import { cacheEntryPath, cacheImages, decodeImages, defaultDecoder, describeDecode, describeSources, readCachedImage, type Decoder } from '../../src/data/decode_cache.js';
 import { readImageResized } from '../../src/io/image.js';
+import { loadJpegDecoder } from '../../src/io/jpeg_native.js';
 import { Rng } from '../../src/util/rng.js';
 import { noisyImage, scratchDir, writeImage } from './fixtures.js';
 
@@ -15,6 +16,8 @@ async function images(dir: string): Promise<string[]> {
   for (const [i, p] of paths.entries()) await writeImage(p, noisyImage(30, 20, [40 + 80 * i, 200 - 60 * i, 90], rng), 30, 20, formats[i]);
   return paths;
 }
+
+const nativeJpeg = loadJpegDecoder().ok;
 
 function countingDecoder(): { decoder: Decoder; calls: string[] } {
   const calls: string[] = [];
@@ -50,6 +53,35 @@ describe('decodeImages', () => {
     const third = countingDecoder();
     await decodeImages(paths, { size: 6, cacheDir, decoder: third.decoder });
     expect(third.calls).toHaveLength(3);
+  });
+
+  it('writes entries again after the cache folder was deleted during the process (folders it made are remembered)', async () => {
+    const dir = scratchDir();
+    const paths = await images(dir);
+    const cacheDir = join(dir, 'cache');
+    await decodeImages(paths, { size: 8, cacheDir });
+    rmSync(cacheDir, { recursive: true, force: true });
+    const again = countingDecoder();
+    const out = await decodeImages(paths, { size: 8, cacheDir, decoder: again.decoder });
+    expect(again.calls).toHaveLength(3);
+    expect(out.failures).toEqual([]);
+    const hits = countingDecoder();
+    await decodeImages(paths, { size: 8, cacheDir, decoder: hits.decoder });
+    expect(hits.calls).toEqual([]);
+  });
+
+  it('keys entries by the JPEG decoder, so pixels of one decoder are not served as the other\'s', async () => {
+    const saved = process.env.SIMTRIP_JPEG_DECODER;
+    try {
+      const a = cacheEntryPath('/c', '/x.jpg', 8, 'cover', 1n, 2n);
+      process.env.SIMTRIP_JPEG_DECODER = 'sharp';
+      const b = cacheEntryPath('/c', '/x.jpg', 8, 'cover', 1n, 2n);
+      // Without the native decoder (not built) both keys name sharp.
+      expect(b === a).toBe(!nativeJpeg);
+    } finally {
+      if (saved === undefined) delete process.env.SIMTRIP_JPEG_DECODER;
+      else process.env.SIMTRIP_JPEG_DECODER = saved;
+    }
   });
 
   it('reads no image file on a hit: a JPEG replaced by garbage of the same size and mtime still loads', async () => {
