@@ -59,6 +59,10 @@ static napi_value runtimeInfo(napi_env env, napi_callback_info) {
   napi_set_named_property(env, obj, "version", ver);
   napi_set_named_property(env, obj, "threads", threads);
   napi_set_named_property(env, obj, "runtime", isa);
+  // batchNormForward/Backward take the fused-ReLU arguments (an addon without them would ignore them).
+  napi_value fused;
+  napi_get_boolean(env, true, &fused);
+  napi_set_named_property(env, obj, "batchNormRelu", fused);
   return obj;
 }
 

@@ -52,11 +52,14 @@ void channelSums(const BnShape &s, double *sumA, double *sumB, F &&term) {
 
 }  // namespace
 
-// (x, gamma, beta, yOut, meanOut, varianceOut, params[M, C], eps)
+// (x, gamma, beta, yOut, meanOut, varianceOut, params[M, C], eps[, relu]): with relu, y = max(y, 0) in
+// the same pass (NaN kept), saving the ReLU's own read and write of the activation.
 void batchNormForward(napi_env env, napi_value *args, size_t argc) {
   if (argc < 8) throw ArgError("batchNormForward: expected 8 arguments");
   const BnShape s(i32Arg(env, args[6], "params", COUNT).data);
   const double eps = numberArg(env, args[7], "eps");
+  bool relu = false;
+  if (argc > 8 && napi_get_value_bool(env, args[8], &relu) != napi_ok) throw ArgError("batchNormForward: relu must be a boolean");
   const int64_t c = s.channels;
   const float *x = f32Arg(env, args[0], "x", s.size()).data;
   const float *gamma = f32Arg(env, args[1], "gamma", c).data;
@@ -92,31 +95,34 @@ void batchNormForward(napi_env env, napi_value *args, size_t argc) {
     const float *in = x + r * c;
     float *out = y + r * c;
     for (int64_t k = 0; k < c; k++) out[k] = (in[k] - mean[k]) * scale[k] + beta[k];
+    if (relu) {
+      for (int64_t k = 0; k < c; k++) out[k] = out[k] > 0.f ? out[k] : (out[k] != out[k] ? out[k] : 0.f);
+    }
   }
 }
 
-// (dy, x, gamma, mean, variance, dxOut, dgammaOut, dbetaOut, params[M, C], eps)
-void batchNormBackward(napi_env env, napi_value *args, size_t argc) {
-  if (argc < 10) throw ArgError("batchNormBackward: expected 10 arguments");
-  const BnShape s(i32Arg(env, args[8], "params", COUNT).data);
-  const double eps = numberArg(env, args[9], "eps");
-  const int64_t c = s.channels;
-  const float *dy = f32Arg(env, args[0], "dy", s.size()).data;
-  const float *x = f32Arg(env, args[1], "x", s.size()).data;
-  const float *gamma = f32Arg(env, args[2], "gamma", c).data;
-  const float *mean = f32Arg(env, args[3], "mean", c).data;
-  const float *variance = f32Arg(env, args[4], "variance", c).data;
-  float *dx = f32Arg(env, args[5], "dx", s.size()).data;
-  float *dgamma = f32Arg(env, args[6], "dgamma", c).data;
-  float *dbeta = f32Arg(env, args[7], "dbeta", c).data;
+namespace {
 
+// The gradient reaching the normalisation: dy itself, or through a fused ReLU dy * step(y) with y the
+// forward's output, the product tfjs' ReLU gradient forms (so NaN and infinities behave alike). A
+// template parameter rather than a null check, so the plain loops stay as they were.
+template <bool kRelu>
+inline float incoming(const float *dy, const float *y, size_t i) {
+  if (!kRelu) return dy[i];
+  return dy[i] * stepOf(y[i], 0.f);
+}
+
+template <bool kRelu>
+void normBackward(const BnShape &s, double eps, const float *dy, const float *y, const float *x, const float *gamma,
+                  const float *mean, const float *variance, float *dx, float *dgamma, float *dbeta) {
+  const int64_t c = s.channels;
   std::vector<double> sumDy(c), sumDyXc(c);
   channelSums(s, sumDy.data(), sumDyXc.data(), [&](int64_t r, double *a, double *b) {
-    const float *g = dy + r * c;
     const float *in = x + r * c;
     for (int64_t k = 0; k < c; k++) {
-      a[k] += g[k];
-      b[k] += static_cast<double>(g[k]) * (static_cast<double>(in[k]) - mean[k]);
+      const float g = incoming<kRelu>(dy, y, static_cast<size_t>(r * c + k));
+      a[k] += g;
+      b[k] += static_cast<double>(g) * (static_cast<double>(in[k]) - mean[k]);
     }
   });
   // dx = gamma*rstd * (dy - mean(dy) - xhat*mean(dy*xhat)), with xhat = (x - mean)*rstd folded into
@@ -133,11 +139,34 @@ void batchNormBackward(napi_env env, napi_value *args, size_t argc) {
   }
 #pragma omp parallel for schedule(static)
   for (int64_t r = 0; r < s.rows; r++) {
-    const float *g = dy + r * c;
     const float *in = x + r * c;
     float *out = dx + r * c;
-    for (int64_t k = 0; k < c; k++) out[k] = a[k] * (g[k] - meanDy[k] - (in[k] - mean[k]) * k2[k]);
+    for (int64_t k = 0; k < c; k++) {
+      out[k] = a[k] * (incoming<kRelu>(dy, y, static_cast<size_t>(r * c + k)) - meanDy[k] - (in[k] - mean[k]) * k2[k]);
+    }
   }
+}
+
+}  // namespace
+
+// (dy, x, gamma, mean, variance, dxOut, dgammaOut, dbetaOut, params[M, C], eps[, y]): with y (the
+// forward's output of a fused ReLU), dy is masked by it on the fly, saving a separate ReLU gradient pass.
+void batchNormBackward(napi_env env, napi_value *args, size_t argc) {
+  if (argc < 10) throw ArgError("batchNormBackward: expected 10 arguments");
+  const BnShape s(i32Arg(env, args[8], "params", COUNT).data);
+  const double eps = numberArg(env, args[9], "eps");
+  const int64_t c = s.channels;
+  const float *dy = f32Arg(env, args[0], "dy", s.size()).data;
+  const float *x = f32Arg(env, args[1], "x", s.size()).data;
+  const float *gamma = f32Arg(env, args[2], "gamma", c).data;
+  const float *mean = f32Arg(env, args[3], "mean", c).data;
+  const float *variance = f32Arg(env, args[4], "variance", c).data;
+  float *dx = f32Arg(env, args[5], "dx", s.size()).data;
+  float *dgamma = f32Arg(env, args[6], "dgamma", c).data;
+  float *dbeta = f32Arg(env, args[7], "dbeta", c).data;
+  const float *y = argc > 10 ? optionalF32Arg(env, args[10], "y", s.size()).data : nullptr;
+  if (y) normBackward<true>(s, eps, dy, y, x, gamma, mean, variance, dx, dgamma, dbeta);
+  else normBackward<false>(s, eps, dy, y, x, gamma, mean, variance, dx, dgamma, dbeta);
 }
 
 }  // namespace simtrip

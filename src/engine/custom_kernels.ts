@@ -8,6 +8,11 @@ import { sizeOf } from '../util/values.js';
 
 /** Inputs x, gamma, beta; outputs y, batch mean, biased batch variance (per channel). Attr: eps. */
 export const BATCH_NORM_TRAIN = 'SimtripBatchNormTrain';
+/**
+ * BATCH_NORM_TRAIN followed by ReLU in one kernel: outputs relu(y), mean, variance. Its backward takes
+ * the forward's output too and masks dy by it, so neither direction makes a separate ReLU pass.
+ */
+export const BATCH_NORM_RELU_TRAIN = 'SimtripBatchNormReluTrain';
 /** Inputs x (NHWC), gamma, beta; outputs y, mean and biased variance per (n, g). Attrs: eps, groups. */
 export const GROUP_NORM = 'SimtripGroupNorm';
 /**
@@ -57,6 +62,8 @@ export interface NormKernelSpec {
   params(shape: readonly number[], attrs: Record<string, unknown>): Int32Array;
   /** Number of statistics (mean/variance entries) for those params. */
   statCount(params: Int32Array): number;
+  /** A ReLU fused after the normalisation: the backward kernel also takes the forward's output y. */
+  relu?: boolean;
 }
 
 export const gradName = (spec: NormKernelSpec) => `${spec.name}Grad`;
@@ -83,7 +90,10 @@ export const GROUP_NORM_SPEC: NormKernelSpec = {
   statCount: (params) => params[0]! * params[3]!,
 };
 
+export const BATCH_NORM_RELU_SPEC: NormKernelSpec = { ...BATCH_NORM_SPEC, name: BATCH_NORM_RELU_TRAIN, relu: true };
+
 export const BATCH_NORM_TRAIN_GRAD = gradName(BATCH_NORM_SPEC);
+export const BATCH_NORM_RELU_TRAIN_GRAD = gradName(BATCH_NORM_RELU_SPEC);
 export const GROUP_NORM_GRAD = gradName(GROUP_NORM_SPEC);
 
 /**
@@ -95,13 +105,15 @@ export function registerNormGradient(spec: NormKernelSpec): void {
   tf.registerGradient({
     kernelName: spec.name,
     inputsToSave: ['x', 'gamma'],
-    outputsToSave: [false, true, true],
+    outputsToSave: [spec.relu === true, true, true],
     gradFunc: (dys, saved, attrs) => {
       // The statistics outputs carry no gradient by contract; only dy of y matters.
       const dy = (dys as Array<tf.Tensor | null>)[0];
-      const [x, gamma, mean, variance] = saved as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor];
-      if (!dy) return { x: () => tf.zerosLike(x), gamma: () => tf.zerosLike(gamma), beta: () => tf.zerosLike(gamma) };
-      const [dx, dgamma, dbeta] = tf.engine().runKernel(gradName(spec), { dy, x, gamma, mean, variance }, attrs as tf.NamedAttrMap) as tf.Tensor[];
+      const [x, gamma, ...outputs] = saved as tf.Tensor[];
+      const [y, mean, variance] = spec.relu ? outputs : [undefined, ...outputs];
+      if (!dy) return { x: () => tf.zerosLike(x!), gamma: () => tf.zerosLike(gamma!), beta: () => tf.zerosLike(gamma!) };
+      const inputs = { dy, x: x!, gamma: gamma!, mean: mean!, variance: variance!, ...(y ? { y } : {}) };
+      const [dx, dgamma, dbeta] = tf.engine().runKernel(gradName(spec), inputs, attrs as tf.NamedAttrMap) as tf.Tensor[];
       return { x: () => dx!, gamma: () => dgamma!, beta: () => dbeta! };
     },
   });

@@ -32,8 +32,8 @@ class MlpLayer {
     this.bn = new BatchNorm(ctx, `${prefix}.${index + 1}`, cout, { affine });
   }
   apply(x: tf.Tensor2D, training: boolean): tf.Tensor2D {
-    const y = this.bn.apply(this.linear.apply(x), training);
-    return this.relu ? tf.relu(y) : y;
+    const z = this.linear.apply(x);
+    return this.relu ? this.bn.applyRelu(z, training) : this.bn.apply(z, training);
   }
 }
 

@@ -65,6 +65,8 @@ export function groupsFor(channels: number): number {
 /** A norm layer of the unit: GroupNorm ignores `training`, BatchNorm switches batch/running stats. */
 interface Norm {
   apply(x: tf.Tensor4D, training: boolean): tf.Tensor4D;
+  /** relu(apply(x)): one fused kernel for BatchNorm in training where the engine has it. */
+  applyRelu(x: tf.Tensor4D, training: boolean): tf.Tensor4D;
   emit(g: InferenceEmitter, x: string): string;
 }
 
@@ -88,6 +90,10 @@ export class GroupNorm implements Norm {
 
   apply(x: tf.Tensor4D, _training = false): tf.Tensor4D {
     return groupNorm(x, this.gamma, this.beta, this.groups, this.eps);
+  }
+
+  applyRelu(x: tf.Tensor4D, _training = false): tf.Tensor4D {
+    return tf.tidy(() => tf.relu(this.apply(x)));
   }
 
   emit(g: InferenceEmitter, x: string): string {
@@ -151,11 +157,11 @@ class PreActBottleneck {
 
   apply(x: tf.Tensor4D, training: boolean): tf.Tensor4D {
     return tf.tidy(() => {
-      const pre = tf.relu(this.norm1.apply(x, training));
+      const pre = this.norm1.applyRelu(x, training);
       const shortcut = this.downsample ? this.downsample.apply(pre) : x;
       let y = this.conv1.apply(pre);
-      y = this.conv2.apply(tf.relu(this.norm2.apply(y, training)));
-      y = this.conv3.apply(tf.relu(this.norm3.apply(y, training)));
+      y = this.conv2.apply(this.norm2.applyRelu(y, training));
+      y = this.conv3.apply(this.norm3.applyRelu(y, training));
       return residualSum(this.precision, y, shortcut);
     });
   }
@@ -222,7 +228,7 @@ export class BitResNet implements Backbone {
         y = tf.maxPool(tf.pad(y, [[0, 0], [1, 1], [1, 1], [0, 0]]), 3, 2, 'valid');
       }
       for (const stage of this.stages) for (const unit of stage) y = unit.apply(y, training);
-      return globalAvgPool(tf.relu(this.norm.apply(y, training)));
+      return globalAvgPool(this.norm.applyRelu(y, training));
     });
   }
 

@@ -21,7 +21,8 @@ import { tf } from '../engine/tf.js';
 import { Rng } from '../util/rng.js';
 import { ParamStore } from './params.js';
 import { kaimingNormalConv, linearUniform } from './init.js';
-import { batchNormTrain } from '../ops/batch_norm.js';
+import { batchNormReluTrain, batchNormTrain } from '../ops/batch_norm.js';
+import { BATCH_NORM_RELU_TRAIN, canRunKernel } from '../engine/custom_kernels.js';
 import { roundToHalf } from '../ops/fp16_round.js';
 import { torchValues, type InferenceEmitter } from './emitter.js';
 
@@ -159,15 +160,30 @@ export class BatchNorm {
   }
 
   apply<T extends tf.Tensor>(x: T, training: boolean): T {
-    if (this.precision === 'fp32') return this.normalize(x, training);
-    return tf.tidy(() => roundToHalf(this.normalize(x, training)));
+    if (this.precision === 'fp32') return this.normalize(x, training, false);
+    return tf.tidy(() => roundToHalf(this.normalize(x, training, false)));
   }
 
-  private normalize<T extends tf.Tensor>(x: T, training: boolean): T {
+  /**
+   * relu(apply(x)). In training one fused kernel where the engine has it (batchNormReluTrain on
+   * onednn); under mixed16 the rounding then comes after the ReLU, which gives the same values
+   * (rounding keeps signs and zeros) and, backward, the same half-rounded gradient. Elsewhere the
+   * ReLU stays after the rounding: an engine with real half storage (cuda) then keeps the tensor the
+   * ReLU saves for its gradient in half, not float32.
+   */
+  applyRelu<T extends tf.Tensor>(x: T, training: boolean): T {
+    if (training && canRunKernel(BATCH_NORM_RELU_TRAIN, x, this.scale, this.offset)) {
+      if (this.precision === 'fp32') return this.normalize(x, true, true);
+      return tf.tidy(() => roundToHalf(this.normalize(x, true, true)));
+    }
+    return tf.tidy(() => tf.relu(this.apply(x, training)) as T);
+  }
+
+  private normalize<T extends tf.Tensor>(x: T, training: boolean, relu: boolean): T {
     if (!training) {
       return tf.batchNorm(x, this.runningMean, this.runningVar, this.offset, this.scale, this.eps) as T;
     }
-    const { y, mean, variance } = batchNormTrain(x, this.scale, this.offset, this.eps);
+    const { y, mean, variance } = (relu ? batchNormReluTrain : batchNormTrain)(x, this.scale, this.offset, this.eps);
     this.updateRunningStats(mean, variance, x.size / this.channels);
     tf.dispose([mean, variance]);
     return y;

@@ -66,7 +66,7 @@ class BasicBlock implements Block {
   }
 
   apply(x: tf.Tensor4D, training: boolean): tf.Tensor4D {
-    let y = tf.relu(this.bn1.apply(this.conv1.apply(x), training));
+    let y = this.bn1.applyRelu(this.conv1.apply(x), training);
     y = this.bn2.apply(this.conv2.apply(y), training);
     const shortcut = this.downsample ? this.downsample.bn.apply(this.downsample.conv.apply(x), training) : x;
     return tf.relu(residualSum(this.precision, y, shortcut)) as tf.Tensor4D;
@@ -104,8 +104,8 @@ class Bottleneck implements Block {
   }
 
   apply(x: tf.Tensor4D, training: boolean): tf.Tensor4D {
-    let y = tf.relu(this.bn1.apply(this.conv1.apply(x), training));
-    y = tf.relu(this.bn2.apply(this.conv2.apply(y), training));
+    let y = this.bn1.applyRelu(this.conv1.apply(x), training);
+    y = this.bn2.applyRelu(this.conv2.apply(y), training);
     y = this.bn3.apply(this.conv3.apply(y), training);
     const shortcut = this.downsample ? this.downsample.bn.apply(this.downsample.conv.apply(x), training) : x;
     return tf.relu(residualSum(this.precision, y, shortcut)) as tf.Tensor4D;
@@ -162,7 +162,7 @@ export class ResNet implements Backbone {
   }
 
   features(x: tf.Tensor4D, training: boolean): tf.Tensor2D {
-    let y = tf.relu(this.bn1.apply(this.conv1.apply(x), training));
+    let y = this.bn1.applyRelu(this.conv1.apply(x), training);
     // torchvision pads the max-pool with -inf, which tfjs' numeric pad also does.
     if (this.spec.stem === 'imagenet') y = tf.maxPool(y, 3, 2, 1);
     for (const stage of this.stages) for (const block of stage) y = block.apply(y, training);

@@ -6,7 +6,7 @@
  * standard ops on the [rows, channels] view with the closed-form backward.
  */
 import { tf } from '../engine/tf.js';
-import { BATCH_NORM_TRAIN, type BatchNormTrainAttrs, canRunKernel } from '../engine/custom_kernels.js';
+import { BATCH_NORM_RELU_TRAIN, BATCH_NORM_TRAIN, type BatchNormTrainAttrs, canRunKernel } from '../engine/custom_kernels.js';
 
 export interface BatchNormTrainResult<T extends tf.Tensor> {
   y: T;
@@ -35,9 +35,28 @@ export function batchNormTrain<T extends tf.Tensor>(x: T, gamma: tf.Tensor, beta
   return { y: y as T, mean: mean as tf.Tensor1D, variance: variance as tf.Tensor1D };
 }
 
-function nativeBatchNorm<T extends tf.Tensor>(x: T, gamma: tf.Tensor, beta: tf.Tensor, eps: number): BatchNormTrainResult<T> {
+/**
+ * relu(batchNormTrain(x).y) with the batch statistics: one native kernel each way where the backend
+ * has it (onednn: the ReLU costs no pass of its own, forward or backward), else the two ops.
+ */
+export function batchNormReluTrain<T extends tf.Tensor>(x: T, gamma: tf.Tensor, beta: tf.Tensor, eps = 1e-5): BatchNormTrainResult<T> {
+  const channels = x.shape[x.rank - 1]!;
+  if (x.rank < 2 || gamma.size !== channels || beta.size !== channels || !canRunKernel(BATCH_NORM_RELU_TRAIN, x, gamma, beta)) {
+    const r = batchNormTrain(x, gamma, beta, eps);
+    const y = tf.relu(r.y) as T;
+    r.y.dispose();
+    return { ...r, y };
+  }
+  const [y, mean, variance] = tf.tidy(() => {
+    const out = nativeBatchNorm(x, gamma.rank === 1 ? gamma : tf.reshape(gamma, [channels]), beta.rank === 1 ? beta : tf.reshape(beta, [channels]), eps, BATCH_NORM_RELU_TRAIN);
+    return [out.y, out.mean, out.variance];
+  });
+  return { y: y as T, mean: mean as tf.Tensor1D, variance: variance as tf.Tensor1D };
+}
+
+function nativeBatchNorm<T extends tf.Tensor>(x: T, gamma: tf.Tensor, beta: tf.Tensor, eps: number, kernel = BATCH_NORM_TRAIN): BatchNormTrainResult<T> {
   const attrs: BatchNormTrainAttrs = { eps };
-  const [y, mean, variance] = tf.engine().runKernel(BATCH_NORM_TRAIN, { x, gamma, beta }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor[];
+  const [y, mean, variance] = tf.engine().runKernel(kernel, { x, gamma, beta }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor[];
   return { y: y as T, mean: mean as tf.Tensor1D, variance: variance as tf.Tensor1D };
 }
 

@@ -5,6 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { tf } from '../../src/engine/tf.js';
 import { loadOnednn } from '../../src/engine/onednn/loader.js';
+import { RELU_GRAD } from '../../src/ops/relu_grad.js';
 import { nativeRuns } from '../../src/engine/kernel_stats.js';
 import { broadcastLayout } from '../../src/engine/onednn/kernels/eltwise.js';
 import { Rng } from '../../src/util/rng.js';
@@ -392,8 +393,8 @@ describe.skipIf(!onednn.ok)('onednn element-wise kernels match cpu exactly', () 
     });
   }
 
-  it('ReLU gradient (Step and Multiply inside the backward pass)', async () => {
+  it('ReLU gradient: one native pass (SimtripReluGrad) where tfjs runs Step and Multiply, the same values', async () => {
     const inputs = [{ shape: [2, 6, 6, 5], seed: 'x' }, { shape: [2, 6, 6, 5], seed: 'dy' }];
-    await expectIdentical(inputs, (x, dy) => tf.grad((a: tf.Tensor) => tf.sum(tf.mul(tf.relu(a), dy!)))(x!), { kernel: 'Step', runs: 1 });
+    await expectIdentical(inputs, (x, dy) => tf.grad((a: tf.Tensor) => tf.sum(tf.mul(tf.relu(a), dy!)))(x!), { kernel: RELU_GRAD, runs: 1 });
   });
 });

@@ -2,8 +2,9 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { tf } from '../../src/engine/tf.js';
 import { loadOnednn } from '../../src/engine/onednn/loader.js';
-import { BATCH_NORM_TRAIN, BATCH_NORM_TRAIN_GRAD, GROUP_NORM, GROUP_NORM_GRAD, SGD_UPDATE } from '../../src/engine/custom_kernels.js';
+import { BATCH_NORM_RELU_TRAIN, BATCH_NORM_RELU_TRAIN_GRAD, BATCH_NORM_TRAIN, BATCH_NORM_TRAIN_GRAD, GROUP_NORM, GROUP_NORM_GRAD, SGD_UPDATE } from '../../src/engine/custom_kernels.js';
 import { ROUND_TO_HALF } from '../../src/ops/fp16_round.js';
+import { RELU_GRAD } from '../../src/ops/relu_grad.js';
 import { loadNative } from '../../src/engine/onednn/native.js';
 import { useCpuBackend } from '../helpers.js';
 
@@ -46,7 +47,7 @@ describe.skipIf(!first.ok)('the onednn backend', () => {
     expect(tf.getBackend()).toBe('onednn');
   });
 
-  it('has every cpu kernel, so no op is missing on it, plus only the native-only normalisation and sgd kernels', () => {
+  it('has every cpu kernel, so no op is missing on it, plus only the native-only normalisation, ReLU-gradient and sgd kernels', () => {
     const cpu = new Set(tf.getKernelsForBackend('cpu').map((k) => k.kernelName));
     const onednn = new Set(tf.getKernelsForBackend('onednn').map((k) => k.kernelName));
     const extra = [...onednn].filter((k) => !cpu.has(k)).sort();
@@ -56,7 +57,8 @@ describe.skipIf(!first.ok)('the onednn backend', () => {
     const sgd = native.ok && typeof native.addon.sgdUpdate === 'function' ? [SGD_UPDATE] : [];
     const gn = native.ok && typeof native.addon.groupNormForward === 'function' ? [GROUP_NORM, GROUP_NORM_GRAD] : [];
     // Kernels the cpu backend has too (e.g. the fp16 rounding op's JavaScript kernel) are not extra.
-    expect(extra.filter((k) => k !== ROUND_TO_HALF)).toEqual([BATCH_NORM_TRAIN, BATCH_NORM_TRAIN_GRAD, ...gn, ...sgd].sort());
+    const fused = native.ok && native.addon.info().batchNormRelu === true ? [BATCH_NORM_RELU_TRAIN, BATCH_NORM_RELU_TRAIN_GRAD] : [];
+    expect(extra.filter((k) => k !== ROUND_TO_HALF)).toEqual([BATCH_NORM_TRAIN, BATCH_NORM_TRAIN_GRAD, ...fused, RELU_GRAD, ...gn, ...sgd].sort());
   });
 
   it('parks idle OpenMP workers unless the user chose a wait policy', () => {

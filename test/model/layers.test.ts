@@ -7,6 +7,8 @@ import { describe, expect, it } from 'vitest';
 import { tf } from '../../src/engine/tf.js';
 import { loadOnednn } from '../../src/engine/onednn/loader.js';
 import { BatchNorm } from '../../src/model/layers.js';
+import { nativeRuns } from '../../src/engine/kernel_stats.js';
+import { BATCH_NORM_RELU_TRAIN, BATCH_NORM_RELU_TRAIN_GRAD } from '../../src/engine/custom_kernels.js';
 import { ParamStore } from '../../src/model/params.js';
 import { Rng } from '../../src/util/rng.js';
 import { relativeError, useCpuBackend } from '../helpers.js';
@@ -109,4 +111,47 @@ describe('BatchNorm training mode matches a plain-tfjs reference', () => {
     });
     store.dispose();
   });
+});
+
+describe('BatchNorm.applyRelu is relu(apply) (one fused kernel each way on onednn)', () => {
+  for (const backend of backends) {
+    for (const precision of ['fp32', 'mixed16'] as const) {
+      it(`${backend} ${precision}: output, gradients and running stats equal relu(apply) on a twin layer`, async () => {
+        if (backend === 'cpu') await useCpuBackend();
+        else await tf.setBackend('onednn');
+        const shape = [4, 5, 5, 6];
+        const make = (name: string) => {
+          const store = new ParamStore();
+          const bn = new BatchNorm({ store, rng: new Rng(1, 'init'), precision }, name, 6);
+          bn.gamma!.assign(tf.tidy(() => tf.add(randomTensor([6], 'gamma', 0.5), 1)));
+          bn.beta!.assign(tf.tidy(() => randomTensor([6], 'beta', 0.5)));
+          return { store, bn };
+        };
+        const fused = make(`fused-${backend}-${precision}`);
+        const plain = make(`plain-${backend}-${precision}`);
+        const before = [nativeRuns.get(BATCH_NORM_RELU_TRAIN) ?? 0, nativeRuns.get(BATCH_NORM_RELU_TRAIN_GRAD) ?? 0];
+        tf.tidy(() => {
+          const x = randomTensor(shape, 'relu-x', 2, 0.5);
+          const w = randomTensor(shape, 'relu-w');
+          const run = (f: (a: tf.Tensor) => tf.Tensor, bn: BatchNorm) => {
+            const { value, grads } = tf.variableGrads(() => tf.sum(tf.mul(f(x), w)) as tf.Scalar, [bn.gamma!, bn.beta!]);
+            const dx = tf.grad((a: tf.Tensor) => tf.sum(tf.mul(f(a), w)))(x);
+            return [value, dx, grads[bn.gamma!.name]!, grads[bn.beta!.name]!, f(x)].map((t) => t.dataSync());
+          };
+          const got = run((a) => fused.bn.applyRelu(a, true), fused.bn);
+          const want = run((a) => tf.relu(plain.bn.apply(a, true)), plain.bn);
+          got.forEach((g, i) => expect(relativeError(g, want[i]!), `output ${i}`).toBeLessThan(1e-5));
+          expect(got[4]!.some((v) => v === 0) && got[4]!.some((v) => v > 0)).toBe(true);
+          expect(relativeError(fused.bn.runningMean.dataSync(), plain.bn.runningMean.dataSync())).toBeLessThan(1e-6);
+          // Inference mode: the running statistics, then the ReLU.
+          expect(relativeError(fused.bn.applyRelu(x, false).dataSync(), tf.relu(plain.bn.apply(x, false)).dataSync())).toBeLessThan(1e-6);
+        });
+        const runs = [(nativeRuns.get(BATCH_NORM_RELU_TRAIN) ?? 0) - before[0]!, (nativeRuns.get(BATCH_NORM_RELU_TRAIN_GRAD) ?? 0) - before[1]!];
+        // Three training applications (two of them differentiated); none on cpu, which has no fused kernel.
+        expect(runs).toEqual(backend === 'onednn' ? [3, 2] : [0, 0]);
+        fused.store.dispose();
+        plain.store.dispose();
+      });
+    }
+  }
 });

@@ -7,8 +7,9 @@ import { tf } from '../../src/engine/tf.js';
 import { loadOnednn } from '../../src/engine/onednn/loader.js';
 import { loadNative } from '../../src/engine/onednn/native.js';
 import { nativeRuns } from '../../src/engine/kernel_stats.js';
-import { BATCH_NORM_TRAIN, BATCH_NORM_TRAIN_GRAD } from '../../src/engine/custom_kernels.js';
-import { batchNormTrain } from '../../src/ops/batch_norm.js';
+import { BATCH_NORM_RELU_TRAIN, BATCH_NORM_RELU_TRAIN_GRAD, BATCH_NORM_TRAIN, BATCH_NORM_TRAIN_GRAD } from '../../src/engine/custom_kernels.js';
+import { batchNormReluTrain, batchNormTrain } from '../../src/ops/batch_norm.js';
+import { RELU_GRAD } from '../../src/ops/relu_grad.js';
 import { Rng } from '../../src/util/rng.js';
 import { relativeError, useCpuBackend } from '../helpers.js';
 
@@ -44,8 +45,9 @@ function inputs(c: Case) {
 
 type Outputs = { y: Float32Array; mean: Float32Array; variance: Float32Array; dx: Float32Array; dgamma: Float32Array; dbeta: Float32Array };
 
-/** Forward and all three gradients of sum(y * w) through batchNormTrain on the active backend. */
-function runOp(c: Case): Outputs {
+/** Forward and all three gradients of sum(y * w) through batchNormTrain (or batchNormReluTrain) on the active backend. */
+function runOp(c: Case, relu = false): Outputs {
+  const op = relu ? batchNormReluTrain : batchNormTrain;
   const v = inputs(c);
   const channels = c.shape[c.shape.length - 1]!;
   return tf.tidy(() => {
@@ -53,18 +55,18 @@ function runOp(c: Case): Outputs {
     const gamma = tf.tensor1d(v.gamma);
     const beta = tf.tensor1d(v.beta);
     const w = tf.tensor(v.w, c.shape);
-    const { y, mean, variance } = batchNormTrain(x, gamma, beta, EPS);
+    const { y, mean, variance } = op(x, gamma, beta, EPS);
     expect(mean.shape).toEqual([channels]);
     expect(variance.shape).toEqual([channels]);
     expect(y.shape).toEqual(c.shape);
-    const [dx, dgamma, dbeta] = tf.grads((a: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(batchNormTrain(a, g, b, EPS).y, w)))([x, gamma, beta]);
+    const [dx, dgamma, dbeta] = tf.grads((a: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(op(a, g, b, EPS).y, w)))([x, gamma, beta]);
     const read = (t: tf.Tensor) => t.dataSync() as Float32Array;
     return { y: read(y), mean: read(mean), variance: read(variance), dx: read(dx!), dgamma: read(dgamma!), dbeta: read(dbeta!) };
   });
 }
 
 /** Float64 forward of sum(y * w), the function whose gradient finite differences estimate. */
-function lossF64(x: Float64Array, gamma: Float64Array, beta: Float64Array, w: ArrayLike<number>, channels: number): number {
+function lossF64(x: Float64Array, gamma: Float64Array, beta: Float64Array, w: ArrayLike<number>, channels: number, relu = false): number {
   const rows = x.length / channels;
   let loss = 0;
   for (let c = 0; c < channels; c++) {
@@ -77,14 +79,15 @@ function lossF64(x: Float64Array, gamma: Float64Array, beta: Float64Array, w: Ar
     const rstd = 1 / Math.sqrt(variance + EPS);
     for (let r = 0; r < rows; r++) {
       const i = r * channels + c;
-      loss += (gamma[c]! * (x[i]! - mean) * rstd + beta[c]!) * w[i]!;
+      const y = gamma[c]! * (x[i]! - mean) * rstd + beta[c]!;
+      loss += (relu ? Math.max(0, y) : y) * w[i]!;
     }
   }
   return loss;
 }
 
 /** Central differences of lossF64 with respect to every element of one argument. */
-function numericGrad(v: ReturnType<typeof inputs>, channels: number, which: 'x' | 'gamma' | 'beta'): Float64Array {
+function numericGrad(v: ReturnType<typeof inputs>, channels: number, which: 'x' | 'gamma' | 'beta', relu = false): Float64Array {
   const args = { x: Float64Array.from(v.x), gamma: Float64Array.from(v.gamma), beta: Float64Array.from(v.beta) };
   const target = args[which];
   const out = new Float64Array(target.length);
@@ -92,9 +95,9 @@ function numericGrad(v: ReturnType<typeof inputs>, channels: number, which: 'x' 
   for (let i = 0; i < target.length; i++) {
     const keep = target[i]!;
     target[i] = keep + h;
-    const up = lossF64(args.x, args.gamma, args.beta, v.w, channels);
+    const up = lossF64(args.x, args.gamma, args.beta, v.w, channels, relu);
     target[i] = keep - h;
-    const down = lossF64(args.x, args.gamma, args.beta, v.w, channels);
+    const down = lossF64(args.x, args.gamma, args.beta, v.w, channels, relu);
     target[i] = keep;
     out[i] = (up - down) / (2 * h);
   }
@@ -235,5 +238,78 @@ describe.skipIf(!!skipReason)('batchNormTrain native onednn kernels match the fa
     expect(nativeRuns.get(BATCH_NORM_TRAIN_GRAD)! - before).toBe(4);
     expect(new Set(counts).size).toBe(1);
     tf.dispose([x, gamma, beta]);
+  });
+});
+
+describe('batchNormReluTrain: batch norm with a fused ReLU', () => {
+  const cases: Case[] = [
+    { name: 'rank 2', shape: [9, 7] },
+    { name: 'rank 4, odd spatial', shape: [3, 5, 7, 3] },
+    { name: 'rank 4, many rows', shape: [8, 16, 16, 16] },
+    { name: 'rank 4, mean far from zero', shape: [4, 5, 5, 3], scale: 0.3, offset: 50 },
+  ];
+
+  it('is relu(batchNormTrain) on the cpu backend, with gradients matching float64 central differences', async () => {
+    await useCpuBackend();
+    for (const c of [{ name: 'rank 2 grad', shape: [6, 3] }, { name: 'rank 4 grad', shape: [2, 3, 2, 2] }] as Case[]) {
+      const got = runOp(c, true);
+      const plain = runOp(c);
+      expect([...got.y]).toEqual([...plain.y].map((v) => Math.max(0, v)));
+      // Some outputs are clipped, some pass: both sides of the ReLU are exercised.
+      expect(got.y.some((v) => v === 0) && got.y.some((v) => v > 0)).toBe(true);
+      const v = inputs(c);
+      const channels = c.shape[c.shape.length - 1]!;
+      for (const [which, actual] of [['x', got.dx], ['gamma', got.dgamma], ['beta', got.dbeta]] as const) {
+        expect(relativeError(actual, numericGrad(v, channels, which, true)), `${c.name} d/d${which}`).toBeLessThan(1e-4);
+      }
+    }
+  });
+
+  describe.skipIf(!!skipReason)('native onednn kernels', () => {
+    for (const c of cases) {
+      it(`match the composed op, forward and gradients, one kernel each way and no ReLU pass: ${c.name}`, async () => {
+        await useCpuBackend();
+        const want = runOp(c, true);
+        await tf.setBackend('onednn');
+        const runs = () => [BATCH_NORM_RELU_TRAIN, BATCH_NORM_RELU_TRAIN_GRAD, BATCH_NORM_TRAIN, RELU_GRAD, 'Relu', 'Step'].map((k) => nativeRuns.get(k) ?? 0);
+        const before = runs();
+        const got = runOp(c, true);
+        const after = runs();
+        expect(after.map((n, i) => n - before[i]!)).toEqual([2, 1, 0, 0, 0, 0]);
+        for (const key of ['y', 'mean', 'variance', 'dx', 'dgamma', 'dbeta'] as const) {
+          expect(relativeError(got[key], want[key]), key).toBeLessThan(1e-5);
+        }
+      });
+    }
+
+    it('matches float64 central differences on onednn too', async () => {
+      await tf.setBackend('onednn');
+      const c: Case = { name: 'onednn grad', shape: [2, 3, 2, 2] };
+      const got = runOp(c, true);
+      const v = inputs(c);
+      for (const [which, actual] of [['x', got.dx], ['gamma', got.dgamma], ['beta', got.dbeta]] as const) {
+        expect(relativeError(actual, numericGrad(v, 2, which, true)), `d/d${which}`).toBeLessThan(1e-4);
+      }
+    });
+
+    it('leaks no tensors over repeated forward + backward', async () => {
+      await tf.setBackend('onednn');
+      const x = tf.tensor(randomValues([2, 3, 3, 4], 'leak/x'), [2, 3, 3, 4]);
+      const gamma = tf.variable(tf.ones([4]), true, 'leak-relu-gamma');
+      const beta = tf.variable(tf.zeros([4]), true, 'leak-relu-beta');
+      const counts: number[] = [];
+      for (let i = 0; i < 4; i++) {
+        tf.tidy(() => {
+          tf.variableGrads(() => tf.sum(tf.square(batchNormReluTrain(x, gamma, beta).y)) as tf.Scalar);
+          batchNormReluTrain(x, gamma, beta);
+        });
+        counts.push(tf.memory().numTensors);
+      }
+      expect(new Set(counts).size).toBe(1);
+      const before = tf.memory().numTensors;
+      const out = batchNormReluTrain(x, gamma, beta);
+      expect(tf.memory().numTensors - before).toBe(3);
+      tf.dispose([out.y, out.mean, out.variance, x, gamma, beta]);
+    });
   });
 });

@@ -17,7 +17,7 @@ import { registerBatchNormKernels } from './kernels/batch_norm.js';
 import { registerGroupNormKernels } from './kernels/group_norm.js';
 import { registerSgdKernel } from './kernels/sgd.js';
 import { registerRoundToHalfKernel } from './kernels/fp16_round.js';
-import { add, mean, multiply, relu, step, sum } from './kernels/eltwise.js';
+import { add, mean, multiply, registerReluGradKernel, relu, step, sum } from './kernels/eltwise.js';
 
 export const BACKEND_NAME = 'onednn';
 
@@ -62,11 +62,12 @@ export function registerOnednnBackend(addon: NativeAddon): void {
     });
   }
   // Kernels with no cpu counterpart, run only by ops that look for them (src/ops/batch_norm.ts, src/ops/group_norm.ts,
-  // src/optim/sgd.ts, src/ops/fp16_round.ts).
+  // src/optim/sgd.ts, src/ops/fp16_round.ts, src/ops/relu_grad.ts).
   registerBatchNormKernels(BACKEND_NAME, addon);
   registerGroupNormKernels(BACKEND_NAME, addon);
   registerSgdKernel(BACKEND_NAME, addon);
   registerRoundToHalfKernel(BACKEND_NAME, addon);
+  registerReluGradKernel(BACKEND_NAME, addon);
   // Priority 0 (cpu has 1): a program that never picks a backend keeps getting the cpu backend.
   tf.registerBackend(BACKEND_NAME, () => new MathBackendCPU(), 0);
 }

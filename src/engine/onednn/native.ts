@@ -3,7 +3,8 @@ import { loadBuiltAddon, type AddonLoad } from '../built_addon.js';
 
 /** The functions exported by native/onednn/addon.cc. Kernels write into the `out` arrays they are given. */
 export interface NativeAddon {
-  info(): { version: string; threads: number; runtime: string };
+  /** batchNormRelu: batchNormForward/Backward take the fused-ReLU arguments (absent from older builds). */
+  info(): { version: string; threads: number; runtime: string; batchNormRelu?: boolean };
   convImpl(params: Int32Array): string;
   convForward(x: Float32Array, filter: Float32Array, bias: Float32Array | null, out: Float32Array, params: Int32Array): void;
   convBackwardData(dy: Float32Array, filter: Float32Array, out: Float32Array, params: Int32Array): void;
@@ -12,7 +13,8 @@ export interface NativeAddon {
   maxPool(x: Float32Array, out: Float32Array, params: Int32Array): void;
   maxPoolGrad(dy: Float32Array, x: Float32Array, out: Float32Array, params: Int32Array): void;
   // Optional: an addon built before native/onednn/batch_norm.cc existed lacks them (params: [rows, channels]).
-  batchNormForward?(x: Float32Array, gamma: Float32Array, beta: Float32Array, y: Float32Array, mean: Float32Array, variance: Float32Array, params: Int32Array, eps: number): void;
+  // relu: a ReLU fused after the normalisation (batch norm only; group norm ignores it).
+  batchNormForward?(x: Float32Array, gamma: Float32Array, beta: Float32Array, y: Float32Array, mean: Float32Array, variance: Float32Array, params: Int32Array, eps: number, relu?: boolean): void;
   batchNormBackward?(
     dy: Float32Array,
     x: Float32Array,
@@ -24,6 +26,8 @@ export interface NativeAddon {
     dbeta: Float32Array,
     params: Int32Array,
     eps: number,
+    // The fused ReLU's forward output (batch norm only), or null.
+    y?: Float32Array | null,
   ): void;
   // Optional for the same reason (native/onednn/group_norm.cc; params: [N, HW, C, G], statistics per (n, g)).
   groupNormForward?: NativeAddon['batchNormForward'];

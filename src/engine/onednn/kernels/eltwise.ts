@@ -2,14 +2,17 @@
  * Relu, Step, Add and Multiply as OpenMP loops (native/onednn/eltwise.cc). Broadcasts other than the ones
  * broadcastLayout describes, and non-float32 dtypes, fall back to the cpu kernels.
  */
+import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import { tf } from '../../tf.js';
+import { countNative } from '../../kernel_stats.js';
+import { RELU_GRAD, registerReluGradient } from '../../../ops/relu_grad.js';
 import type { NativeAddon } from '../native.js';
-import { f32, type NativeKernel } from './common.js';
+import { f32, requireF32, type NativeKernel } from './common.js';
 import { sizeOf } from '../../../util/values.js';
 
 // Codes shared with native/onednn/eltwise.cc.
 const UNARY = { relu: 0, step: 1 } as const;
-const BINARY = { add: 0, mul: 1 } as const;
+const BINARY = { add: 0, mul: 1, reluGrad: 2 } as const;
 
 type EltwiseAddon = Required<Pick<NativeAddon, 'eltwiseUnary' | 'eltwiseBinary'>>;
 
@@ -68,6 +71,30 @@ function binary(op: number): NativeKernel {
     native.eltwiseBinary(as, bs, out, op, Int32Array.from(layout));
     return backend.makeTensorInfo(outShape, 'float32', out);
   };
+}
+
+/**
+ * RELU_GRAD (src/ops/relu_grad.ts) as one native pass, and the Relu gradient that runs it. An addon
+ * without the element-wise kernels registers neither: tfjs' own gradient stays.
+ */
+export function registerReluGradKernel(backendName: string, addon: NativeAddon): boolean {
+  const native = eltwise(addon);
+  if (!native) return false;
+  tf.registerKernel({
+    kernelName: RELU_GRAD,
+    backendName,
+    kernelFunc: ({ inputs, backend }) => {
+      const cpu = backend as MathBackendCPU;
+      const { dy, x } = inputs as { dy: tf.TensorInfo; x: tf.TensorInfo };
+      const size = sizeOf(x.shape);
+      const out = new Float32Array(size);
+      native.eltwiseBinary(requireF32(cpu, dy, RELU_GRAD, 'dy', size), requireF32(cpu, x, RELU_GRAD, 'x', size), out, BINARY.reluGrad, Int32Array.from([1, 1, size]));
+      countNative(RELU_GRAD);
+      return cpu.makeTensorInfo([...x.shape], 'float32', out);
+    },
+  });
+  registerReluGradient();
+  return true;
 }
 
 export const relu = unary(UNARY.relu, () => 0);

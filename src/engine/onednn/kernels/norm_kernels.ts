@@ -32,7 +32,7 @@ function forwardKernel(spec: NormKernelSpec, fn: ForwardFn): tf.KernelFunc {
     const mean = new Float32Array(stats);
     const variance = new Float32Array(stats);
     const eps = (attrs as { eps: number }).eps;
-    fn(xs, requireF32(cpu, gamma, spec.name, 'gamma', channels), requireF32(cpu, beta, spec.name, 'beta', channels), y, mean, variance, params, eps);
+    fn(xs, requireF32(cpu, gamma, spec.name, 'gamma', channels), requireF32(cpu, beta, spec.name, 'beta', channels), y, mean, variance, params, eps, spec.relu === true);
     countNative(spec.name);
     return [cpu.makeTensorInfo([...x.shape], 'float32', y), cpu.makeTensorInfo([stats], 'float32', mean), cpu.makeTensorInfo([stats], 'float32', variance)];
   };
@@ -41,7 +41,7 @@ function forwardKernel(spec: NormKernelSpec, fn: ForwardFn): tf.KernelFunc {
 function backwardKernel(spec: NormKernelSpec, fn: BackwardFn): tf.KernelFunc {
   return ({ inputs, attrs, backend }) => {
     const cpu = backend as MathBackendCPU;
-    const { dy, x, gamma, mean, variance } = inputs as Record<'dy' | 'x' | 'gamma' | 'mean' | 'variance', tf.TensorInfo>;
+    const { dy, x, gamma, mean, variance, y } = inputs as Record<'dy' | 'x' | 'gamma' | 'mean' | 'variance' | 'y', tf.TensorInfo>;
     const params = spec.params(x.shape, attrs as Record<string, unknown>);
     const channels = x.shape[x.shape.length - 1]!;
     const stats = spec.statCount(params);
@@ -61,6 +61,7 @@ function backwardKernel(spec: NormKernelSpec, fn: BackwardFn): tf.KernelFunc {
       dbeta,
       params,
       (attrs as { eps: number }).eps,
+      spec.relu ? requireF32(cpu, y, name, 'y', size) : null,
     );
     countNative(name);
     return [cpu.makeTensorInfo([...x.shape], 'float32', dx), cpu.makeTensorInfo([...gamma.shape], 'float32', dgamma), cpu.makeTensorInfo([...gamma.shape], 'float32', dbeta)];
