@@ -9,6 +9,9 @@ export default defineConfig({
     // tfjs kernels are CPU-bound; forks keep each file's engine state isolated.
     pool: 'forks',
     poolOptions: { forks: { maxForks: 2, minForks: 1 } },
+    // Native kernels' outputs start as NaN instead of whatever memory held (src/engine/onednn/kernels/common.ts):
+    // a kernel that leaves an element unwritten then fails its parity test rather than passing on zeros.
+    env: { SIMTRIP_POISON_OUTPUTS: '1' },
     testTimeout: 120_000,
     hookTimeout: 120_000,
     // One copy of tfjs: its gradients are registered from ES-module files, so core and the cpu backend

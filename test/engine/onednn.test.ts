@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { tf } from '../../src/engine/tf.js';
 import { loadOnednn } from '../../src/engine/onednn/loader.js';
 import { RELU_GRAD } from '../../src/ops/relu_grad.js';
+import { outputArray } from '../../src/engine/onednn/kernels/common.js';
 import { nativeRuns } from '../../src/engine/kernel_stats.js';
 import { broadcastLayout } from '../../src/engine/onednn/kernels/eltwise.js';
 import { Rng } from '../../src/util/rng.js';
@@ -396,5 +397,15 @@ describe.skipIf(!onednn.ok)('onednn element-wise kernels match cpu exactly', () 
   it('ReLU gradient: one native pass (SimtripReluGrad) where tfjs runs Step and Multiply, the same values', async () => {
     const inputs = [{ shape: [2, 6, 6, 5], seed: 'x' }, { shape: [2, 6, 6, 5], seed: 'dy' }];
     await expectIdentical(inputs, (x, dy) => tf.grad((a: tf.Tensor) => tf.sum(tf.mul(tf.relu(a), dy!)))(x!), { kernel: RELU_GRAD, runs: 1 });
+  });
+});
+
+describe('outputArray (native kernels\' outputs, not zero-filled)', () => {
+  it('starts as NaN under the test suite, so a kernel that skips an element fails its parity test', () => {
+    expect(process.env.SIMTRIP_POISON_OUTPUTS).toBe('1');
+    const out = outputArray(1000);
+    expect(out.length).toBe(1000);
+    expect(out.every((v) => Number.isNaN(v))).toBe(true);
+    expect(outputArray(0).length).toBe(0);
   });
 });

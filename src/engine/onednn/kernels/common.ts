@@ -65,3 +65,20 @@ export function withFallback(kernelName: string, native: NativeKernel, addon: Na
     return out;
   };
 }
+
+/**
+ * A float32 output of n elements whose memory is not zeroed, for native kernels that write every
+ * element (not pad, whose border is the zeros). `new Float32Array(n)` zero-fills: for the activations
+ * of a training step (up to 33 MB each, hundreds per step) that is a wasted pass over memory, and on a
+ * fresh mapping the kernel's first writes also pay a page fault per 4 KiB.
+ */
+export function outputArray(n: number): Float32Array {
+  if (n === 0) return new Float32Array(0);
+  const bytes = Buffer.allocUnsafeSlow(n * Float32Array.BYTES_PER_ELEMENT);
+  const out = new Float32Array(bytes.buffer, bytes.byteOffset, n);
+  // The test suite sets it: an element a kernel forgets to write is then NaN, not a lucky zero.
+  if (POISON) out.fill(NaN);
+  return out;
+}
+
+const POISON = process.env.SIMTRIP_POISON_OUTPUTS === '1';

@@ -1,6 +1,6 @@
 /** Conv2D, FusedConv2D and both convolution gradients on oneDNN. */
 import { tf } from '../../tf.js';
-import { channelBias, f32, type NativeKernel } from './common.js';
+import { channelBias, f32, type NativeKernel, outputArray } from './common.js';
 import { convParams } from '../../conv_params.js';
 import { sameShape, sizeOf } from '../../../util/values.js';
 
@@ -20,7 +20,7 @@ export const conv2D: NativeKernel = ({ inputs, attrs }, backend, addon) => {
   const info = tf.backend_util.computeConv2DInfo(x.shape, filter.shape, a.strides, a.dilations, a.pad, a.dimRoundingMode, false, 'channelsLast');
   const params = convParams(info, { relu: false, bias: false });
   if (!params) return null;
-  const out = new Float32Array(sizeOf(info.outShape));
+  const out = outputArray(sizeOf(info.outShape));
   addon.convForward(xs, ws, null, out, params);
   return backend.makeTensorInfo(info.outShape, 'float32', out);
 };
@@ -42,7 +42,7 @@ export const fusedConv2D: NativeKernel = ({ inputs, attrs }, backend, addon) => 
   }
   const params = convParams(info, { relu: a.activation === 'relu', bias: biasValues !== null });
   if (!params) return null;
-  const out = new Float32Array(sizeOf(info.outShape));
+  const out = outputArray(sizeOf(info.outShape));
   addon.convForward(xs, ws, biasValues, out, params);
   return backend.makeTensorInfo(info.outShape, 'float32', out);
 };
@@ -59,7 +59,7 @@ export const conv2DBackpropInput: NativeKernel = ({ inputs, attrs }, backend, ad
   if (!sameShape(dy.shape, info.outShape)) return null;
   const params = convParams(info, { relu: false, bias: false });
   if (!params) return null;
-  const out = new Float32Array(sizeOf(inputShape));
+  const out = outputArray(sizeOf(inputShape));
   addon.convBackwardData(dys, ws, out, params);
   return backend.makeTensorInfo(inputShape, 'float32', out);
 };
@@ -76,7 +76,7 @@ export const conv2DBackpropFilter: NativeKernel = ({ inputs, attrs }, backend, a
   if (!sameShape(dy.shape, info.outShape)) return null;
   const params = convParams(info, { relu: false, bias: false });
   if (!params) return null;
-  const out = new Float32Array(sizeOf(filterShape));
+  const out = outputArray(sizeOf(filterShape));
   addon.convBackwardWeights(xs, dys, out, params);
   return backend.makeTensorInfo(filterShape, 'float32', out);
 };

@@ -7,7 +7,7 @@ import { tf } from '../../tf.js';
 import { countNative } from '../../kernel_stats.js';
 import { RELU_GRAD, registerReluGradient } from '../../../ops/relu_grad.js';
 import type { NativeAddon } from '../native.js';
-import { f32, requireF32, type NativeKernel } from './common.js';
+import { f32, requireF32, type NativeKernel, outputArray } from './common.js';
 import { sizeOf } from '../../../util/values.js';
 
 // Codes shared with native/onednn/eltwise.cc.
@@ -26,7 +26,7 @@ function unary(op: number, alphaOf: (attrs: unknown) => number): NativeKernel {
     const { x } = inputs as { x: tf.TensorInfo };
     const xs = f32(backend, x);
     if (!native || !xs) return null;
-    const out = new Float32Array(xs.length);
+    const out = outputArray(xs.length);
     native.eltwiseUnary(xs, out, op, alphaOf(attrs));
     return backend.makeTensorInfo([...x.shape], 'float32', out);
   };
@@ -67,7 +67,7 @@ function binary(op: number): NativeKernel {
     // One operand must fill the output; the other's layout is the one the loop follows.
     const layout = as.length === size ? broadcastLayout(b.shape, outShape) : bs.length === size ? broadcastLayout(a.shape, outShape) : null;
     if (!layout) return null;
-    const out = new Float32Array(size);
+    const out = outputArray(size);
     native.eltwiseBinary(as, bs, out, op, Int32Array.from(layout));
     return backend.makeTensorInfo(outShape, 'float32', out);
   };
@@ -87,7 +87,7 @@ export function registerReluGradKernel(backendName: string, addon: NativeAddon):
       const cpu = backend as MathBackendCPU;
       const { dy, x } = inputs as { dy: tf.TensorInfo; x: tf.TensorInfo };
       const size = sizeOf(x.shape);
-      const out = new Float32Array(size);
+      const out = outputArray(size);
       native.eltwiseBinary(requireF32(cpu, dy, RELU_GRAD, 'dy', size), requireF32(cpu, x, RELU_GRAD, 'x', size), out, BINARY.reluGrad, Int32Array.from([1, 1, size]));
       countNative(RELU_GRAD);
       return cpu.makeTensorInfo([...x.shape], 'float32', out);

@@ -8,7 +8,7 @@ import { ROUND_TO_HALF } from '../../../ops/fp16_round.js';
 import type { NativeAddon } from '../native.js';
 import { countNative } from '../../kernel_stats.js';
 import { sizeOf } from '../../../util/values.js';
-import { requireF32 } from './common.js';
+import { requireF32, outputArray } from './common.js';
 
 type Addon = Required<Pick<NativeAddon, 'roundToHalf'>>;
 
@@ -17,7 +17,7 @@ function roundKernel(addon: Addon): tf.KernelFunc {
     const cpu = backend as MathBackendCPU;
     const { x } = inputs as { x: tf.TensorInfo };
     const xs = requireF32(cpu, x, ROUND_TO_HALF, 'x', sizeOf(x.shape));
-    const out = new Float32Array(xs.length);
+    const out = outputArray(xs.length);
     addon.roundToHalf(xs, out);
     countNative(ROUND_TO_HALF);
     return cpu.makeTensorInfo([...x.shape], 'float32', out);

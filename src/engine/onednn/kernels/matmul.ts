@@ -2,7 +2,7 @@
 import { tf } from '../../tf.js';
 import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import type { NativeAddon } from '../native.js';
-import { channelBias, f32, type KernelArgs, type NativeKernel } from './common.js';
+import { channelBias, f32, type KernelArgs, type NativeKernel, outputArray } from './common.js';
 import { matmulShape } from '../../matmul_shape.js';
 import { sizeOf } from '../../../util/values.js';
 
@@ -36,7 +36,7 @@ function run(
     epilogue.relu ? 1 : 0,
     bias ? 1 : 0,
   ]);
-  const out = new Float32Array(sizeOf(shape.outShape));
+  const out = outputArray(sizeOf(shape.outShape));
   addon.matmul(as, bs, bias, out, params);
   return backend.makeTensorInfo(shape.outShape, 'float32', out);
 }

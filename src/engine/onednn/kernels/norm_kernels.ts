@@ -8,7 +8,7 @@ import { gradName, registerNormGradient, type NormKernelSpec } from '../../custo
 import { countNative } from '../../kernel_stats.js';
 import { sizeOf } from '../../../util/values.js';
 import type { NativeAddon } from '../native.js';
-import { requireF32 } from './common.js';
+import { requireF32, outputArray } from './common.js';
 
 // Batch norm and group norm share one native signature (the params array differs).
 type ForwardFn = NonNullable<NativeAddon['batchNormForward']>;
@@ -28,7 +28,7 @@ function forwardKernel(spec: NormKernelSpec, fn: ForwardFn): tf.KernelFunc {
     const channels = x.shape[x.shape.length - 1]!;
     const stats = spec.statCount(params);
     const xs = requireF32(cpu, x, spec.name, 'x', sizeOf(x.shape));
-    const y = new Float32Array(xs.length);
+    const y = outputArray(xs.length);
     const mean = new Float32Array(stats);
     const variance = new Float32Array(stats);
     const eps = (attrs as { eps: number }).eps;
@@ -46,7 +46,7 @@ function backwardKernel(spec: NormKernelSpec, fn: BackwardFn): tf.KernelFunc {
     const channels = x.shape[x.shape.length - 1]!;
     const stats = spec.statCount(params);
     const size = sizeOf(x.shape);
-    const dx = new Float32Array(size);
+    const dx = outputArray(size);
     const dgamma = new Float32Array(channels);
     const dbeta = new Float32Array(channels);
     const name = gradName(spec);

@@ -6,7 +6,7 @@
  * memcpy-speed in JavaScript already.
  */
 import { tf } from '../../tf.js';
-import { f32, type NativeKernel } from './common.js';
+import { f32, type NativeKernel, outputArray } from './common.js';
 import { sizeOf } from '../../../util/values.js';
 
 function stridesOf(shape: readonly number[]): number[] {
@@ -88,7 +88,7 @@ export const slice: NativeKernel = ({ inputs, attrs }, backend) => {
     return v === -1 ? d - b[i]! : v;
   });
   if (b.some((v, i) => v < 0 || v + s[i]! > x.shape[i]!)) return null;
-  const out = new Float32Array(sizeOf(s));
+  const out = outputArray(sizeOf(s));
   copyBox(xs, x.shape, b, out, s, s.map(() => 0), s);
   return backend.makeTensorInfo(s, 'float32', out);
 };

@@ -1,6 +1,6 @@
 /** MaxPool and MaxPoolGrad (hand-written loops in native/onednn/pool.cc, tie-breaking as tfjs-backend-cpu). */
 import { tf } from '../../tf.js';
-import { f32, type NativeKernel } from './common.js';
+import { f32, type NativeKernel, outputArray } from './common.js';
 import { sizeOf } from '../../../util/values.js';
 import { sameShape } from '../../../util/values.js';
 
@@ -34,7 +34,7 @@ export const maxPool: NativeKernel = ({ inputs, attrs }, backend, addon) => {
   const info = tf.backend_util.computePool2DInfo(x.shape as Shape4, a.filterSize, a.strides, 1, a.pad, a.dimRoundingMode);
   const params = poolParams(info);
   if (!params) return null;
-  const out = new Float32Array(sizeOf(info.outShape));
+  const out = outputArray(sizeOf(info.outShape));
   addon.maxPool(xs, out, params);
   return backend.makeTensorInfo(info.outShape, 'float32', out);
 };
@@ -49,7 +49,7 @@ export const maxPoolGrad: NativeKernel = ({ inputs, attrs }, backend, addon) => 
   if (!sameShape(dy.shape, info.outShape)) return null;
   const params = poolParams(info);
   if (!params) return null;
-  const out = new Float32Array(sizeOf(input.shape));
+  const out = outputArray(sizeOf(input.shape));
   addon.maxPoolGrad(dys, xs, out, params);
   return backend.makeTensorInfo([...input.shape], 'float32', out);
 };

@@ -9,7 +9,7 @@ import type { NativeAddon } from '../native.js';
 import { SGD_UPDATE, type SgdUpdateAttrs } from '../../custom_kernels.js';
 import { countNative } from '../../kernel_stats.js';
 import { sizeOf } from '../../../util/values.js';
-import { requireF32 } from './common.js';
+import { requireF32, outputArray } from './common.js';
 
 type Addon = Required<Pick<NativeAddon, 'sgdUpdate'>>;
 
@@ -22,8 +22,8 @@ function sgdKernel(addon: Addon): tf.KernelFunc {
     const ws = requireF32(cpu, w, SGD_UPDATE, 'w', size);
     const gs = requireF32(cpu, g, SGD_UPDATE, 'g', size);
     const bufs = first ? null : requireF32(cpu, buf, SGD_UPDATE, 'buf', size);
-    const newW = new Float32Array(size);
-    const newBuf = new Float32Array(size);
+    const newW = outputArray(size);
+    const newBuf = outputArray(size);
     addon.sgdUpdate(ws, gs, bufs, newW, newBuf, lr, momentum, weightDecay);
     countNative(SGD_UPDATE);
     return [cpu.makeTensorInfo([...w.shape], 'float32', newW), cpu.makeTensorInfo([...w.shape], 'float32', newBuf)];
