@@ -143,8 +143,13 @@ async function decodeJpegNatively(bytes: Buffer, size: number, fit: 'cover' | 'f
  */
 export function resizeDecoderId(): string {
   const decoder = loadJpegDecoder();
-  return decoder.ok ? `jpeg:${decoder.addon.info().version}+dct-scale+antialiased-resample` : 'jpeg:sharp';
+  if (!decoder.ok) return 'jpeg:sharp';
+  // Once per process: a cold load asks for every file.
+  nativeId ??= `jpeg:${decoder.addon.info().version}+dct-scale+antialiased-resample`;
+  return nativeId;
 }
+
+let nativeId: string | undefined;
 
 /** Width and height from the file header, without decoding the pixels. */
 export async function readImageSize(path: string): Promise<{ width: number; height: number }> {

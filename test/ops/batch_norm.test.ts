@@ -104,6 +104,35 @@ function numericGrad(v: ReturnType<typeof inputs>, channels: number, which: 'x' 
   return out;
 }
 
+type TrainOp = typeof batchNormTrain;
+
+/**
+ * Four rounds of forward + backward (and a forward alone) inside tidy keep the tensor count flat, and
+ * outside tidy the op adds exactly its three outputs. Returns how often `countKernel` ran natively.
+ */
+function expectNoLeak(op: TrainOp, label: string, countKernel: string): number {
+  const x = tf.tensor(randomValues([2, 3, 3, 4], 'leak/x'), [2, 3, 3, 4]);
+  const gamma = tf.variable(tf.ones([4]), true, `leak-${label}-gamma`);
+  const beta = tf.variable(tf.zeros([4]), true, `leak-${label}-beta`);
+  const runsBefore = nativeRuns.get(countKernel) ?? 0;
+  const counts: number[] = [];
+  for (let i = 0; i < 4; i++) {
+    tf.tidy(() => {
+      const { grads } = tf.variableGrads(() => tf.sum(tf.square(op(x, gamma, beta).y)) as tf.Scalar);
+      expect(Object.keys(grads).sort()).toEqual([`leak-${label}-beta`, `leak-${label}-gamma`]);
+      // Forward alone, outside any gradient tape.
+      op(x, gamma, beta);
+    });
+    counts.push(tf.memory().numTensors);
+  }
+  expect(new Set(counts).size).toBe(1);
+  const before = tf.memory().numTensors;
+  const out = op(x, gamma, beta);
+  expect(tf.memory().numTensors - before).toBe(3);
+  tf.dispose([out.y, out.mean, out.variance, x, gamma, beta]);
+  return (nativeRuns.get(countKernel) ?? 0) - runsBefore;
+}
+
 describe('batchNormTrain composed fallback (cpu backend)', () => {
   const cases: Case[] = [
     { name: 'rank 2', shape: [7, 5] },
@@ -161,25 +190,7 @@ describe('batchNormTrain composed fallback (cpu backend)', () => {
 
   it('leaks no tensors over repeated forward + backward', async () => {
     await useCpuBackend();
-    const x = tf.tensor(randomValues([2, 3, 3, 4], 'leak/x'), [2, 3, 3, 4]);
-    const gamma = tf.variable(tf.ones([4]), true, 'leak-cpu-gamma');
-    const beta = tf.variable(tf.zeros([4]), true, 'leak-cpu-beta');
-    const counts: number[] = [];
-    for (let i = 0; i < 4; i++) {
-      tf.tidy(() => {
-        const { grads } = tf.variableGrads(() => tf.sum(tf.square(batchNormTrain(x, gamma, beta).y)) as tf.Scalar);
-        expect(Object.keys(grads).sort()).toEqual(['leak-cpu-beta', 'leak-cpu-gamma']);
-        // Forward alone, outside any gradient tape.
-        batchNormTrain(x, gamma, beta);
-      });
-      counts.push(tf.memory().numTensors);
-    }
-    expect(new Set(counts).size).toBe(1);
-    // Outside tidy the op adds exactly its three outputs.
-    const before = tf.memory().numTensors;
-    const out = batchNormTrain(x, gamma, beta);
-    expect(tf.memory().numTensors - before).toBe(3);
-    tf.dispose([out.y, out.mean, out.variance, x, gamma, beta]);
+    expect(expectNoLeak(batchNormTrain, 'cpu', BATCH_NORM_TRAIN_GRAD)).toBe(0);
   });
 });
 
@@ -223,21 +234,7 @@ describe.skipIf(!!skipReason)('batchNormTrain native onednn kernels match the fa
 
   it('leaks no tensors over repeated forward + backward', async () => {
     await tf.setBackend('onednn');
-    const x = tf.tensor(randomValues([2, 3, 3, 4], 'leak/x'), [2, 3, 3, 4]);
-    const gamma = tf.variable(tf.ones([4]), true, 'leak-onednn-gamma');
-    const beta = tf.variable(tf.zeros([4]), true, 'leak-onednn-beta');
-    const counts: number[] = [];
-    const before = nativeRuns.get(BATCH_NORM_TRAIN_GRAD) ?? 0;
-    for (let i = 0; i < 4; i++) {
-      tf.tidy(() => {
-        tf.variableGrads(() => tf.sum(tf.square(batchNormTrain(x, gamma, beta).y)) as tf.Scalar);
-        batchNormTrain(x, gamma, beta);
-      });
-      counts.push(tf.memory().numTensors);
-    }
-    expect(nativeRuns.get(BATCH_NORM_TRAIN_GRAD)! - before).toBe(4);
-    expect(new Set(counts).size).toBe(1);
-    tf.dispose([x, gamma, beta]);
+    expect(expectNoLeak(batchNormTrain, 'onednn', BATCH_NORM_TRAIN_GRAD)).toBe(4);
   });
 });
 
@@ -294,22 +291,7 @@ describe('batchNormReluTrain: batch norm with a fused ReLU', () => {
 
     it('leaks no tensors over repeated forward + backward', async () => {
       await tf.setBackend('onednn');
-      const x = tf.tensor(randomValues([2, 3, 3, 4], 'leak/x'), [2, 3, 3, 4]);
-      const gamma = tf.variable(tf.ones([4]), true, 'leak-relu-gamma');
-      const beta = tf.variable(tf.zeros([4]), true, 'leak-relu-beta');
-      const counts: number[] = [];
-      for (let i = 0; i < 4; i++) {
-        tf.tidy(() => {
-          tf.variableGrads(() => tf.sum(tf.square(batchNormReluTrain(x, gamma, beta).y)) as tf.Scalar);
-          batchNormReluTrain(x, gamma, beta);
-        });
-        counts.push(tf.memory().numTensors);
-      }
-      expect(new Set(counts).size).toBe(1);
-      const before = tf.memory().numTensors;
-      const out = batchNormReluTrain(x, gamma, beta);
-      expect(tf.memory().numTensors - before).toBe(3);
-      tf.dispose([out.y, out.mean, out.variance, x, gamma, beta]);
+      expect(expectNoLeak(batchNormReluTrain, 'relu', BATCH_NORM_RELU_TRAIN_GRAD)).toBe(4);
     });
   });
 });
