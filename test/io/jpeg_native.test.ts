@@ -15,7 +15,7 @@ import { resampleReference } from './resample_reference.js';
 const decoder = loadJpegDecoder();
 // Where libjpeg-turbo's headers are, the install builds the decoder: a missing one is a failure here,
 // not a skip.
-const buildable = ['/usr/include/jpeglib.h', '/usr/include/x86_64-linux-gnu/jpeglib.h'].some((p) => existsSync(p));
+const buildable = ['/usr/include', '/usr/local/include', '/usr/include/x86_64-linux-gnu', '/usr/include/aarch64-linux-gnu'].some((d) => existsSync(join(d, 'jpeglib.h')));
 
 /** A photo-like 600x450 image: smooth gradients and a slow ripple in every channel. */
 function photo(width = 600, height = 450): Buffer {
