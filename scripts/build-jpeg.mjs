@@ -12,6 +12,14 @@ import { firstError, nodeInclude, writeStatus } from './build-cuda.mjs';
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const JPEG_STATUS = 'build/simtrip_jpeg.status.json';
 
+/** Where jpeglib.h is looked for (the tests ask the same question: could the install build it?). */
+export const JPEG_HEADER_DIRS = ['/usr/include', '/usr/local/include', '/usr/include/x86_64-linux-gnu', '/usr/include/aarch64-linux-gnu'];
+
+/** The one line the install prints for a build result. */
+export function jpegBuildLine(r) {
+  return r.ok ? 'simtrip: built the native JPEG decoder (build/Release/simtrip_jpeg.node)' : `simtrip: native JPEG decoder not built: ${r.reason}`;
+}
+
 /** Returns { ok, reason } and records the reason where the loader finds it. */
 export function buildJpeg() {
   const result = compile();
@@ -20,8 +28,7 @@ export function buildJpeg() {
 }
 
 function compile() {
-  const headers = ['/usr/include', '/usr/local/include', '/usr/include/x86_64-linux-gnu', '/usr/include/aarch64-linux-gnu'];
-  if (!headers.some((d) => existsSync(path.join(d, 'jpeglib.h')))) {
+  if (!JPEG_HEADER_DIRS.some((d) => existsSync(path.join(d, 'jpeglib.h')))) {
     return { ok: false, reason: 'libjpeg-turbo headers were not found at install (apt-get install libjpeg62-turbo-dev)' };
   }
   const napi = nodeInclude();
@@ -37,6 +44,5 @@ function compile() {
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  const r = buildJpeg();
-  console.log(r.ok ? 'simtrip: built the native JPEG decoder (build/Release/simtrip_jpeg.node)' : `simtrip: native JPEG decoder not built: ${r.reason}`);
+  console.log(jpegBuildLine(buildJpeg()));
 }

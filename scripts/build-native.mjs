@@ -18,7 +18,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildCuda, firstError, writeStatus } from './build-cuda.mjs';
-import { buildJpeg, JPEG_STATUS } from './build-jpeg.mjs';
+import { buildJpeg, JPEG_STATUS, jpegBuildLine } from './build-jpeg.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const record = (ok, reason) => writeStatus('build/simtrip_onednn.status.json', ok, reason);
@@ -74,18 +74,14 @@ function buildOnednn() {
 if (process.env.SIMTRIP_SKIP_NATIVE === '1') {
   console.log('simtrip: SIMTRIP_SKIP_NATIVE=1; building without the native engines');
   record(false, 'skipped at install (SIMTRIP_SKIP_NATIVE=1)');
+  writeStatus(JPEG_STATUS, false, 'skipped at install (SIMTRIP_SKIP_NATIVE=1)');
   process.env.SIMTRIP_SKIP_CUDA = '1';
 } else {
   record(...buildOnednn());
+  // node-gyp rebuild empties build/: the JPEG decoder and the CUDA addons come after it.
+  console.log(jpegBuildLine(buildJpeg()));
 }
 
-// node-gyp rebuild empties build/: the JPEG decoder and the CUDA addons come after it.
-if (process.env.SIMTRIP_SKIP_NATIVE === '1') {
-  writeStatus(JPEG_STATUS, false, 'skipped at install (SIMTRIP_SKIP_NATIVE=1)');
-} else {
-  const jpeg = buildJpeg();
-  console.log(jpeg.ok ? 'simtrip: built the native JPEG decoder (build/Release/simtrip_jpeg.node)' : `simtrip: native JPEG decoder not built: ${jpeg.reason}`);
-}
 for (const [flavour, what] of [['host', 'the CUDA engine host emulation (tests)'], ['gpu', 'the CUDA engine']]) {
   const r = await buildCuda(flavour);
   console.log(r.ok ? `simtrip: built ${what} (${r.reason})` : `simtrip: ${what} not built: ${r.reason}`);

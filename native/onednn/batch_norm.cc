@@ -96,7 +96,7 @@ void batchNormForward(napi_env env, napi_value *args, size_t argc) {
     float *out = y + r * c;
     for (int64_t k = 0; k < c; k++) out[k] = (in[k] - mean[k]) * scale[k] + beta[k];
     if (relu) {
-      for (int64_t k = 0; k < c; k++) out[k] = out[k] > 0.f ? out[k] : (out[k] != out[k] ? out[k] : 0.f);
+      for (int64_t k = 0; k < c; k++) out[k] = reluOf(out[k]);
     }
   }
 }

@@ -47,6 +47,9 @@ inline float stepOf(float v, float alpha) {
   return v == v ? s : v;
 }
 
+// tf.relu: max(v, 0) with NaN kept (std::max would drop it).
+inline float reluOf(float v) { return v > 0.f ? v : (v != v ? v : 0.f); }
+
 // The inference plan's functions (plan.cc): planCreate, planRun, planInfo, planDispose.
 void registerPlan(napi_env env, napi_value exports);
 

@@ -83,7 +83,7 @@ void eltwiseUnary(napi_env env, napi_value *args, size_t argc) {
   const float alpha = static_cast<float>(numberArg(env, args[3], "alpha"));
   switch (op) {
     case RELU:
-      unaryLoop(x.data, y.data, x.length, [](float v) { return v > 0.f ? v : (v != v ? v : 0.f); });
+      unaryLoop(x.data, y.data, x.length, reluOf);
       break;
     case STEP:
       unaryLoop(x.data, y.data, x.length, [alpha](float v) { return stepOf(v, alpha); });

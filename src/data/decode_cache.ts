@@ -201,19 +201,19 @@ export function readCachedImage(entry: string, size: number, source: string): Ui
  */
 const madeFolders = new Set<string>();
 
+async function makeFolder(folder: string): Promise<void> {
+  await mkdir(folder, { recursive: true });
+  madeFolders.add(folder);
+}
+
 async function writeEntry(path: string, img: RGBImage): Promise<void> {
   const folder = dirname(path);
-  if (!madeFolders.has(folder)) {
-    await mkdir(folder, { recursive: true });
-    madeFolders.add(folder);
-  }
+  if (!madeFolders.has(folder)) await makeFolder(folder);
   try {
     await writeEntryIn(path, img);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    madeFolders.delete(folder);
-    await mkdir(folder, { recursive: true });
-    madeFolders.add(folder);
+    await makeFolder(folder);
     await writeEntryIn(path, img);
   }
 }

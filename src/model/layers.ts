@@ -21,8 +21,7 @@ import { tf } from '../engine/tf.js';
 import { Rng } from '../util/rng.js';
 import { ParamStore } from './params.js';
 import { kaimingNormalConv, linearUniform } from './init.js';
-import { batchNormReluTrain, batchNormTrain } from '../ops/batch_norm.js';
-import { BATCH_NORM_RELU_TRAIN, canRunKernel } from '../engine/custom_kernels.js';
+import { batchNormReluFuses, batchNormReluTrain, batchNormTrain } from '../ops/batch_norm.js';
 import { roundToHalf } from '../ops/fp16_round.js';
 import { torchValues, type InferenceEmitter } from './emitter.js';
 
@@ -172,7 +171,7 @@ export class BatchNorm {
    * ReLU saves for its gradient in half, not float32.
    */
   applyRelu<T extends tf.Tensor>(x: T, training: boolean): T {
-    if (training && canRunKernel(BATCH_NORM_RELU_TRAIN, x, this.scale, this.offset)) {
+    if (training && batchNormReluFuses(x, this.scale, this.offset)) {
       if (this.precision === 'fp32') return this.normalize(x, true, true);
       return tf.tidy(() => roundToHalf(this.normalize(x, true, true)));
     }

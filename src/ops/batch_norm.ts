@@ -35,13 +35,18 @@ export function batchNormTrain<T extends tf.Tensor>(x: T, gamma: tf.Tensor, beta
   return { y: y as T, mean: mean as tf.Tensor1D, variance: variance as tf.Tensor1D };
 }
 
+/** Whether batchNormReluTrain runs as one fused kernel on the active backend (else it composes two ops). */
+export function batchNormReluFuses(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor): boolean {
+  return canRunKernel(BATCH_NORM_RELU_TRAIN, x, gamma, beta);
+}
+
 /**
  * relu(batchNormTrain(x).y) with the batch statistics: one native kernel each way where the backend
  * has it (onednn: the ReLU costs no pass of its own, forward or backward), else the two ops.
  */
 export function batchNormReluTrain<T extends tf.Tensor>(x: T, gamma: tf.Tensor, beta: tf.Tensor, eps = 1e-5): BatchNormTrainResult<T> {
   const channels = x.shape[x.rank - 1]!;
-  if (x.rank < 2 || gamma.size !== channels || beta.size !== channels || !canRunKernel(BATCH_NORM_RELU_TRAIN, x, gamma, beta)) {
+  if (x.rank < 2 || gamma.size !== channels || beta.size !== channels || !batchNormReluFuses(x, gamma, beta)) {
     const r = batchNormTrain(x, gamma, beta, eps);
     const y = tf.relu(r.y) as T;
     r.y.dispose();

@@ -10,12 +10,13 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { resizeDecoderId, readImageResized } from '../../src/io/image.js';
 import { loadJpegDecoder, NATIVE_KERNELS } from '../../src/io/jpeg_native.js';
 import { expectInputFileError, tempDir } from './tmp.js';
+import { JPEG_HEADER_DIRS } from '../../scripts/build-jpeg.mjs';
 import { resampleReference } from './resample_reference.js';
 
 const decoder = loadJpegDecoder();
 // Where libjpeg-turbo's headers are, the install builds the decoder: a missing one is a failure here,
 // not a skip.
-const buildable = ['/usr/include', '/usr/local/include', '/usr/include/x86_64-linux-gnu', '/usr/include/aarch64-linux-gnu'].some((d) => existsSync(join(d, 'jpeglib.h')));
+const buildable = JPEG_HEADER_DIRS.some((d) => existsSync(join(d, 'jpeglib.h')));
 
 /** A photo-like 600x450 image: smooth gradients and a slow ripple in every channel. */
 function photo(width = 600, height = 450): Buffer {
