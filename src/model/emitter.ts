@@ -7,6 +7,7 @@
  * OIHW. Everything is inference mode (BatchNorm on its running statistics) and float32.
  */
 import { tf } from '../engine/tf.js';
+import { permuteArray } from '../util/permute.js';
 
 export interface ConvSpec {
   /** The layer's parameter-name stem ("backbone.layer1.0.conv1"), for naming nodes and weights. */
@@ -55,8 +56,6 @@ export interface InferenceEmitter {
 
 /** A variable's values in PyTorch layout (`perm` from toTorchPerm, or null for as-is). */
 export function torchValues(t: tf.Tensor, perm: number[] | null): Float32Array {
-  const out = tf.tidy(() => (perm ? tf.transpose(t, perm) : t.clone()));
-  const values = out.dataSync() as Float32Array;
-  out.dispose();
-  return values.slice();
+  const values = t.dataSync() as Float32Array;
+  return perm ? permuteArray(values, t.shape, perm) : values.slice();
 }

@@ -27,6 +27,7 @@ import { HALF_MAX } from '../ops/fp16_round.js';
 import { listSome, shapeText } from '../util/text.js';
 import { InputFileError } from '../util/errors.js';
 import { isDirectory, isFile } from '../util/fs.js';
+import { permuteArray } from '../util/permute.js';
 import { sameShape } from '../util/values.js';
 
 export const CHECKPOINT_FORMAT = 1;
@@ -105,16 +106,11 @@ export function epochCheckpointName(epoch: number): string {
 /** Reads a tfjs variable (or momentum buffer) into PyTorch layout. */
 async function torchData(variable: tf.Tensor, param: Param): Promise<{ shape: number[]; data: Float32Array }> {
   const perm = toTorchPerm(param.layout, variable.rank);
-  const t = perm ? tf.transpose(variable, perm) : variable;
-  try {
-    const values = await t.data();
-    if (!(values instanceof Float32Array)) throw new Error(`parameter ${param.name} is ${t.dtype}, expected float32`);
-    // Backends may hand out their own storage; a copy keeps the file contents fixed even if the
-    // training loop resumes while the write is still in flight.
-    return { shape: [...t.shape], data: values.slice() };
-  } finally {
-    if (t !== variable) t.dispose();
-  }
+  const values = await variable.data();
+  if (!(values instanceof Float32Array)) throw new Error(`parameter ${param.name} is ${variable.dtype}, expected float32`);
+  // Backends may hand out their own storage; a copy (permuteArray makes one) keeps the file contents
+  // fixed even if the training loop resumes while the write is still in flight.
+  return { shape: permuteShape(variable.shape, perm), data: perm ? permuteArray(values, variable.shape, perm) : values.slice() };
 }
 
 function archInfo(state: CheckpointStateInput, store: ParamStore): ArchInfo {
@@ -312,11 +308,8 @@ export function tensorFromTorch(file: TensorFile, key: string, param: Param): tf
   checkFloat(file, key);
   const shape = [...file.info(key).shape];
   const data = file.getFloat32(key);
-  return tf.tidy(() => {
-    const t = tf.tensor(data, shape, 'float32');
-    const perm = fromTorchPerm(param.layout, shape.length);
-    return perm ? tf.transpose(t, perm) : t;
-  });
+  const perm = fromTorchPerm(param.layout, shape.length);
+  return tf.tensor(perm ? permuteArray(data, shape, perm) : data, permuteShape(shape, perm), 'float32');
 }
 
 /**
