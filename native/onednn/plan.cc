@@ -646,6 +646,73 @@ napi_value run(napi_env env, napi_value *args, size_t argc) {
   return nullptr;
 }
 
+// The same run as N-API async work on libuv's pool, so the main thread goes on (decoding the next
+// images, drawing progress) while oneDNN's threads compute. The caller runs one call per plan at a time
+// and keeps the plan until it settles (src/engine/onednn/inference_plan.ts); the references below keep
+// the arrays and the plan's handle alive against the garbage collector meanwhile.
+struct RunRequest {
+  Plan *plan = nullptr;
+  const float *images = nullptr;
+  float *out = nullptr;
+  int64_t n = 0;
+  napi_ref refs[3] = {nullptr, nullptr, nullptr};
+  napi_deferred deferred = nullptr;
+  napi_async_work work = nullptr;
+  std::string error;
+};
+
+void runExecute(napi_env, void *data) {
+  auto *r = static_cast<RunRequest *>(data);
+  try {
+    r->plan->run(r->images, r->n, r->out);
+  } catch (const dnnl::error &e) {
+    r->error = std::string("oneDNN: ") + e.what();
+  } catch (const std::exception &e) {
+    r->error = e.what();
+  }
+}
+
+void runComplete(napi_env env, napi_status status, void *data) {
+  std::unique_ptr<RunRequest> r(static_cast<RunRequest *>(data));
+  for (napi_ref ref : r->refs) napi_delete_reference(env, ref);
+  napi_delete_async_work(env, r->work);
+  if (status != napi_ok && r->error.empty()) r->error = "planRunAsync: the run was cancelled";
+  if (r->error.empty()) {
+    napi_value undefined;
+    napi_get_undefined(env, &undefined);
+    napi_resolve_deferred(env, r->deferred, undefined);
+    return;
+  }
+  napi_value msg, err;
+  napi_create_string_utf8(env, r->error.c_str(), r->error.size(), &msg);
+  napi_create_error(env, nullptr, msg, &err);
+  napi_reject_deferred(env, r->deferred, err);
+}
+
+// (plan, images Float32Array [n*S*S*3], n, out Float32Array [n*C]) -> Promise<void>
+napi_value runAsync(napi_env env, napi_value *args, size_t argc) {
+  if (argc < 4) throw ArgError("planRunAsync: expected 4 arguments");
+  Plan &plan = planArg(env, args[0]);
+  const int64_t n = intArg(env, args[2], "n");
+  if (n <= 0) throw ArgError("planRunAsync: n must be positive");
+  F32View images = f32Arg(env, args[1], "images", n * plan.graph().imageFloats());
+  F32View out = f32Arg(env, args[3], "out", n * plan.graph().featureDim());
+  auto r = std::make_unique<RunRequest>();
+  r->plan = &plan;
+  r->images = images.data;
+  r->out = out.data;
+  r->n = n;
+  const size_t kept[3] = {0, 1, 3};
+  for (size_t k = 0; k < 3; k++) napi_create_reference(env, args[kept[k]], 1, &r->refs[k]);
+  napi_value promise, name;
+  napi_create_promise(env, &r->deferred, &promise);
+  napi_create_string_utf8(env, "simtrip.planRun", NAPI_AUTO_LENGTH, &name);
+  napi_create_async_work(env, nullptr, name, runExecute, runComplete, r.get(), &r->work);
+  napi_queue_async_work(env, r->work);
+  r.release();
+  return promise;
+}
+
 // (plan) -> the primitives of the full micro-batch and their implementations
 napi_value describe(napi_env env, napi_value *args, size_t argc) {
   if (argc < 1) throw ArgError("planInfo: expected the plan");
@@ -668,6 +735,7 @@ void registerPlan(napi_env env, napi_value exports) {
   const napi_property_descriptor props[] = {
       {"planCreate", nullptr, guarded<create>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"planRun", nullptr, guarded<run>, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"planRunAsync", nullptr, guarded<runAsync>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"planInfo", nullptr, guarded<describe>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"planDispose", nullptr, guarded<dispose>, nullptr, nullptr, nullptr, napi_default, nullptr},
   };

@@ -70,6 +70,20 @@ export function createOnednnPlanExtractor(model: EncoderModel, imageSize: number
     if (!plan) throw new Error('onednn-plan: the extractor was disposed');
     return plan;
   };
+  // Runs go off the main thread (planRunAsync) one at a time: a plan's buffers serve one batch. The
+  // native plan is freed only once no run is queued or in flight.
+  const runNative = addon.planRunAsync
+    ? (handle: NativePlan, images: Float32Array, n: number, out: Float32Array) => addon.planRunAsync!(handle, images, n, out)
+    : async (handle: NativePlan, images: Float32Array, n: number, out: Float32Array) => addon.planRun(handle, images, n, out);
+  let queue: Promise<void> = Promise.resolve();
+  let pending = 0;
+  let disposed: NativePlan | null = null;
+  const freeWhenIdle = () => {
+    if (pending === 0 && disposed) {
+      addon.planDispose(disposed);
+      disposed = null;
+    }
+  };
   const info = addon.info();
   return {
     runtime: 'onednn-plan',
@@ -82,13 +96,29 @@ export function createOnednnPlanExtractor(model: EncoderModel, imageSize: number
         throw new Error(`onednn-plan: expected ${n} images of ${imageSize}x${imageSize}x3 (${n * imageFloats} floats), got ${images.length} floats`);
       }
       const out = new Float32Array(n * featureDim);
-      if (n > 0) addon.planRun(live(), images, n, out);
+      if (n === 0) return out;
+      const handle = live();
+      pending++;
+      const turn = queue.then(() => runNative(handle, images, n, out));
+      queue = turn.catch(() => undefined);
+      try {
+        await turn;
+      } finally {
+        pending--;
+        freeWhenIdle();
+      }
       return out;
     },
-    primitives: () => addon.planInfo(live()),
+    primitives: () => {
+      // It builds the full micro-batch's primitives if need be, which a run on the pool may be doing.
+      if (pending > 0) throw new Error('onednn-plan: primitives() while a run is in flight; await the runs first');
+      return addon.planInfo(live());
+    },
     dispose(): void {
-      if (plan) addon.planDispose(plan);
+      if (!plan) return;
+      disposed = plan;
       plan = null;
+      freeWhenIdle();
     },
   };
 }

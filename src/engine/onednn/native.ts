@@ -43,6 +43,8 @@ export interface NativeAddon {
   // Optional for the same reason (native/onednn/plan.cc): the inference plan, see plan_encoding.ts.
   planCreate?(ops: Int32Array, eps: Float32Array, params: Float32Array[][], imageSize: number, microBatch: number): NativePlan;
   planRun?(plan: NativePlan, images: Float32Array, n: number, out: Float32Array): void;
+  /** planRun off the main thread; one call per plan at a time, and the plan kept until it settles. */
+  planRunAsync?(plan: NativePlan, images: Float32Array, n: number, out: Float32Array): Promise<void>;
   planInfo?(plan: NativePlan): string;
   planDispose?(plan: NativePlan): void;
 }

@@ -87,6 +87,40 @@ describe.runIf(available)('onednn inference plan', () => {
     enc.store.dispose();
   });
 
+  it('runs off the main thread: the event loop turns while a batch computes', async () => {
+    const enc = trainedLooking({ arch: 'resnet18', stem: 'cifar', width: 16 });
+    const plan = createOnednnPlanExtractor(enc, 32, { batchSize: 32 });
+    const images = randomImages(64, 32, 4);
+    await plan.run(images.subarray(0, 32 * 32 * 3), 1); // builds the micro-batch's primitives
+    let turns = 0;
+    let running = true;
+    const spin = () => {
+      turns++;
+      if (running) setImmediate(spin);
+    };
+    setImmediate(spin);
+    await plan.run(images, 64);
+    running = false;
+    // A synchronous run would finish before the first immediate callback.
+    expect(turns).toBeGreaterThan(0);
+    plan.dispose();
+    enc.store.dispose();
+  });
+
+  it('serialises overlapping calls, and a dispose during them frees the plan only after they settle', async () => {
+    const enc = trainedLooking({ arch: 'resnet18', stem: 'cifar', width: 16 });
+    const plan = createOnednnPlanExtractor(enc, 16, { batchSize: 4 });
+    const sets = [randomImages(9, 16, 5), randomImages(4, 16, 6), randomImages(7, 16, 7)];
+    const expected = sets.map((x) => trainingGraph(enc, x, x.length / (16 * 16 * 3), 16));
+    const runs = sets.map((x) => plan.run(x, x.length / (16 * 16 * 3)));
+    expect(() => plan.primitives()).toThrow(/while a run is in flight/);
+    plan.dispose();
+    const got = await Promise.all(runs);
+    got.forEach((g, i) => expect(relativeError(g, expected[i]!)).toBeLessThan(1e-4));
+    await expect(plan.run(sets[0]!, 9)).rejects.toThrow(/disposed/);
+    enc.store.dispose();
+  });
+
   it('fuses what it should: ReLU and the residual add into the convs, one reorder at each end', () => {
     const enc = trainedLooking({ arch: 'resnet18', stem: 'cifar', width: 16 });
     const plan = createOnednnPlanExtractor(enc, 16, { batchSize: 4 });
