@@ -20,6 +20,11 @@ export interface ImageDataset {
   readonly groupNames?: readonly string[];
   /** Where each item came from (file path or id), for reports; absent for generated data. */
   readonly sources?: readonly string[];
+  /**
+   * Present on a dataset whose images are still arriving (a streamed load, src/data/streamed_load.ts):
+   * resolves once items [0, end) can be read; rejects if the load failed.
+   */
+  whenLoaded?(end: number): Promise<void>;
 }
 
 /**

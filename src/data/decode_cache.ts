@@ -40,6 +40,8 @@ export interface DecodeOptions {
   decoder?: Decoder;
   /** Receives a one-time note when the cache cannot be written (read-only disk, full disk). */
   log?: (line: string) => void;
+  /** Called once per path when it has loaded or failed (a streamed load tracks its ready prefix). */
+  onSettled?: (index: number) => void;
 }
 
 export interface DecodeFailure {
@@ -314,7 +316,8 @@ async function loadAll(paths: readonly string[], opts: DecodeOptions, sink: Sink
   };
 
   const limit = opts.concurrency ?? Math.max(4, 2 * availableParallelism());
-  await forEachConcurrent(paths.length, limit, loadOne);
+  const settle = opts.onSettled;
+  await forEachConcurrent(paths.length, limit, settle ? (i) => loadOne(i).then(() => settle(i)) : loadOne);
   failures.sort((a, b) => a.index - b.index);
   const kept: number[] = [];
   for (let i = 0; i < paths.length; i++) if (ok[i]) kept.push(i);
@@ -330,8 +333,24 @@ async function loadAll(paths: readonly string[], opts: DecodeOptions, sink: Sink
 export async function decodeImages(paths: readonly string[], opts: DecodeOptions): Promise<DecodeOutcome> {
   const stride = opts.size * opts.size * 3;
   const pixels = new Uint8Array(paths.length * stride);
+  const stats = await decodeImagesInto(paths, pixels, opts);
+  // Compact in place: the kept images move down over the gaps, keeping input order.
+  const { kept } = stats;
+  kept.forEach((i, k) => {
+    if (k !== i) pixels.copyWithin(k * stride, i * stride, (i + 1) * stride);
+  });
+  return { ...stats, pixels: kept.length === paths.length ? pixels : pixels.subarray(0, kept.length * stride) };
+}
+
+/**
+ * decodeImages into `pixels` (paths.length images), each at its own path's place: a failed path's
+ * image stays as it was. Readers may use an image as soon as onSettled names it.
+ */
+export async function decodeImagesInto(paths: readonly string[], pixels: Uint8Array, opts: DecodeOptions): Promise<DecodeStats> {
+  const stride = opts.size * opts.size * 3;
+  if (pixels.length !== paths.length * stride) throw new Error(`decodeImagesInto: ${pixels.length} bytes for ${paths.length} images of ${stride}`);
   let cacheWritable = true;
-  const stats = await loadAll(paths, opts, {
+  return loadAll(paths, opts, {
     hit: async (i, entry) => {
       const hit = await readEntry(entry, opts.size);
       if (hit) pixels.set(hit.pixels, i * stride);
@@ -348,12 +367,6 @@ export async function decodeImages(paths: readonly string[], opts: DecodeOptions
       }
     },
   });
-  // Compact in place: the kept images move down over the gaps, keeping input order.
-  const { kept } = stats;
-  kept.forEach((i, k) => {
-    if (k !== i) pixels.copyWithin(k * stride, i * stride, (i + 1) * stride);
-  });
-  return { ...stats, pixels: kept.length === paths.length ? pixels : pixels.subarray(0, kept.length * stride) };
 }
 
 /**

@@ -18,6 +18,7 @@ import { HAM10000_METADATA, loadHam10000 } from './ham10000.js';
 import type { FileLoadContext } from './load_files.js';
 import { loadPatches } from './patches.js';
 import { makeSynthetic } from './synthetic.js';
+import { StreamedLoads } from './streamed_load.js';
 import { makeSyntheticSlides } from './synthetic_slides.js';
 
 export type { DataSplits, ImageDataset, NeighbourIndex } from './dataset.js';
@@ -66,6 +67,39 @@ function requireRoot(cfg: DataConfig, what: string): string {
  * data.on_bad_image to missing and undecodable files once everything is listed and decoded.
  */
 export async function loadDataSplits(cfg: DataConfig, seed: number, options: LoadDataOptions = {}): Promise<DataSplits> {
+  return loadSplits(cfg, seed, options);
+}
+
+export interface StreamedDataSplits {
+  /**
+   * The splits as listed. Where file images are kept in memory, their datasets hand out every listed
+   * item at once and their images arrive in order: wait on ImageDataset.whenLoaded before reading them.
+   */
+  listed: DataSplits;
+  /**
+   * Once every image has loaded or failed: `listed` itself when none failed; otherwise what
+   * loadDataSplits gives (data.on_bad_image applied, bad items removed, from the decode cache the
+   * streamed load filled). Rejects as loadDataSplits would.
+   */
+  settled: Promise<DataSplits>;
+}
+
+/**
+ * loadDataSplits with the images streamed (src/data/streamed_load.ts): returns once the files are
+ * listed, while decoding goes on in the background, so the caller can set up and start on the first
+ * images. Only readers that wait (extractFeatures) may use `listed` before `settled`.
+ */
+export async function streamDataSplits(cfg: DataConfig, seed: number, options: LoadDataOptions = {}): Promise<StreamedDataSplits> {
+  const stream = new StreamedLoads();
+  const bad = new BadItems();
+  const listed = await loadSplits(cfg, seed, options, { stream, bad });
+  const settled = stream.settled().then(() => (bad.size === 0 ? listed : loadSplits(cfg, seed, options)));
+  // Awaited by the caller later; until then a failed load is not an unhandled rejection.
+  settled.catch(() => undefined);
+  return { listed, settled };
+}
+
+async function loadSplits(cfg: DataConfig, seed: number, options: LoadDataOptions, streamed?: { stream: StreamedLoads; bad: BadItems }): Promise<DataSplits> {
   const testLimit = cfg.test_limit ?? cfg.limit;
   const limitKeys = { train: 'data.limit', test: cfg.test_limit === undefined ? 'data.limit' : 'data.test_limit' };
   const limited = cfg.limit !== undefined || cfg.test_limit !== undefined;
@@ -84,7 +118,7 @@ export async function loadDataSplits(cfg: DataConfig, seed: number, options: Loa
   }
   if (cfg.kind === 'synthetic_slides') return syntheticSlides(cfg, seed, log);
 
-  const bad = new BadItems();
+  const bad = streamed?.bad ?? new BadItems();
   const ctx: FileLoadContext = {
     size: cfg.image_size,
     cacheDir: resolve(cfg.cache_dir),
@@ -93,9 +127,11 @@ export async function loadDataSplits(cfg: DataConfig, seed: number, options: Loa
     bad,
     log,
     decoder: options.decoder,
+    stream: streamed?.stream,
   };
   const finish = (splits: DataSplits): DataSplits => {
-    bad.enforce(cfg.on_bad_image, `data (${cfg.kind})`, log);
+    // A streamed load's bad items show later; streamDataSplits then loads again without streaming.
+    if (!streamed) bad.enforce(cfg.on_bad_image, `data (${cfg.kind})`, log);
     if (splits.train.size === 0) throw new UserError(`data.root ${cfg.root}: no usable training images (data.kind '${cfg.kind}')`);
     return splits;
   };
@@ -126,7 +162,8 @@ export async function loadDataSplits(cfg: DataConfig, seed: number, options: Loa
   const root = requireRoot(cfg, 'the patch folder');
   // Both folders are checked before anything is decoded.
   const labelledRoot = cfg.labelled.root === undefined ? undefined : existingFolder('data.labelled.root', cfg.labelled.root, 'the labelled folder for the probes, <root>/<group>/<class>/* or <root>/<class>/*');
-  const p = await loadPatches(root, cfg.patches, ctx, cfg.limit);
+  // The pool's neighbour lists need to know which patches loaded, so it never streams.
+  const p = await loadPatches(root, cfg.patches, { ...ctx, stream: undefined }, cfg.limit);
   logIsolated(p.neighbours, log);
   const labelled = labelledRoot === undefined ? undefined : await loadLabelledFolder(labelledRoot, cfg.labelled, seed, ctx, { test: testLimit }, limitKeys);
   const test = labelled?.test ?? emptyDataset(cfg.image_size, cfg.image_size);

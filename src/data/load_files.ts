@@ -10,7 +10,8 @@ import { UserError } from '../util/errors.js';
 import type { BadItems } from './bad_items.js';
 import { CachedImageDataset } from './cached_dataset.js';
 import { ArrayImageDataset, type DatasetExtras, type StoredImageDataset } from './dataset.js';
-import { cacheImages, decodeImages, describeDecode, type Decoder, type DecodeStats } from './decode_cache.js';
+import { cacheImages, decodeImages, decodeImagesInto, describeDecode, type Decoder, type DecodeStats } from './decode_cache.js';
+import { SettledPrefix, StreamingImageDataset, type StreamedLoads } from './streamed_load.js';
 
 export type KeepImages = DataConfig['keep_images'];
 
@@ -41,6 +42,11 @@ export interface FileLoadContext {
   bad: BadItems;
   log: (line: string) => void;
   decoder?: Decoder;
+  /**
+   * Stream in-memory loads (src/data/streamed_load.ts): loadEntries returns at once with every entry's
+   * item, its images arriving; failures are recorded in `bad` when they happen, not removed.
+   */
+  stream?: StreamedLoads;
 }
 
 export interface LoadedEntries {
@@ -78,6 +84,21 @@ export async function loadEntries(
   }
   const paths = entries.map((e) => e.path);
   const opts = { size: ctx.size, cacheDir: ctx.cacheDir, decoder: ctx.decoder, log: ctx.log };
+  const report = (outcome: DecodeStats) => {
+    for (const f of outcome.failures) ctx.bad.add(f.kind, f.path, f.detail);
+    if (entries.length > 0) {
+      const where = keep === 'disk' ? `; kept on disk in ${ctx.cacheDir} (data.keep_images ${mode}, ${gib(bytes)} of pixels)` : '';
+      ctx.log(`${what}: ${describeDecode(outcome, ctx.size)}${where}`);
+    }
+  };
+  if (keep === 'memory' && ctx.stream) {
+    const all = Int32Array.from(entries, (_, i) => i);
+    const { labels, extras } = entryMetadata(entries, all, groupNames, what);
+    const pixels = new Uint8Array(bytes);
+    const progress = new SettledPrefix(entries.length);
+    ctx.stream.start(progress, async () => report(await decodeImagesInto(paths, pixels, { ...opts, onSettled: (i) => progress.settle(i) })));
+    return { dataset: new StreamingImageDataset(pixels, ctx.size, labels, classNames, extras, progress), kept: all };
+  }
   let outcome: DecodeStats & { pixels?: Uint8Array; entries?: string[] };
   if (keep === 'disk') {
     if (ctx.cacheDir === undefined) throw new UserError(`${what}: data.keep_images: disk keeps the images in the decode cache, which needs data.cache_dir`);
@@ -85,25 +106,27 @@ export async function loadEntries(
   } else {
     outcome = await decodeImages(paths, opts);
   }
-  for (const f of outcome.failures) ctx.bad.add(f.kind, f.path, f.detail);
-  if (entries.length > 0) {
-    const where = keep === 'disk' ? `; kept on disk in ${ctx.cacheDir} (data.keep_images ${mode}, ${gib(bytes)} of pixels)` : '';
-    ctx.log(`${what}: ${describeDecode(outcome, ctx.size)}${where}`);
-  }
+  report(outcome);
   const kept = outcome.kept;
-  const pick = <T>(get: (e: FileEntry) => T): T[] => Array.from(kept, (i) => get(entries[i]!));
+  const { labels, extras } = entryMetadata(entries, kept, groupNames, what);
+  const dataset = outcome.entries
+    ? new CachedImageDataset(outcome.entries, ctx.size, ctx.size, labels, classNames, extras)
+    : new ArrayImageDataset(outcome.pixels!, ctx.size, ctx.size, labels, classNames, extras);
+  return { dataset, kept };
+}
+
+/** Labels, sources and groups of the entries at `rows`; only the groups present, in their original order. */
+function entryMetadata(entries: readonly FileEntry[], rows: Int32Array, groupNames: readonly string[] | undefined, what: string) {
+  const pick = <T>(get: (e: FileEntry) => T): T[] => Array.from(rows, (i) => get(entries[i]!));
   const labels = Int32Array.from(pick((e) => e.label));
   const extras: DatasetExtras & { sources: string[] } = { sources: pick((e) => e.path) };
   if (groupNames) {
-    // Only the groups present, in their original order: a held-out split never lists empty groups.
+    // A held-out split never lists empty groups.
     const raw = pick((e) => e.group ?? -1);
     const present = [...new Set(raw)].sort((a, b) => a - b);
     if (present[0] === -1) throw new Error(`${what}: grouped entries without a group`);
     extras.groups = Int32Array.from(raw, (g) => present.indexOf(g));
     extras.groupNames = present.map((g) => groupNames[g]!);
   }
-  const dataset = outcome.entries
-    ? new CachedImageDataset(outcome.entries, ctx.size, ctx.size, labels, classNames, extras)
-    : new ArrayImageDataset(outcome.pixels!, ctx.size, ctx.size, labels, classNames, extras);
-  return { dataset, kept };
+  return { labels, extras };
 }

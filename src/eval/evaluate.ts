@@ -9,7 +9,7 @@
  */
 import type { Config, DataConfig, ModelConfig } from '../config/schema.js';
 import type { Normalization } from '../data/augment.js';
-import { loadDataSplits } from '../data/index.js';
+import { streamDataSplits } from '../data/index.js';
 import { buildEncoder, type EncoderModel } from '../model/build.js';
 import { formatWeightsReport, loadSafetensorsWeights, loadWeights } from '../model/weights.js';
 import { readCheckpoint, resolveCheckpointPath } from '../train/checkpoint.js';
@@ -182,11 +182,20 @@ function featureSet(ds: ImageDataset, x: Float32Array): FeatureSet {
   return { x, y: ds.labels, groups: ds.groups, groupNames: ds.groupNames };
 }
 
-export async function evaluate(opts: EvalOptions): Promise<EvalReport> {
-  const cfg = opts.config;
-  // From before the images are read: the end-to-end feature rate includes decoding.
-  const started = performance.now();
-  const data = opts.data ?? (await loadDataSplits(cfg.data, cfg.seed));
+/** The splits' parts in the probes: what they fit on, the protocol, and the splits to extract in order. */
+interface ProbeSides {
+  pool: ImageDataset;
+  poolName: string;
+  /** The pool's split name in the feature cache and records: probe_train or train. */
+  poolSplit: 'probe_train' | 'train';
+  classNames: readonly string[];
+  protocol: ProtocolName;
+  val?: ImageDataset;
+  test: ImageDataset;
+}
+
+/** Checks the splits can be probed and picks the protocol; `log` gets the notes (or nothing). */
+function probeSides(cfg: Config, data: DataSplits, linear: boolean, log: (line: string) => void): ProbeSides {
   // Unlabelled SSL data (patches) comes with separate labelled data to fit the probes on.
   const pool = data.probeTrain ?? data.train;
   const poolName = data.probeTrain ? 'the labelled probe data' : 'the training split';
@@ -195,72 +204,96 @@ export async function evaluate(opts: EvalOptions): Promise<EvalReport> {
   checkLabelled('the test split', data.test, classNames);
   const absent = classNames.filter((_, c) => !pool.labels.includes(c));
   if (absent.length > 0) {
-    opts.log(`note: ${poolName} has no labelled item of ${absent.join(', ')}; no probe can predict ${absent.length === 1 ? 'that class' : 'those classes'}`);
+    log(`note: ${poolName} has no labelled item of ${absent.join(', ')}; no probe can predict ${absent.length === 1 ? 'that class' : 'those classes'}`);
   }
   const protocol = resolveProtocol(cfg.eval.protocol, { y: pool.labels, groups: pool.groups }, poolName);
-  const val = protocol === 'split' ? data.val : undefined;
-  if (val && opts.linear) checkLabelled('the validation split', val, classNames);
-  if (data.val && protocol === 'logo') opts.log('note: the validation split is not used by the logo protocol');
+  const val = protocol === 'split' && linear ? data.val : undefined;
+  if (val) checkLabelled('the validation split', val, classNames);
+  if (data.val && protocol === 'logo') log('note: the validation split is not used by the logo protocol');
+  return { pool, poolName, poolSplit: data.probeTrain ? 'probe_train' : 'train', classNames, protocol, val, test: data.test };
+}
+
+/** The splits to extract, in the order their images load. */
+function splitsOf(sides: ProbeSides): Array<[string, ImageDataset]> {
+  return [[sides.poolSplit, sides.pool], ...(sides.val ? [['val', sides.val] as [string, ImageDataset]] : []), ['test', sides.test]];
+}
+
+/**
+ * Features of `settled`'s item rows from features of the `listed` dataset it came from: the rows of
+ * the items that loaded (features are per image in inference mode, so this equals extracting them).
+ */
+export function keptRows(listed: ImageDataset, x: Float32Array, settled: ImageDataset, dim: number): Float32Array {
+  if (settled === listed) return x;
+  if (!listed.sources || !settled.sources) throw new Error('keptRows: the datasets name no sources to match their items by');
+  const row = new Map(listed.sources.map((s, i) => [s, i]));
+  const out = new Float32Array(settled.size * dim);
+  settled.sources.forEach((s, k) => {
+    const i = row.get(s);
+    if (i === undefined) throw new Error(`keptRows: ${s} is not among the listed items`);
+    out.set(x.subarray(i * dim, (i + 1) * dim), k * dim);
+  });
+  return out;
+}
+
+export async function evaluate(opts: EvalOptions): Promise<EvalReport> {
+  const cfg = opts.config;
+  // From before the images are read: the end-to-end feature rate includes decoding.
+  const started = performance.now();
+  // Streamed: the files are listed now and decode in the background, while the encoder and the
+  // runtime are set up and the first batches extracted. The feature cache keys on the final splits.
+  const streamed = opts.data ? undefined : await streamDataSplits(cfg.data, cfg.seed);
+  const settle = async () => (streamed ? streamed.settled : opts.data!);
+  const listed = opts.featureCache !== undefined ? await settle() : (opts.data ?? streamed!.listed);
+  const early = probeSides(cfg, listed, opts.linear, opts.log);
   const { model, source, encoderSource, identity } = await loadEncoder(cfg, opts.checkpoint, opts.log);
   const cache = opts.featureCache === undefined ? undefined : new FeatureCache(opts.featureCache);
   // Built on the first split that misses the cache: a fully cached evaluation starts no runtime.
   let extractor: Promise<FeatureExtractor> | undefined;
   try {
     opts.log(`encoder  ${source}`);
-    opts.log(`data     ${data.description}`);
-    opts.log(`protocol ${protocol}`);
-    const featureOpts = { normalization: model.normalization, batchSize: cfg.eval.batch_size };
+    opts.log(`data     ${listed.description}`);
+    opts.log(`protocol ${early.protocol}`);
     const dim = model.backbone.featureDim;
     const inference = () =>
       (extractor ??= createInference(model, { runtime: cfg.engine.inference, imageSize: cfg.data.image_size, batchSize: cfg.eval.batch_size, log: opts.log }));
+    const extract = async (name: string, ds: ImageDataset): Promise<Float32Array> => {
+      const t0 = performance.now();
+      const runtime = await inference();
+      const bar = createProgress({ label: `features ${name}`, total: ds.size, unit: 'img', stream: opts.progressStream });
+      const x = await extractFeatures(runtime, ds, { normalization: model.normalization, batchSize: cfg.eval.batch_size, onProgress: (done) => bar.update(done) });
+      bar.finish();
+      opts.log(`features ${name}: ${throughputText(ds.size, performance.now() - t0)}`);
+      return x;
+    };
     // Features are extracted once per split (or read from the cache); every probe, fold and kNN reuses them.
+    const extractedEarly = new Map<string, { ds: ImageDataset; x: Float32Array }>();
+    if (!cache) for (const [name, ds] of splitsOf(early)) extractedEarly.set(name, { ds, x: await extract(name, ds) });
+    const data = await settle();
+    // Where images failed to load, the settled splits lack them: their rows are taken from the features.
+    const sides = data === listed ? early : probeSides(cfg, data, opts.linear, () => {});
+    if (data !== listed) opts.log(`data     ${data.description} (without the images that failed to load)`);
     const embed = async (name: string, ds: ImageDataset): Promise<FeatureSet> => {
+      const prior = extractedEarly.get(name);
+      if (prior) return featureSet(ds, keptRows(prior.ds, prior.x, ds, dim));
       const key = { encoder: identity, data: cfg.data, split: name, count: ds.size, dim, normalization: model.normalization };
-      const { x, hit } = await cachedFeatures(cache, key, async () => {
-        const started = performance.now();
-        const runtime = await inference();
-        const bar = createProgress({ label: `features ${name}`, total: ds.size, unit: 'img', stream: opts.progressStream });
-        const extracted = await extractFeatures(runtime, ds, { ...featureOpts, onProgress: (done) => bar.update(done) });
-        bar.finish();
-        opts.log(`features ${name}: ${throughputText(ds.size, performance.now() - started)}`);
-        return extracted;
-      });
+      const { x, hit } = await cachedFeatures(cache, key, () => extract(name, ds));
       if (hit) opts.log(`features ${name}: from the cache in ${cache!.dir}`);
       return featureSet(ds, x);
     };
     const features: ProbeData = {
       dim,
-      classNames,
-      train: await embed(data.probeTrain ? 'probe_train' : 'train', pool),
-      val: val && opts.linear ? await embed('val', val) : undefined,
-      test: await embed('test', data.test),
+      classNames: sides.classNames,
+      train: await embed(sides.poolSplit, sides.pool),
+      val: sides.val ? await embed('val', sides.val) : undefined,
+      test: await embed('test', sides.test),
     };
     if (extractor) {
       const images = [features.train, features.val, features.test].reduce((n, set) => n + (set ? set.y.length : 0), 0);
       opts.log(`features ${throughputText(images, performance.now() - started)} end to end${opts.data ? '' : ', loading and decoding included'}`);
     }
-    const progress = (label: string, epochs: number): ProbeProgress => {
-      const bar = createProgress({ label, total: epochs, unit: 'epoch', stream: opts.progressStream });
-      return { onEpoch: (e) => bar.update(e.epoch, { loss: e.loss.toFixed(4) }), finish: () => bar.finish() };
-    };
-    const protocolOpts = { cfg: cfg.eval.linear, seed: cfg.seed, progress };
-    const results: EvalResult[] = [];
-    if (opts.linear) {
-      for (const fraction of opts.labelFractions ?? [cfg.eval.linear.label_fraction]) {
-        const { result: r, probe } = protocol === 'logo' ? fitLogoProbe(features, fraction, protocolOpts) : fitSplitProbe(features, fraction, protocolOpts);
-        results.push(r);
-        opts.onProbe?.(r, probe);
-        opts.log(accuracyLine(`linear probe (${fraction * 100}% labels, ${protocol})`, r.metrics) + resultDetail(r));
-      }
-    }
-    if (opts.knn) {
-      const { k, t } = cfg.eval.knn;
-      const r = knnProbe(features, k, t);
-      results.push(r);
-      opts.log(accuracyLine(`kNN (k ${k}, t ${t})`, r.metrics));
-    }
+    const results = runProbes(opts, features, sides.protocol);
     const views = opts.views
-      ? await featureViews({ cfg, dim, classNames, pool, poolSplit: data.probeTrain ? 'probe_train' : 'train', poolFeatures: features.train.x, test: data.test, testFeatures: features.test.x })
+      ? await featureViews({ cfg, dim, classNames: sides.classNames, pool: sides.pool, poolSplit: sides.poolSplit, poolFeatures: features.train.x, test: sides.test, testFeatures: features.test.x })
       : undefined;
     const labelled = (set: FeatureSet | undefined) => (set ? labelledRows(set.y).length : undefined);
     return {
@@ -269,13 +302,13 @@ export async function evaluate(opts: EvalOptions): Promise<EvalReport> {
       config_name: cfg.name,
       engine: opts.engine,
       data: data.description,
-      protocol,
+      protocol: sides.protocol,
       feature_dim: dim,
       train_samples: labelled(features.train)!,
       val_samples: labelled(features.val),
       test_samples: labelled(features.test)!,
-      class_names: classNames,
-      groups: protocol === 'logo' ? labelledGroups(features.train).map((g) => groupName(features.train, g)) : undefined,
+      class_names: sides.classNames,
+      groups: sides.protocol === 'logo' ? labelledGroups(features.train).map((g) => groupName(features.train, g)) : undefined,
       features: cache ? { dtype: 'float16', cache: cache.dir } : { dtype: 'float32' },
       input: { image_size: cfg.data.image_size, normalization: model.normalization },
       ...(opts.onProbe && opts.linear ? { encoder_fingerprint: encoderFingerprint(model) } : {}),
@@ -287,4 +320,30 @@ export async function evaluate(opts: EvalOptions): Promise<EvalReport> {
     if (extractor) (await extractor.catch(() => undefined))?.dispose();
     model.store.dispose();
   }
+}
+
+/** The linear probes (one per label fraction) and the kNN classifier on the extracted features. */
+function runProbes(opts: EvalOptions, features: ProbeData, protocol: ProtocolName): EvalResult[] {
+  const cfg = opts.config;
+  const progress = (label: string, epochs: number): ProbeProgress => {
+    const bar = createProgress({ label, total: epochs, unit: 'epoch', stream: opts.progressStream });
+    return { onEpoch: (e) => bar.update(e.epoch, { loss: e.loss.toFixed(4) }), finish: () => bar.finish() };
+  };
+  const protocolOpts = { cfg: cfg.eval.linear, seed: cfg.seed, progress };
+  const results: EvalResult[] = [];
+  if (opts.linear) {
+    for (const fraction of opts.labelFractions ?? [cfg.eval.linear.label_fraction]) {
+      const { result: r, probe } = protocol === 'logo' ? fitLogoProbe(features, fraction, protocolOpts) : fitSplitProbe(features, fraction, protocolOpts);
+      results.push(r);
+      opts.onProbe?.(r, probe);
+      opts.log(accuracyLine(`linear probe (${fraction * 100}% labels, ${protocol})`, r.metrics) + resultDetail(r));
+    }
+  }
+  if (opts.knn) {
+    const { k, t } = cfg.eval.knn;
+    const r = knnProbe(features, k, t);
+    results.push(r);
+    opts.log(accuracyLine(`kNN (k ${k}, t ${t})`, r.metrics));
+  }
+  return results;
 }

@@ -18,7 +18,8 @@ export interface FeatureOptions {
 
 /**
  * Row-major [N x featureDim] features of the dataset's items. The next batch is preprocessed while
- * the extractor runs the current one (a native runtime computes off the main thread).
+ * the extractor runs the current one (a native runtime computes off the main thread); on a streamed
+ * dataset, each batch waits for its images.
  */
 export async function extractFeatures(extractor: FeatureExtractor, ds: ImageDataset, opts: FeatureOptions): Promise<Float32Array> {
   const indices = opts.indices ?? Int32Array.from({ length: ds.size }, (_, i) => i);
@@ -26,13 +27,19 @@ export async function extractFeatures(extractor: FeatureExtractor, ds: ImageData
   const dim = extractor.featureDim;
   const out = new Float32Array(n * dim);
   const batch = (start: number) => indices.subarray(start, Math.min(start + opts.batchSize, n));
-  const pixels = (idx: Int32Array) => preprocessEval(ds, idx, extractor.imageSize, opts.normalization);
+  const pixels = async (idx: Int32Array) => {
+    // A streamed dataset's images arrive in order: wait until the batch's last one has.
+    if (ds.whenLoaded) await ds.whenLoaded(idx.reduce((m, i) => Math.max(m, i + 1), 0));
+    return preprocessEval(ds, idx, extractor.imageSize, opts.normalization);
+  };
   let next = n > 0 ? pixels(batch(0)) : undefined;
   for (let start = 0; start < n; start += opts.batchSize) {
     const count = batch(start).length;
-    const running = extractor.run(next!, count);
+    const running = extractor.run(await next!, count);
     const after = start + opts.batchSize;
     next = after < n ? pixels(batch(after)) : undefined;
+    // A failed load surfaces where its batch is awaited, not as an unhandled rejection meanwhile.
+    next?.catch(() => undefined);
     out.set(await running, start * dim);
     opts.onProgress?.(start + count, n);
   }

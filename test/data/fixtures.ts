@@ -147,3 +147,15 @@ export async function writeCifarBinary(root: string, perBatch: number, testRecor
   for (let f = 1; f <= 5; f++) await writeFile(join(root, `data_batch_${f}.bin`), file(perBatch, f));
   await writeFile(join(root, 'test_batch.bin'), file(testRecords, 9));
 }
+
+/** A flat labelled folder <root>/{a,b}/imgNNN.jpg of n small JPEGs, two classes; `broken` indices are written as garbage. */
+export async function writeFlatJpegFolder(n: number, broken: number[] = []): Promise<string> {
+  const root = scratchDir('simtrip-stream-');
+  const rng = new Rng('stream-folder');
+  for (let i = 0; i < n; i++) {
+    const path = join(root, i % 2 ? 'b' : 'a', `img${String(i).padStart(3, '0')}.jpg`);
+    await writeImage(path, noisyImage(30, 20, i % 2 ? [40, 90, 200] : [200, 90, 40], rng), 30, 20, 'jpeg');
+    if (broken.includes(i)) writeFileSync(path, 'not a jpeg');
+  }
+  return root;
+}

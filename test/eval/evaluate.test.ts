@@ -1,14 +1,16 @@
 // helpers first: it loads tfjs-core before src/engine/tf.ts (see linear_probe.test.ts).
-import { useCpuBackend } from '../helpers.js';
+import { relativeError, useCpuBackend } from '../helpers.js';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ConfigSchema, type Config } from '../../src/config/schema.js';
 import { ArrayImageDataset, type DataSplits } from '../../src/data/dataset.js';
 import { tf } from '../../src/engine/tf.js';
-import { evaluate, type EvalOptions } from '../../src/eval/evaluate.js';
+import { evaluate, keptRows, type EvalOptions } from '../../src/eval/evaluate.js';
 import type { LinearResult } from '../../src/eval/protocols.js';
 import { UserError } from '../../src/util/errors.js';
 import { Rng } from '../../src/util/rng.js';
 import { tempDir } from '../io/tmp.js';
+import { writeFlatJpegFolder } from '../data/fixtures.js';
+import { loadDataSplits } from '../../src/data/index.js';
 import { join } from 'node:path';
 
 beforeAll(useCpuBackend);
@@ -99,6 +101,38 @@ describe('evaluate', () => {
     expect(second.lines).toContain(`features test: from the cache in ${cacheDir}`);
     expect(second.report.results).toEqual(first.report.results);
     expect((await run(data)).report.features).toEqual({ dtype: 'float32' });
+  });
+
+  it.each([
+    ['every image loads', []],
+    ['some images are bad (on_bad_image: skip)', [2, 5, 6, 13]],
+  ])('on a folder, streaming the images gives what evaluating the loaded splits gives: %s', async (_name, broken) => {
+    const root = await writeFlatJpegFolder(20, broken);
+    const cfg = ConfigSchema.parse({
+      ...config(),
+      data: { kind: 'folder', root, image_size: SIZE, cache_dir: join(root, '..', 'cache'), on_bad_image: 'skip', labelled: { test_fraction: 0.3 } },
+    });
+    const lines: string[] = [];
+    const streamed = await evaluate({ config: cfg, linear: true, knn: true, engine: 'cpu', log: (l) => lines.push(l), views: true });
+    const loaded = await run(await loadDataSplits(cfg.data, cfg.seed), cfg, { views: true });
+    // The test split's features, row for row (the projector's rows), and the neighbour grid drawn from the probe data's.
+    expect(relativeError(streamed.views!.projector.features, loaded.report.views!.projector.features)).toBeLessThan(1e-6);
+    expect(streamed.views!.neighbours.chart.svg).toBe(loaded.report.views!.neighbours.chart.svg);
+    expect(streamed.results).toEqual(loaded.report.results);
+    expect([streamed.train_samples, streamed.test_samples]).toEqual([loaded.report.train_samples, loaded.report.test_samples]);
+    expect(streamed.train_samples + streamed.test_samples).toBe(20 - broken.length);
+    expect(streamed.data).toBe(loaded.report.data);
+    expect(lines.some((l) => l.includes('without the images that failed to load'))).toBe(broken.length > 0);
+    expect(lines.some((l) => /^features 20 images in .* end to end, loading and decoding included$/.test(l))).toBe(broken.length === 0);
+  });
+
+  it('keptRows takes the rows of the items that loaded, matched by source', () => {
+    const listed = images(4, 1);
+    const withSources = new ArrayImageDataset(listed.pixels, SIZE, SIZE, listed.labels, CLASSES, { sources: ['a', 'b', 'c', 'd'] });
+    const settled = withSources.select([1, 3]);
+    const x = Float32Array.from({ length: 8 }, (_, i) => i);
+    expect(Array.from(keptRows(withSources, x, settled, 2))).toEqual([2, 3, 6, 7]);
+    expect(keptRows(withSources, x, withSources, 2)).toBe(x);
   });
 
   it('rejects logo without groups, unlabelled data and mismatched classes before building the encoder', async () => {
