@@ -3,6 +3,7 @@
  * cpu backend), the golden fixtures and the tfjs run of the same optimised graph: every backbone
  * family, batches that do not divide into micro-batches, n = 1, repeated runs and dispose.
  */
+import { existsSync, readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { GOLDEN_FIXTURES } from '../../../src/check/golden.js';
 import { tf } from '../../../src/engine/tf.js';
@@ -23,6 +24,8 @@ import { trainedLookingEncoder } from '../../model/tiny.js';
 beforeAll(useCpuBackend);
 
 const available = onednnPlanAvailable();
+/** oneDNN's avx512_core: its Winograd kernel's ISA. */
+const avx512 = ['avx512f', 'avx512bw', 'avx512vl', 'avx512dq'].every((f) => existsSync('/proc/cpuinfo') && new RegExp(`\\b${f}\\b`).test(readFileSync('/proc/cpuinfo', 'utf8')));
 if (!available) console.warn('onednn-plan tests skipped: the native addon with the inference plan is not built');
 
 const trainedLooking = (model: Record<string, unknown>, bitDepths?: number[]): EncoderModel => trainedLookingEncoder(model, bitDepths);
@@ -84,6 +87,24 @@ describe.runIf(available)('onednn inference plan', () => {
     const second = createOnednnPlanExtractor(enc, 16, { batchSize: 4 });
     expect(await second.run(images, 10)).toEqual(a);
     second.dispose();
+    enc.store.dispose();
+  });
+
+  it('uses Winograd for the 3x3 convs with large enough outputs where oneDNN has it (AVX-512), within 1e-4 of the training graph', async () => {
+    const enc = trainedLooking({ arch: 'resnet18', stem: 'cifar', width: 16 });
+    const plan = createOnednnPlanExtractor(enc, 32, { batchSize: 16 });
+    const images = randomImages(16, 32, 8);
+    const expected = trainingGraph(enc, images, 16, 32);
+    expect(relativeError(await plan.run(images, 16), expected)).toBeLessThan(1e-4);
+    const convs = plan.primitives().split('\n').filter((l) => l.startsWith('conv 3x3/1'));
+    const wino = convs.filter((l) => l.includes('wino'));
+    if (avx512) {
+      // 16 images: the 32x32, 16x16 and 8x8 outputs have 1024, 256 and 64 tiles of 4x4; the 4x4 ones and the 3-channel stem stay direct.
+      expect(wino.map((l) => /\d+->\d+/.exec(l)![0])).toEqual(['16->16', '16->16', '16->16', '16->16', '32->32', '32->32', '32->32', '64->64', '64->64', '64->64']);
+    } else {
+      expect(wino).toEqual([]);
+    }
+    plan.dispose();
     enc.store.dispose();
   });
 
