@@ -281,23 +281,6 @@ class Instance {
   size_t bytes() const { return pool_.totalBytes() + scratchBytes_; }
 
  private:
-  // Winograd F(4x4, 3x3) (oneDNN's jit_wino_4x3, AVX-512 only) for the 3x3 stride-1 convs where it
-  // pays. Measured per conv on ResNet-18 (32 px), ResNet-50 (224 px) and BiT (128 px): 23-57 % faster
-  // with 8x8 outputs or larger and at least 64 output tiles of 4x4 per call; slower below that (10-90 %
-  // on 4x4 and 7x7 outputs, small micro-batches) and 6x slower on the 3-channel stem. Its rounding
-  // differs from the direct conv's by a few 1e-6 relative on the features, far inside the plan's
-  // 1e-4 bound. SIMTRIP_ONEDNN_WINOGRAD=0 keeps every conv direct.
-  static bool winogradPays(const OpSpec &op, const memory::dims &out) {
-    static const bool allowed = [] {
-      const char *v = std::getenv("SIMTRIP_ONEDNN_WINOGRAD");
-      return !(v && std::string(v) == "0");
-    }();
-    const int64_t mb = out[0], oh = out[2], ow = out[3];
-    const bool conv3x3 = op.f[P2] == 3 && op.f[P3] == 3 && op.f[P4] == 1;
-    const int64_t tiles = mb * ((oh + 3) / 4) * ((ow + 3) / 4);
-    return allowed && conv3x3 && op.f[P1] >= 16 && oh >= 8 && ow >= 8 && tiles >= 64;
-  }
-
   memory::dims dims(int v) const {
     const Extent &e = g_.extents[v];
     return {mb_, e.c, e.h, e.w};
@@ -408,7 +391,8 @@ class Instance {
                                           bias, dst, strides, pad, pad);
         return dnnl::convolution_forward::primitive_desc(d, attr(op.f[RELU_FLAG] != 0, sum >= 0), cpuEngine());
       };
-      if (winogradPays(op, dims(out))) {
+      const memory::dims o = dims(out);
+      if (winogradPays(op.f[P2], op.f[P3], op.f[P4], op.f[P4], false, op.f[P1], o[0], o[2], o[3])) {
         try {
           return withAlgorithm(dnnl::algorithm::convolution_winograd);
         } catch (const dnnl::error &) {

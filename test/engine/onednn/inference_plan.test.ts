@@ -3,7 +3,6 @@
  * cpu backend), the golden fixtures and the tfjs run of the same optimised graph: every backbone
  * family, batches that do not divide into micro-batches, n = 1, repeated runs and dispose.
  */
-import { existsSync, readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { GOLDEN_FIXTURES } from '../../../src/check/golden.js';
 import { tf } from '../../../src/engine/tf.js';
@@ -20,12 +19,11 @@ import { relativeError, useCpuBackend } from '../../helpers.js';
 import { fixture } from '../../io/tmp.js';
 import { loadFixtureImages } from '../../model/golden.js';
 import { trainedLookingEncoder } from '../../model/tiny.js';
+import { HAS_AVX512 } from '../onednn_winograd_cases.js';
 
 beforeAll(useCpuBackend);
 
 const available = onednnPlanAvailable();
-/** oneDNN's avx512_core: its Winograd kernel's ISA. */
-const avx512 = ['avx512f', 'avx512bw', 'avx512vl', 'avx512dq'].every((f) => existsSync('/proc/cpuinfo') && new RegExp(`\\b${f}\\b`).test(readFileSync('/proc/cpuinfo', 'utf8')));
 if (!available) console.warn('onednn-plan tests skipped: the native addon with the inference plan is not built');
 
 const trainedLooking = (model: Record<string, unknown>, bitDepths?: number[]): EncoderModel => trainedLookingEncoder(model, bitDepths);
@@ -98,7 +96,7 @@ describe.runIf(available)('onednn inference plan', () => {
     expect(relativeError(await plan.run(images, 16), expected)).toBeLessThan(1e-4);
     const convs = plan.primitives().split('\n').filter((l) => l.startsWith('conv 3x3/1'));
     const wino = convs.filter((l) => l.includes('wino'));
-    if (avx512) {
+    if (HAS_AVX512) {
       // 16 images: the 32x32, 16x16 and 8x8 outputs have 1024, 256 and 64 tiles of 4x4; the 4x4 ones and the 3-channel stem stay direct.
       expect(wino.map((l) => /\d+->\d+/.exec(l)![0])).toEqual(['16->16', '16->16', '16->16', '16->16', '32->32', '32->32', '32->32', '64->64', '64->64', '64->64']);
     } else {
