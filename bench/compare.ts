@@ -5,7 +5,7 @@
  *
  *   npm run bench:compare -- [--arch resnet18|resnet50] [--width 64] [--size 32] [--batch 64]
  *                            [--proj-dim 2048] [--steps 5] [--warmup 1] [--engine auto|cuda|onednn]
- *                            [--precision fp32|mixed16] [--tf32 convs|all|off]
+ *                            [--precision fp32|mixed16] [--tf32 convs|all|off] [--winograd inference|all|off]
  *
  * With --engine cuda PyTorch runs on the same GPU (channels_last, cudnn.benchmark, its default TF32
  * policy, which is ours with --tf32 convs), with --precision mixed16 under AMP, and the table adds
@@ -26,7 +26,7 @@ const root = packageRoot();
 const PYTORCH = path.join(root, 'bench', 'pytorch_simsiam.py');
 /** Flags both benchmarks understand; --engine and --arch go to ours only. */
 const SHARED = new Set(['--arch', '--width', '--size', '--batch', '--proj-dim', '--steps', '--warmup']);
-const OURS_ONLY = new Set(['--engine', '--precision', '--tf32']);
+const OURS_ONLY = new Set(['--engine', '--precision', '--tf32', '--winograd']);
 
 interface OursResult {
   engine: string;

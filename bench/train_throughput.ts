@@ -6,7 +6,7 @@
  *   npm run bench -- [--engine auto] [--arch resnet18] [--width 64] [--size 32] [--batch 64]
  *                    [--stem cifar|imagenet] [--norm group|batch] [--precision fp32|mixed16]
  *                    [--method simsiam|simtriplet] [--proj-dim 2048] [--steps 5] [--warmup 1] [--profile 1]
- *                    [--tf32 convs|all|off]
+ *                    [--tf32 convs|all|off] [--winograd inference|all|off]
  *
  * --profile 1 adds one profiled step: time per tfjs kernel, the share of kernel time that still runs
  * as JavaScript, and every kernel that fell back to the host (native engines; there should be none).
@@ -18,7 +18,7 @@ import os from 'node:os';
 import { ConfigSchema, type Config } from '../src/config/schema.js';
 import { augmentBatch } from '../src/data/augment.js';
 import { makeSynthetic } from '../src/data/synthetic.js';
-import { initEngine, TF32_MODES, type EngineName, type Tf32Mode } from '../src/engine/engine.js';
+import { initEngine, TF32_MODES, WINOGRAD_MODES, type EngineName, type Tf32Mode, type WinogradMode } from '../src/engine/engine.js';
 import { fallbackRuns, nativeRuns, resetKernelStats } from '../src/engine/kernel_stats.js';
 import { tf } from '../src/engine/tf.js';
 import { buildSslModel } from '../src/model/build.js';
@@ -43,10 +43,11 @@ interface Options {
   warmup: number;
   profile: number;
   tf32: Tf32Mode;
+  winograd: WinogradMode;
 }
 
 function parseOptions(argv: string[]): Options {
-  const opts: Options = { engine: 'auto', arch: 'resnet18', norm: 'group', precision: 'fp32', method: 'simsiam', width: 64, size: 32, batch: 64, projDim: 2048, steps: 5, warmup: 1, profile: 0, tf32: 'convs' };
+  const opts: Options = { engine: 'auto', arch: 'resnet18', norm: 'group', precision: 'fp32', method: 'simsiam', width: 64, size: 32, batch: 64, projDim: 2048, steps: 5, warmup: 1, profile: 0, tf32: 'convs', winograd: 'inference' };
   const numeric: Record<string, keyof Options> = {
     '--width': 'width',
     '--size': 'size',
@@ -67,6 +68,7 @@ function parseOptions(argv: string[]): Options {
     else if (flag === '--precision') opts.precision = value as Options['precision'];
     else if (flag === '--method' && (value === 'simsiam' || value === 'simtriplet')) opts.method = value;
     else if (flag === '--tf32' && (TF32_MODES as readonly string[]).includes(value)) opts.tf32 = value as Tf32Mode;
+    else if (flag === '--winograd' && (WINOGRAD_MODES as readonly string[]).includes(value)) opts.winograd = value as WinogradMode;
     else if (numeric[flag]) (opts as unknown as Record<string, number>)[numeric[flag]] = Number(value);
     else throw new Error(`unknown flag ${flag}`);
   }
@@ -78,7 +80,7 @@ const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(xs.lengt
 
 async function main(): Promise<void> {
   const o = parseOptions(process.argv.slice(2));
-  const engine = await initEngine(o.engine, { training: true, tf32: o.tf32 });
+  const engine = await initEngine(o.engine, { training: true, tf32: o.tf32, winograd: o.winograd });
   const cfg: Config = ConfigSchema.parse({
     data: { image_size: o.size },
     engine: { precision: o.precision },
@@ -162,6 +164,7 @@ async function main(): Promise<void> {
     optimizer_ms: mean(split.optimizer),
     peak_rss_mib: process.resourceUsage().maxRSS / 1024,
     tensor_leak: tf.memory().numTensors - tensorsBefore,
+    ...(engine.engine === 'onednn' ? { winograd: o.winograd } : {}),
     ...(onGpu
       ? {
           tf32: o.tf32,

@@ -5,6 +5,25 @@
 
 namespace simtrip {
 
+WinogradMode &winogradMode() {
+  static WinogradMode mode;
+  return mode;
+}
+
+// (inference: boolean, training: boolean): engine.winograd, see winogradPays in common.h.
+static napi_value setWinograd(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value args[2];
+  napi_get_cb_info(env, info, &argc, args, nullptr, nullptr);
+  bool inference = true, training = false;
+  if (argc < 2 || napi_get_value_bool(env, args[0], &inference) != napi_ok || napi_get_value_bool(env, args[1], &training) != napi_ok) {
+    napi_throw_type_error(env, nullptr, "setWinograd: expected (inference: boolean, training: boolean)");
+    return nullptr;
+  }
+  winogradMode() = {inference, training};
+  return nullptr;
+}
+
 dnnl::engine &cpuEngine() {
   static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
   return engine;
@@ -47,6 +66,23 @@ static napi_value convImpl(napi_env env, napi_callback_info info) {
   }
 }
 
+// Whether oneDNN has a Winograd kernel on this CPU (AVX-512): one that takes a small 3x3 conv.
+static bool winogradAvailable() {
+  static const bool available = [] {
+    using tag = dnnl::memory::format_tag;
+    const auto f32 = dnnl::memory::data_type::f32;
+    try {
+      dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_winograd, {{1, 16, 8, 8}, f32, tag::any},
+                                        {{16, 16, 3, 3}, f32, tag::any}, {{1, 16, 8, 8}, f32, tag::any}, {1, 1}, {1, 1}, {1, 1});
+      dnnl::convolution_forward::primitive_desc pd(d, cpuEngine());
+      return true;
+    } catch (const dnnl::error &) {
+      return false;
+    }
+  }();
+  return available;
+}
+
 static napi_value runtimeInfo(napi_env env, napi_callback_info) {
   const dnnl_version_t *v = dnnl_version();
   std::string version = std::to_string(v->major) + "." + std::to_string(v->minor) + "." + std::to_string(v->patch);
@@ -63,6 +99,9 @@ static napi_value runtimeInfo(napi_env env, napi_callback_info) {
   napi_value fused;
   napi_get_boolean(env, true, &fused);
   napi_set_named_property(env, obj, "batchNormRelu", fused);
+  napi_value winograd;
+  napi_get_boolean(env, winogradAvailable(), &winograd);
+  napi_set_named_property(env, obj, "winograd", winograd);
   return obj;
 }
 
@@ -70,6 +109,7 @@ static napi_value init(napi_env env, napi_value exports) {
   const napi_property_descriptor props[] = {
       {"info", nullptr, runtimeInfo, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"convImpl", nullptr, convImpl, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"setWinograd", nullptr, setWinograd, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"convForward", nullptr, wrapKernel<convForward>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"convBackwardData", nullptr, wrapKernel<convBackwardData>, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"convBackwardWeights", nullptr, wrapKernel<convBackwardWeights>, nullptr, nullptr, nullptr, napi_default, nullptr},

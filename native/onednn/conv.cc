@@ -45,7 +45,7 @@ struct ConvGeometry {
     dilations = {p[DH] - 1, p[DW] - 1};
     padL = {p[PT], p[PL]};
     padR = {p[PB], p[PR]};
-    winograd = winogradPays(p[KH], p[KW], p[SH], p[SW], p[DH] != 1 || p[DW] != 1, p[IC], p[N], p[OH], p[OW]);
+    winograd = winogradPays(true, p[KH], p[KW], p[SH], p[SW], p[DH] != 1 || p[DW] != 1, p[IC], p[N], p[OH], p[OW]);
     primitiveSrc = winograd ? memory::desc({p[N], p[IC], p[IH], p[IW]}, dt::f32, tag::any) : src;
     primitiveDst = winograd ? memory::desc({p[N], p[OC], p[OH], p[OW]}, dt::f32, tag::any) : dst;
   }
@@ -78,7 +78,9 @@ struct ConvGeometry {
 };
 
 std::string keyOf(char kind, const int32_t *raw) {
+  // The mode is part of the key: an entry made before setWinograd keeps its algorithm.
   std::string key(1, kind);
+  key.push_back(winogradMode().training ? 'w' : 'd');
   key.append(reinterpret_cast<const char *>(raw), sizeof(int32_t) * COUNT);
   return key;
 }

@@ -392,7 +392,7 @@ class Instance {
         return dnnl::convolution_forward::primitive_desc(d, attr(op.f[RELU_FLAG] != 0, sum >= 0), cpuEngine());
       };
       const memory::dims o = dims(out);
-      if (winogradPays(op.f[P2], op.f[P3], op.f[P4], op.f[P4], false, op.f[P1], o[0], o[2], o[3])) {
+      if (winogradPays(false, op.f[P2], op.f[P3], op.f[P4], op.f[P4], false, op.f[P1], o[0], o[2], o[3])) {
         try {
           return withAlgorithm(dnnl::algorithm::convolution_winograd);
         } catch (const dnnl::error &) {

@@ -11,6 +11,7 @@ import { onnxruntimeVersion } from '../engine/onnxruntime/extractor.js';
 import { autoInferenceRuntime, inferenceAvailability } from '../eval/inference.js';
 import type { ConcreteEngine } from '../engine/engine.js';
 import { loadJpegDecoder } from '../io/jpeg_native.js';
+import { loadNative } from '../engine/onednn/native.js';
 
 /** How image files become pixels: the native JPEG decoder, or why JPEGs go through sharp. */
 function decoderLines(): string[] {
@@ -37,6 +38,20 @@ async function inferenceLines(engine: ConcreteEngine | undefined): Promise<strin
   return lines;
 }
 
+/** engine.winograd: whether oneDNN has Winograd 3x3 convs here, and where simtrip uses them. */
+function winogradLines(): string[] {
+  const native = loadNative();
+  if (!native.ok) return [];
+  const available = native.addon.info().winograd;
+  if (available === undefined) return [];
+  return [
+    'winograd (engine.winograd)',
+    available
+      ? '  ok    onednn          3x3 convs with 8x8 outputs or larger as Winograd F(4x4,3x3): inference plans by default, training too with engine.winograd: all'
+      : '  no    onednn          this CPU lacks AVX-512, where oneDNN has its Winograd kernel; every conv runs direct',
+  ];
+}
+
 export async function runDoctor(opts: { recheck?: boolean } = {}): Promise<string> {
   const lines: string[] = [];
   const nodeMajor = Number(process.versions.node.split('.')[0]);
@@ -58,6 +73,7 @@ export async function runDoctor(opts: { recheck?: boolean } = {}): Promise<strin
   const pick = AUTO_ORDER.find((e) => probes.find((p) => p.engine === e)?.available);
   lines.push(`auto     picks ${pick ?? 'nothing (no engine loads: reinstall simtrip)'}`);
   lines.push(...(await inferenceLines(pick)));
+  lines.push(...winogradLines());
   lines.push(...decoderLines());
   return `${lines.join('\n')}\n`;
 }

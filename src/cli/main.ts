@@ -40,7 +40,7 @@ async function resolveConfig(opts: { config: string; set: string[] }): Promise<C
  * every engine either way.
  */
 async function startEngine(cfg: Config, training: boolean, verbose: boolean): Promise<EngineInfo> {
-  const engine = await initEngine(cfg.engine.backend, { training, tf32: cfg.engine.tf32 });
+  const engine = await initEngine(cfg.engine.backend, { training, tf32: cfg.engine.tf32, winograd: cfg.engine.winograd });
   for (const line of engine.notices ?? []) log(line);
   for (const line of engine.skipped) {
     if (verbose || line.startsWith(`${engine.requested}:`)) log(`engine: skipped ${line}`);

@@ -3,7 +3,7 @@
  * allowed values. Unknown keys are errors (strict objects) so a typo never silently does nothing.
  */
 import { z } from 'zod';
-import { ENGINE_NAMES, TF32_MODES } from '../engine/engine.js';
+import { ENGINE_NAMES, TF32_MODES, WINOGRAD_MODES } from '../engine/engine.js';
 import { INFERENCE_RUNTIMES } from '../eval/extractor.js';
 
 const posInt = z.number().int().positive();
@@ -29,6 +29,12 @@ export const EngineSchema = z
      * sums). 'convs' is PyTorch's default (cudnn.allow_tf32 on, matmul off); 'off' gives exact float32.
      */
     tf32: z.enum(TF32_MODES).default('convs'),
+    /**
+     * onednn only: where 3x3 convs may run as Winograd F(4x4, 3x3) on AVX-512 CPUs. 'inference' (feature
+     * extraction: within a few 1e-6 of the direct conv), 'all' (training too: a faster step, gradients
+     * that can differ from the direct conv's by 1e-3 where training-mode batch norm amplifies rounding), 'off'.
+     */
+    winograd: z.enum(WINOGRAD_MODES).default('inference'),
     /**
      * How eval, embed and predict compute features: 'auto' (the training graph on GPU engines, the
      * fastest available CPU runtime otherwise), or one named (src/eval/inference.ts).

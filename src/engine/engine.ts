@@ -13,6 +13,7 @@ import { createRequire } from 'node:module';
 import { tf } from './tf.js';
 import { UserError } from '../util/errors.js';
 import { loadOnednn } from './onednn/loader.js';
+import { setOnednnWinograd } from './onednn/native.js';
 import { loadCuda } from './cuda/loader.js';
 import type { CudaBackend } from './cuda/backend.js';
 import { engineIdentity } from './cuda/identity.js';
@@ -28,6 +29,13 @@ export const AUTO_ORDER: readonly ConcreteEngine[] = ['cuda', 'tensorflow-gpu', 
 /** engine.tf32: where the CUDA engine may use TF32 tensor cores for float32 work. */
 export const TF32_MODES = ['convs', 'all', 'off'] as const;
 export type Tf32Mode = (typeof TF32_MODES)[number];
+
+/**
+ * engine.winograd: where the onednn engine may run 3x3 convs as Winograd F(4x4, 3x3) (AVX-512 CPUs;
+ * elsewhere they stay direct): in inference plans only, also in training, or nowhere.
+ */
+export const WINOGRAD_MODES = ['inference', 'all', 'off'] as const;
+export type WinogradMode = (typeof WINOGRAD_MODES)[number];
 
 /** Which engines can compute gradients of conv nets (i.e. train). */
 export const CAN_TRAIN: Record<ConcreteEngine, boolean> = {
@@ -180,11 +188,13 @@ export interface EngineOptions {
   training?: boolean;
   /** engine.tf32 (cuda only); 'convs' when left out. */
   tf32?: Tf32Mode;
+  /** engine.winograd (onednn only); 'inference' when left out. */
+  winograd?: WinogradMode;
 }
 
 export async function initEngine(requested: EngineName, opts: EngineOptions = {}): Promise<EngineInfo> {
   if (active && active.requested === requested) {
-    applyTf32(active, opts.tf32);
+    applyMathModes(active, opts);
     return active;
   }
   productionMode();
@@ -201,7 +211,7 @@ export async function initEngine(requested: EngineName, opts: EngineOptions = {}
     const r = await tryActivate(engine);
     if (r.ok) {
       active = { requested, engine, tfBackend: tf.getBackend(), skipped, detail: r.detail, ...(notices.length ? { notices } : {}) };
-      applyTf32(active, opts.tf32);
+      applyMathModes(active, opts);
       return active;
     }
     if (requested !== 'auto') {
@@ -214,10 +224,15 @@ export async function initEngine(requested: EngineName, opts: EngineOptions = {}
   throw new Error(`no engine could be initialised:\n  ${skipped.join('\n  ')}`);
 }
 
-/** The CUDA engine's math mode: TF32 tensor cores for convolutions, for everything, or nowhere. */
-function applyTf32(engine: EngineInfo, mode: Tf32Mode = 'convs'): void {
-  if (engine.engine !== 'cuda') return;
-  (tf.backend() as CudaBackend).setTf32(mode !== 'off', mode === 'all');
+/**
+ * The engines' math modes: the CUDA engine's TF32 tensor cores (for convolutions, for everything, or
+ * nowhere), the onednn engine's Winograd convs (in inference plans, also in training, or nowhere).
+ */
+function applyMathModes(engine: EngineInfo, opts: EngineOptions): void {
+  const tf32 = opts.tf32 ?? 'convs';
+  if (engine.engine === 'cuda') (tf.backend() as CudaBackend).setTf32(tf32 !== 'off', tf32 === 'all');
+  // The inference plan runs on the onednn addon whatever the engine, so the mode is set wherever it loads.
+  setOnednnWinograd(opts.winograd ?? 'inference');
 }
 
 export function activeEngine(): EngineInfo | null {

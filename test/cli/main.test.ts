@@ -6,6 +6,7 @@ import sharp from 'sharp';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { readNpy } from '../../src/io/npy.js';
 import { relativeError } from '../helpers.js';
+import { HAS_AVX512 } from '../engine/onednn_winograd_cases.js';
 import { resetExitCodeAfterEach, runCli, TINY_CONFIG } from './run_cli.js';
 import { writeFakeRun } from '../report/fake_run.js';
 
@@ -148,6 +149,14 @@ describe('doctor', () => {
     expect(r.stdout).toMatch(/^  ok    tfjs\s+the training graph on the active engine$/m);
     expect(r.stdout).toMatch(/^  (ok|no)    onednn-plan\s+\S/m);
     expect(r.stdout).toMatch(/^auto     inference picks (onednn-plan|onnxruntime) on (onednn|cpu) \(checked on each run's first batch against the training graph\)$/m);
+  });
+
+  it('says whether oneDNN has Winograd convs here (AVX-512) and where engine.winograd uses them', async () => {
+    const r = await run('doctor');
+    if (!/^  ok    onednn /m.test(r.stdout)) return;
+    const line = HAS_AVX512 ? /^  ok    onednn\s+3x3 convs .* Winograd F\(4x4,3x3\): inference plans by default, training too with engine\.winograd: all$/m : /^  no    onednn\s+this CPU lacks AVX-512/m;
+    expect(r.stdout).toMatch(/^winograd \(engine\.winograd\)$/m);
+    expect(r.stdout).toMatch(line);
   });
 
   it('says how JPEGs are decoded: natively with libjpeg-turbo, or through sharp and how to enable the native decoder', async () => {

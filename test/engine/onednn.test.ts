@@ -76,9 +76,6 @@ const CONV_CASES: ConvCase[] = [
   { name: '1x1 stride 2 (ResNet shortcut)', x: [3, 6, 6, 8], f: [1, 1, 8, 16], strides: 2, pad: 'valid' },
   { name: 'numeric pad with ceil rounding', x: [1, 8, 8, 2], f: [3, 3, 2, 3], strides: 2, pad: 1, rounding: 'ceil' },
   { name: '7x7 stride 2 pad 3 (ImageNet stem)', x: [1, 15, 15, 3], f: [7, 7, 3, 8], strides: 2, pad: 3 },
-  // 64 output tiles of 4x4 with 32 channels: Winograd where the CPU has it (winogradPays, native/onednn/common.h).
-  { name: '3x3/1 same, 32 -> 32 on 16x16, batch 4 (Winograd on AVX-512)', x: [4, 16, 16, 32], f: [3, 3, 32, 32], strides: 1, pad: 'same' },
-  { name: '3x3/1 pad 1, 16 -> 24 on 9x10, batch 8 (Winograd on AVX-512, partial tiles)', x: [8, 9, 10, 16], f: [3, 3, 16, 24], strides: 1, pad: 1 },
 ];
 
 const DILATED_CASES: ConvCase[] = [

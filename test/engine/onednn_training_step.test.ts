@@ -8,6 +8,8 @@ import { compareSteps, stepOn, type StepSpec } from '../../src/check/step_parity
 import { loadOnednn } from '../../src/engine/onednn/loader.js';
 import { nativeRuns } from '../../src/engine/kernel_stats.js';
 import { useCpuBackend } from '../helpers.js';
+import type { WinogradMode } from '../../src/engine/engine.js';
+import { setOnednnWinograd } from '../../src/engine/onednn/native.js';
 
 await useCpuBackend();
 const onednn = await loadOnednn();
@@ -15,15 +17,17 @@ if (!onednn.ok) console.warn(`training step on onednn skipped: ${onednn.reason} 
 
 const SPECS: Array<[string, StepSpec]> = [
   ['width 8, 16 px: direct convs', { label: 'onednn-r18', model: { arch: 'resnet18', stem: 'cifar', width: 8 }, method: { proj_layers: 2, proj_dim: 32, pred_hidden: 8 }, batch: 6, side: 16 }],
-  // 16 and 32 channels on 32x32 and 16x16 outputs: Winograd in layers 1 and 2 where the CPU has it.
-  ['width 16, 32 px: Winograd 3x3 convs on AVX-512', { label: 'onednn-r18-wino', model: { arch: 'resnet18', stem: 'cifar', width: 16 }, method: { proj_layers: 2, proj_dim: 32, pred_hidden: 8 }, batch: 4, side: 32 }],
+  // engine.winograd: all. 16 and 32 channels on 32x32 and 16x16 outputs: Winograd in layers 1 and 2 where the CPU has it.
+  ['width 16, 32 px, Winograd 3x3 convs on AVX-512', { label: 'onednn-r18-wino', model: { arch: 'resnet18', stem: 'cifar', width: 16 }, method: { proj_layers: 2, proj_dim: 32, pred_hidden: 8 }, batch: 4, side: 32 }],
 ];
+const WINOGRAD: Record<string, WinogradMode> = { 'onednn-r18': 'inference', 'onednn-r18-wino': 'all' };
 
 describe.skipIf(!onednn.ok)('a SimSiam training step on onednn', () => {
   it.each(SPECS)('%s: matches the cpu backend: loss, every gradient, every weight, running statistic and momentum after SGD', async (_name, spec) => {
     const cpu = await stepOn('cpu', spec);
     nativeRuns.clear();
-    const native = await stepOn('onednn', spec);
+    setOnednnWinograd(WINOGRAD[spec.label]!);
+    const native = await stepOn('onednn', spec).finally(() => setOnednnWinograd('inference'));
     for (const kernel of ['Conv2D', 'Conv2DBackpropInput', 'Conv2DBackpropFilter', 'BatchMatMul']) {
       expect(nativeRuns.get(kernel) ?? 0, `${kernel} ran natively`).toBeGreaterThan(0);
     }

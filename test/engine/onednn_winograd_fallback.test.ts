@@ -1,6 +1,6 @@
 /**
  * A CPU without oneDNN's Winograd kernel: limited to AVX2 before the addon loads (oneDNN reads
- * DNNL_MAX_CPU_ISA once, at its first use), the convs winogradPays picks fall back to the direct
+ * DNNL_MAX_CPU_ISA once, at its first use), the convs winogradPays picks (engine.winograd: all) fall back to the direct
  * ones, in training and in the inference plan, and still agree with the cpu backend.
  */
 process.env.DNNL_MAX_CPU_ISA = 'AVX2';
@@ -8,7 +8,7 @@ process.env.DNNL_MAX_CPU_ISA = 'AVX2';
 import { describe, expect, it } from 'vitest';
 import { tf } from '../../src/engine/tf.js';
 import { loadOnednn } from '../../src/engine/onednn/loader.js';
-import { loadNative } from '../../src/engine/onednn/native.js';
+import { loadNative, setOnednnWinograd } from '../../src/engine/onednn/native.js';
 import { createOnednnPlanExtractor } from '../../src/engine/onednn/inference_plan.js';
 import { relativeError, useCpuBackend } from '../helpers.js';
 import { trainedLookingEncoder } from '../model/tiny.js';
@@ -19,7 +19,8 @@ const native = loadNative();
 const addon = native.ok ? native.addon : undefined;
 
 describe.skipIf(!onednn.ok || !addon)('onednn without a Winograd kernel (ISA limited to AVX2)', () => {
-  it.each(WINOGRAD_SHAPES)('x %j, filter %j: all three passes direct, and the values match cpu', async (x, f) => {
+  it.each(WINOGRAD_SHAPES)('x %j, filter %j under engine.winograd all: all three passes direct, and the values match cpu', async (x, f) => {
+    setOnednnWinograd('all');
     expect(convImplementations(addon!, x, f)).not.toMatch(/wino/);
     const run = async (backend: 'cpu' | 'onednn') => {
       if (backend === 'cpu') await useCpuBackend();

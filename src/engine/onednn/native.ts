@@ -1,11 +1,15 @@
 /** Finds and loads the compiled addon (build/Release/simtrip_onednn.node). */
 import { loadBuiltAddon, type AddonLoad } from '../built_addon.js';
+import type { WinogradMode } from '../engine.js';
 
 /** The functions exported by native/onednn/addon.cc. Kernels write into the `out` arrays they are given. */
 export interface NativeAddon {
   /** batchNormRelu: batchNormForward/Backward take the fused-ReLU arguments (absent from older builds). */
-  info(): { version: string; threads: number; runtime: string; batchNormRelu?: boolean };
+  /** winograd: oneDNN has a Winograd conv kernel on this CPU (AVX-512; absent from older builds). */
+  info(): { version: string; threads: number; runtime: string; batchNormRelu?: boolean; winograd?: boolean };
   convImpl(params: Int32Array): string;
+  /** engine.winograd: whether inference plans and training convs may use Winograd (absent from older builds). */
+  setWinograd?(inference: boolean, training: boolean): void;
   convForward(x: Float32Array, filter: Float32Array, bias: Float32Array | null, out: Float32Array, params: Int32Array): void;
   convBackwardData(dy: Float32Array, filter: Float32Array, out: Float32Array, params: Int32Array): void;
   convBackwardWeights(x: Float32Array, dy: Float32Array, out: Float32Array, params: Int32Array): void;
@@ -77,4 +81,10 @@ export function loadNative(): NativeLoad {
     check: (addon) => addon.info(),
   });
   return cached;
+}
+
+/** engine.winograd on the oneDNN addon, wherever it loads (the inference plan runs on it under any CPU engine). */
+export function setOnednnWinograd(mode: WinogradMode): void {
+  const native = loadNative();
+  if (native.ok) native.addon.setWinograd?.(mode !== 'off', mode === 'all');
 }
