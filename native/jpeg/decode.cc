@@ -12,6 +12,8 @@
 #include <jpeglib.h>
 #include <node_api.h>
 
+#include "../shared/promise_work.h"
+
 #include <algorithm>
 #include <cmath>
 #include <csetjmp>
@@ -155,10 +157,7 @@ void complete(napi_env env, napi_status, void *data) {
   napi_delete_reference(env, r->inputRef);
   napi_delete_async_work(env, r->work);
   if (!r->error.empty()) {
-    napi_value msg, err;
-    napi_create_string_utf8(env, r->error.c_str(), r->error.size(), &msg);
-    napi_create_error(env, nullptr, msg, &err);
-    napi_reject_deferred(env, r->deferred, err);
+    rejectWithMessage(env, r->deferred, r->error);
     return;
   }
   napi_value obj, buf;
@@ -212,11 +211,7 @@ napi_value decodeJpeg(napi_env env, napi_callback_info info) {
   if (kernel < 0 || kernel > 4) return throwType(env, "decodeJpeg: kernel must be 0..4");
   r->kernel = static_cast<Kernel>(kernel);
   napi_create_reference(env, args[0], 1, &r->inputRef);
-  napi_value promise, name;
-  napi_create_promise(env, &r->deferred, &promise);
-  napi_create_string_utf8(env, "simtrip.decodeJpeg", NAPI_AUTO_LENGTH, &name);
-  napi_create_async_work(env, nullptr, name, execute, complete, r.get(), &r->work);
-  napi_queue_async_work(env, r->work);
+  napi_value promise = queuePromiseWork(env, "simtrip.decodeJpeg", execute, complete, r.get(), &r->deferred, &r->work);
   r.release();
   return promise;
 }

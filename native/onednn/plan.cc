@@ -28,6 +28,7 @@
 
 #include "common.h"
 #include "group_norm.h"
+#include "promise_work.h"
 
 namespace simtrip {
 
@@ -645,15 +646,27 @@ napi_value create(napi_env env, napi_value *args, size_t argc) {
   return out;
 }
 
-// (plan, images Float32Array [n*S*S*3], n, out Float32Array [n*C])
-napi_value run(napi_env env, napi_value *args, size_t argc) {
-  if (argc < 4) throw ArgError("planRun: expected 4 arguments");
+// A run's arguments: (plan, images Float32Array [n*S*S*3], n, out Float32Array [n*C]).
+struct RunArgs {
+  Plan *plan;
+  const float *images;
+  float *out;
+  int64_t n;
+};
+
+RunArgs runArgs(napi_env env, napi_value *args, size_t argc, const std::string &fn) {
+  if (argc < 4) throw ArgError(fn + ": expected 4 arguments");
   Plan &plan = planArg(env, args[0]);
   const int64_t n = intArg(env, args[2], "n");
-  if (n <= 0) throw ArgError("planRun: n must be positive");
+  if (n <= 0) throw ArgError(fn + ": n must be positive");
   F32View images = f32Arg(env, args[1], "images", n * plan.graph().imageFloats());
   F32View out = f32Arg(env, args[3], "out", n * plan.graph().featureDim());
-  plan.run(images.data, n, out.data);
+  return {&plan, images.data, out.data, n};
+}
+
+napi_value run(napi_env env, napi_value *args, size_t argc) {
+  const RunArgs a = runArgs(env, args, argc, "planRun");
+  a.plan->run(a.images, a.n, a.out);
   return nullptr;
 }
 
@@ -662,10 +675,7 @@ napi_value run(napi_env env, napi_value *args, size_t argc) {
 // and keeps the plan until it settles (src/engine/onednn/inference_plan.ts); the references below keep
 // the arrays and the plan's handle alive against the garbage collector meanwhile.
 struct RunRequest {
-  Plan *plan = nullptr;
-  const float *images = nullptr;
-  float *out = nullptr;
-  int64_t n = 0;
+  RunArgs args{};
   napi_ref refs[3] = {nullptr, nullptr, nullptr};
   napi_deferred deferred = nullptr;
   napi_async_work work = nullptr;
@@ -675,7 +685,7 @@ struct RunRequest {
 void runExecute(napi_env, void *data) {
   auto *r = static_cast<RunRequest *>(data);
   try {
-    r->plan->run(r->images, r->n, r->out);
+    r->args.plan->run(r->args.images, r->args.n, r->args.out);
   } catch (const dnnl::error &e) {
     r->error = std::string("oneDNN: ") + e.what();
   } catch (const std::exception &e) {
@@ -694,32 +704,16 @@ void runComplete(napi_env env, napi_status status, void *data) {
     napi_resolve_deferred(env, r->deferred, undefined);
     return;
   }
-  napi_value msg, err;
-  napi_create_string_utf8(env, r->error.c_str(), r->error.size(), &msg);
-  napi_create_error(env, nullptr, msg, &err);
-  napi_reject_deferred(env, r->deferred, err);
+  rejectWithMessage(env, r->deferred, r->error);
 }
 
-// (plan, images Float32Array [n*S*S*3], n, out Float32Array [n*C]) -> Promise<void>
+// planRun's arguments -> Promise<void>
 napi_value runAsync(napi_env env, napi_value *args, size_t argc) {
-  if (argc < 4) throw ArgError("planRunAsync: expected 4 arguments");
-  Plan &plan = planArg(env, args[0]);
-  const int64_t n = intArg(env, args[2], "n");
-  if (n <= 0) throw ArgError("planRunAsync: n must be positive");
-  F32View images = f32Arg(env, args[1], "images", n * plan.graph().imageFloats());
-  F32View out = f32Arg(env, args[3], "out", n * plan.graph().featureDim());
   auto r = std::make_unique<RunRequest>();
-  r->plan = &plan;
-  r->images = images.data;
-  r->out = out.data;
-  r->n = n;
+  r->args = runArgs(env, args, argc, "planRunAsync");
   const size_t kept[3] = {0, 1, 3};
   for (size_t k = 0; k < 3; k++) napi_create_reference(env, args[kept[k]], 1, &r->refs[k]);
-  napi_value promise, name;
-  napi_create_promise(env, &r->deferred, &promise);
-  napi_create_string_utf8(env, "simtrip.planRun", NAPI_AUTO_LENGTH, &name);
-  napi_create_async_work(env, nullptr, name, runExecute, runComplete, r.get(), &r->work);
-  napi_queue_async_work(env, r->work);
+  napi_value promise = queuePromiseWork(env, "simtrip.planRun", runExecute, runComplete, r.get(), &r->deferred, &r->work);
   r.release();
   return promise;
 }
