@@ -243,6 +243,9 @@ export async function evaluate(opts: EvalOptions): Promise<EvalReport> {
   // runtime are set up and the first batches extracted. The feature cache keys on the final splits.
   const streamed = opts.data ? undefined : await streamDataSplits(cfg.data, cfg.seed);
   const settle = async () => (streamed ? streamed.settled : opts.data!);
+  // A load that fails (a bad image under on_bad_image: error) stops the extraction at its next batch.
+  const loadFailed = new AbortController();
+  streamed?.settled.catch((err: unknown) => loadFailed.abort(err));
   const listed = opts.featureCache !== undefined ? await settle() : (opts.data ?? streamed!.listed);
   const early = probeSides(cfg, listed, opts.linear, opts.log);
   const { model, source, encoderSource, identity } = await loadEncoder(cfg, opts.checkpoint, opts.log);
@@ -260,7 +263,12 @@ export async function evaluate(opts: EvalOptions): Promise<EvalReport> {
       const t0 = performance.now();
       const runtime = await inference();
       const bar = createProgress({ label: `features ${name}`, total: ds.size, unit: 'img', stream: opts.progressStream });
-      const x = await extractFeatures(runtime, ds, { normalization: model.normalization, batchSize: cfg.eval.batch_size, onProgress: (done) => bar.update(done) });
+      const x = await extractFeatures(runtime, ds, {
+        normalization: model.normalization,
+        batchSize: cfg.eval.batch_size,
+        onProgress: (done) => bar.update(done),
+        signal: loadFailed.signal,
+      });
       bar.finish();
       opts.log(`features ${name}: ${throughputText(ds.size, performance.now() - t0)}`);
       return x;

@@ -14,6 +14,8 @@ export interface FeatureOptions {
   indices?: Int32Array;
   /** Called after each batch with the number of items done. */
   onProgress?: (done: number, total: number) => void;
+  /** Stops before the next batch once aborted (eval: a streamed load that failed), throwing its reason. */
+  signal?: AbortSignal;
 }
 
 /**
@@ -34,6 +36,7 @@ export async function extractFeatures(extractor: FeatureExtractor, ds: ImageData
   };
   let next = n > 0 ? pixels(batch(0)) : undefined;
   for (let start = 0; start < n; start += opts.batchSize) {
+    opts.signal?.throwIfAborted();
     const count = batch(start).length;
     const running = extractor.run(await next!, count);
     const after = start + opts.batchSize;

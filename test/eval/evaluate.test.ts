@@ -5,6 +5,8 @@ import { ConfigSchema, type Config } from '../../src/config/schema.js';
 import { ArrayImageDataset, type DataSplits } from '../../src/data/dataset.js';
 import { tf } from '../../src/engine/tf.js';
 import { evaluate, keptRows, type EvalOptions } from '../../src/eval/evaluate.js';
+import { extractFeatures } from '../../src/eval/features.js';
+import type { FeatureExtractor } from '../../src/eval/extractor.js';
 import type { LinearResult } from '../../src/eval/protocols.js';
 import { UserError } from '../../src/util/errors.js';
 import { Rng } from '../../src/util/rng.js';
@@ -124,6 +126,33 @@ describe('evaluate', () => {
     expect(streamed.data).toBe(loaded.report.data);
     expect(lines.some((l) => l.includes('without the images that failed to load'))).toBe(broken.length > 0);
     expect(lines.some((l) => /^features 20 images in .* end to end, loading and decoding included$/.test(l))).toBe(broken.length === 0);
+  });
+
+  it('on a folder with a bad image under on_bad_image: error, fails with the load\'s own error', async () => {
+    const root = await writeFlatJpegFolder(12, [3]);
+    const cfg = ConfigSchema.parse({ ...config(), data: { kind: 'folder', root, image_size: SIZE, cache_dir: join(root, '..', 'cache'), labelled: { test_fraction: 0.3 } } });
+    const expected = await loadDataSplits(cfg.data, cfg.seed).catch((e: Error) => e);
+    expect((expected as Error).message).toMatch(/img003\.jpg/);
+    await expect(evaluate({ config: cfg, linear: false, knn: true, engine: 'cpu', log: () => {} })).rejects.toThrow((expected as Error).message);
+  });
+
+  it('extractFeatures stops before its next batch once its signal is aborted, with the abort\'s reason', async () => {
+    let runs = 0;
+    const extractor: FeatureExtractor = {
+      runtime: 'tfjs',
+      description: 'counting',
+      featureDim: 2,
+      imageSize: SIZE,
+      run: async (_x, n) => (runs++, new Float32Array(n * 2)),
+      dispose: () => {},
+    };
+    const stop = new AbortController();
+    const ds = images(10, 1);
+    const onProgress = (done: number) => {
+      if (done >= 4) stop.abort(new Error('the load failed'));
+    };
+    await expect(extractFeatures(extractor, ds, { normalization: 'imagenet', batchSize: 4, onProgress, signal: stop.signal })).rejects.toThrow('the load failed');
+    expect(runs).toBe(1);
   });
 
   it('keptRows takes the rows of the items that loaded, matched by source', () => {
