@@ -4,8 +4,10 @@ import type { WinogradMode } from '../engine.js';
 
 /** The functions exported by native/onednn/addon.cc. Kernels write into the `out` arrays they are given. */
 export interface NativeAddon {
-  /** batchNormRelu: batchNormForward/Backward take the fused-ReLU arguments (absent from older builds). */
-  /** winograd: oneDNN has a Winograd conv kernel on this CPU (AVX-512; absent from older builds). */
+  /**
+   * batchNormRelu: batchNormForward/Backward take the fused-ReLU arguments; winograd: oneDNN has a
+   * Winograd conv kernel on this CPU (AVX-512). Both absent from older builds.
+   */
   info(): { version: string; threads: number; runtime: string; batchNormRelu?: boolean; winograd?: boolean };
   convImpl(params: Int32Array): string;
   /** engine.winograd: whether inference plans and training convs may use Winograd (absent from older builds). */
@@ -63,9 +65,16 @@ export const BUILD_STATUS_RELATIVE_PATH = 'build/simtrip_onednn.status.json';
 export type NativeLoad = AddonLoad<NativeAddon>;
 
 let cached: NativeLoad | null = null;
+/** engine.winograd, applied to the addon when it loads and whenever it changes after. */
+let winograd: WinogradMode = 'inference';
+
+function applyWinograd(addon: NativeAddon): void {
+  addon.setWinograd?.(winograd !== 'off', winograd === 'all');
+}
 
 export function loadNative(): NativeLoad {
-  cached ??= loadBuiltAddon<NativeAddon>({
+  if (cached) return cached;
+  cached = loadBuiltAddon<NativeAddon>({
     file: ADDON_RELATIVE_PATH,
     status: BUILD_STATUS_RELATIVE_PATH,
     what: 'native addon',
@@ -80,11 +89,15 @@ export function loadNative(): NativeLoad {
     },
     check: (addon) => addon.info(),
   });
+  if (cached.ok) applyWinograd(cached.addon);
   return cached;
 }
 
-/** engine.winograd on the oneDNN addon, wherever it loads (the inference plan runs on it under any CPU engine). */
+/**
+ * engine.winograd for the oneDNN addon (the inference plan runs on it under any CPU engine). Recorded
+ * without loading the addon, so an engine that never uses it (cuda) does not pull in oneDNN.
+ */
 export function setOnednnWinograd(mode: WinogradMode): void {
-  const native = loadNative();
-  if (native.ok) native.addon.setWinograd?.(mode !== 'off', mode === 'all');
+  winograd = mode;
+  if (cached?.ok) applyWinograd(cached.addon);
 }
